@@ -1,0 +1,286 @@
+#define _GNU_SOURCE
+#include "job_launcher.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+/// The child runs on its own small stack: it only makes system calls, then execs.
+enum { JW_CHILD_STACK_SIZE = 64 * 1024 };
+
+/// The kernel's struct sigaction (not glibc's): handler, flags, restorer, 64-bit mask.
+/// All zeros means SIG_DFL with no flags.
+struct jw_kernel_sigaction {
+    void *handler;
+    unsigned long flags;
+    void *restorer;
+    uint64_t mask;
+};
+
+/// Signals the kernel knows: 1 to 64.
+enum { JW_KERNEL_NSIG = 65 };
+
+struct jw_child_context {
+    const jw_spawn_attributes *attributes;
+    int error_pipe;
+};
+
+// MARK: - clone3 with a separate stack
+//
+// glibc 2.36 has no public clone3 wrapper, and with CLONE_VM the child must not return through
+// the parent's frames: it starts on `stack`, so it calls `fn(arg)` directly from assembly and
+// exits with its result. This is the same technique as glibc's own clone3.S.
+
+typedef int (*jw_child_fn)(void *);
+
+static long jw_clone3(struct clone_args *args, jw_child_fn fn, void *arg) {
+#if defined(__x86_64__)
+    long ret;
+    register jw_child_fn child_fn __asm__("r12") = fn;
+    register void *child_arg __asm__("r13") = arg;
+    __asm__ volatile(
+        "syscall\n\t"
+        "testq %%rax, %%rax\n\t"
+        "jnz 1f\n\t"
+        // Child: a fresh stack (16-byte aligned top), no frame to return to.
+        "xorl %%ebp, %%ebp\n\t"
+        "movq %%r13, %%rdi\n\t"
+        "callq *%%r12\n\t"
+        "movl %%eax, %%edi\n\t"
+        "movl %[exit_nr], %%eax\n\t"
+        "syscall\n\t"
+        "ud2\n\t"
+        "1:\n\t"
+        : "=a"(ret)
+        : "a"((long)SYS_clone3), "D"(args), "S"(sizeof(*args)), "r"(child_fn), "r"(child_arg),
+          [exit_nr] "i"(SYS_exit)
+        : "rcx", "r11", "memory");
+    return ret;
+#elif defined(__aarch64__)
+    register long x0 __asm__("x0") = (long)args;
+    register long x1 __asm__("x1") = (long)sizeof(*args);
+    register long x8 __asm__("x8") = SYS_clone3;
+    register jw_child_fn child_fn __asm__("x19") = fn;
+    register void *child_arg __asm__("x20") = arg;
+    __asm__ volatile(
+        "svc #0\n\t"
+        "cbnz x0, 1f\n\t"
+        "mov x29, xzr\n\t"
+        "mov x30, xzr\n\t"
+        "mov x0, x20\n\t"
+        "blr x19\n\t"
+        "mov x8, %[exit_nr]\n\t"
+        "svc #0\n\t"
+        "brk #0\n\t"
+        "1:\n\t"
+        : "+r"(x0)
+        : "r"(x1), "r"(x8), "r"(child_fn), "r"(child_arg), [exit_nr] "i"(SYS_exit)
+        : "memory");
+    return x0;
+#else
+#error "jw_clone3 is implemented for x86_64 and aarch64 only"
+#endif
+}
+
+// MARK: - Child side: async-signal-safe system calls only
+
+static void jw_child_fail(int error_pipe, jw_step step, int error) {
+    int32_t message[2] = {(int32_t)step, (int32_t)error};
+    ssize_t ignored = write(error_pipe, message, sizeof(message));
+    (void)ignored;
+    _exit(127);
+}
+
+/// Makes `target` refer to the open file of `source`, clearing close-on-exec in both cases.
+static int jw_install_fd(int source, int target) {
+    if (source == target) {
+        return fcntl(target, F_SETFD, 0);
+    }
+    return dup2(source, target) < 0 ? -1 : 0;
+}
+
+static int jw_child_main(void *raw_context) {
+    const struct jw_child_context *context = raw_context;
+    const jw_spawn_attributes *attributes = context->attributes;
+    int error_pipe = context->error_pipe;
+
+    // 1. Default dispositions for every signal. The worker ignores SIGPIPE and may have handlers;
+    //    a handler must never run on this stack, and jobs must not inherit SIG_IGN. The raw
+    //    system call also resets the real-time signals that glibc's sigaction() refuses to touch.
+    struct jw_kernel_sigaction default_action;
+    memset(&default_action, 0, sizeof(default_action));
+    for (int signal_number = 1; signal_number < JW_KERNEL_NSIG; signal_number++) {
+        if (signal_number == SIGKILL || signal_number == SIGSTOP) {
+            continue;
+        }
+        if (syscall(SYS_rt_sigaction, signal_number, &default_action, NULL, sizeof(uint64_t)) < 0) {
+            jw_child_fail(error_pipe, JW_STEP_SIGNALS, errno);
+        }
+    }
+
+    // 2. Own session and process group, so stop can signal the whole job.
+    if (setsid() < 0) {
+        jw_child_fail(error_pipe, JW_STEP_SETSID, errno);
+    }
+
+    // 3. Join the job's cgroups before the first instruction of the target program.
+    for (int index = 0; index < attributes->cgroup_procs_count; index++) {
+        if (write(attributes->cgroup_procs_fds[index], "0", 1) != 1) {
+            jw_child_fail(error_pipe, JW_STEP_CGROUP, errno);
+        }
+    }
+
+    // 4. stdio. The caller guarantees both sources are above 2, so no dup2 clobbers another.
+    if (jw_install_fd(attributes->stdin_fd, STDIN_FILENO) < 0 ||
+        jw_install_fd(attributes->output_fd, STDOUT_FILENO) < 0 ||
+        jw_install_fd(attributes->output_fd, STDERR_FILENO) < 0) {
+        jw_child_fail(error_pipe, JW_STEP_STDIO, errno);
+    }
+
+    // 5. Working directory.
+    if (attributes->working_directory != NULL && chdir(attributes->working_directory) < 0) {
+        jw_child_fail(error_pipe, JW_STEP_CHDIR, errno);
+    }
+
+    // 6. No descriptor of the worker reaches the job. The error pipe is already close-on-exec.
+    if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
+        jw_child_fail(error_pipe, JW_STEP_CLOSE_FDS, errno);
+    }
+
+    // 7. Unblock signals (the mask survives execve) and exec.
+    sigset_t empty;
+    sigemptyset(&empty);
+    sigprocmask(SIG_SETMASK, &empty, NULL);
+    execve(attributes->path, attributes->argv, attributes->envp);
+    jw_child_fail(error_pipe, JW_STEP_EXEC, errno);
+    return 127;
+}
+
+// MARK: - Parent side
+
+static void jw_close_quietly(int fd) {
+    if (fd >= 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+    }
+}
+
+/// Returns a descriptor above 2 for `fd`: `fd` itself, or a close-on-exec duplicate in `*owned`.
+static int jw_above_stdio(int fd, int *owned) {
+    *owned = -1;
+    if (fd > STDERR_FILENO) {
+        return fd;
+    }
+    *owned = fcntl(fd, F_DUPFD_CLOEXEC, STDERR_FILENO + 1);
+    return *owned;
+}
+
+static int jw_fail(jw_spawn_result *result, jw_step step, int error) {
+    result->failed_step = step;
+    result->error = error;
+    return -1;
+}
+
+int jw_spawn(const jw_spawn_attributes *attributes, jw_spawn_result *result) {
+    result->pid = -1;
+    result->pidfd = -1;
+    result->failed_step = JW_STEP_NONE;
+    result->error = 0;
+
+    jw_spawn_attributes child_attributes = *attributes;
+    int owned_stdin = -1;
+    int owned_output = -1;
+    child_attributes.stdin_fd = jw_above_stdio(attributes->stdin_fd, &owned_stdin);
+    child_attributes.output_fd = jw_above_stdio(attributes->output_fd, &owned_output);
+    if (child_attributes.stdin_fd < 0 || child_attributes.output_fd < 0) {
+        int error = errno;
+        jw_close_quietly(owned_stdin);
+        jw_close_quietly(owned_output);
+        return jw_fail(result, JW_STEP_PREPARE, error);
+    }
+
+    int error_pipe[2];
+    if (pipe2(error_pipe, O_CLOEXEC) < 0) {
+        int error = errno;
+        jw_close_quietly(owned_stdin);
+        jw_close_quietly(owned_output);
+        return jw_fail(result, JW_STEP_PREPARE, error);
+    }
+
+    void *stack = mmap(NULL, JW_CHILD_STACK_SIZE, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (stack == MAP_FAILED) {
+        int error = errno;
+        jw_close_quietly(error_pipe[0]);
+        jw_close_quietly(error_pipe[1]);
+        jw_close_quietly(owned_stdin);
+        jw_close_quietly(owned_output);
+        return jw_fail(result, JW_STEP_PREPARE, error);
+    }
+
+    struct jw_child_context context = {.attributes = &child_attributes, .error_pipe = error_pipe[1]};
+    int pidfd = -1;
+    struct clone_args args;
+    memset(&args, 0, sizeof(args));
+    // CLONE_VM | CLONE_VFORK: no copy of the worker's page tables (cost independent of its
+    // memory), and this thread sleeps until the child has exec'd or exited.
+    args.flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD;
+    args.pidfd = (uint64_t)(uintptr_t)&pidfd;
+    args.exit_signal = SIGCHLD;
+    args.stack = (uint64_t)(uintptr_t)stack;
+    args.stack_size = JW_CHILD_STACK_SIZE;
+    if (attributes->cgroup_fd >= 0) {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = (uint64_t)attributes->cgroup_fd;
+    }
+
+    // Block every signal so no handler of the worker runs in the child on the shared memory.
+    sigset_t all_signals;
+    sigset_t previous_mask;
+    sigfillset(&all_signals);
+    pthread_sigmask(SIG_SETMASK, &all_signals, &previous_mask);
+    long pid = jw_clone3(&args, jw_child_main, &context);
+    pthread_sigmask(SIG_SETMASK, &previous_mask, NULL);
+
+    munmap(stack, JW_CHILD_STACK_SIZE);
+    jw_close_quietly(error_pipe[1]);
+    jw_close_quietly(owned_stdin);
+    jw_close_quietly(owned_output);
+
+    if (pid < 0) {
+        jw_close_quietly(error_pipe[0]);
+        return jw_fail(result, JW_STEP_CLONE, (int)-pid);
+    }
+
+    // The child has exec'd (the pipe closed on exec: EOF) or reported a failed step.
+    int32_t message[2];
+    ssize_t received;
+    do {
+        received = read(error_pipe[0], message, sizeof(message));
+    } while (received < 0 && errno == EINTR);
+    jw_close_quietly(error_pipe[0]);
+
+    if (received == (ssize_t)sizeof(message)) {
+        siginfo_t info;
+        while (waitid((idtype_t)P_PIDFD, (id_t)pidfd, &info, WEXITED) < 0 && errno == EINTR) {
+        }
+        jw_close_quietly(pidfd);
+        return jw_fail(result, (jw_step)message[0], message[1]);
+    }
+
+    result->pid = (pid_t)pid;
+    result->pidfd = pidfd;
+    return 0;
+}

@@ -1,0 +1,55 @@
+import Foundation
+
+/// Why a job is in the state it is in.
+public enum JobState: String, Sendable, Hashable, CaseIterable {
+    /// The job's process has not ended yet.
+    case running
+    /// The job ended by itself; `JobStatus.termination` says with which exit code or signal.
+    case exited
+    /// The job ended after a stop request, however its process ended.
+    case stopped
+    /// The job was ended by a signal that did not come from a stop request.
+    case killed
+}
+
+/// How a job's process ended.
+public enum Termination: Sendable, Hashable {
+    /// The process called exit with this status.
+    case exited(code: Int32)
+    /// The process was terminated by this signal.
+    case signaled(Int32)
+}
+
+/// A snapshot of one job, as `Worker.status(of:)` and `Worker.list()` report it.
+public struct JobStatus: Sendable, Hashable {
+    public var id: JobID
+    /// The identity that started the job; authorization decisions are made on it.
+    public var owner: String
+    /// The command as requested (a bare name stays a bare name).
+    public var command: String
+    /// The arguments, verbatim, without argv[0].
+    public var arguments: [String]
+    /// The program that was executed: `command` resolved through PATH.
+    public var executablePath: String
+    public var state: JobState
+    /// The host PID of the job's process. Only meaningful while the job runs.
+    public var pid: Int32
+    /// Set once the job has ended.
+    public var termination: Termination?
+    public var startedAt: Date
+    public var endedAt: Date?
+    /// Bytes of output written so far.
+    public var outputBytes: UInt64
+
+    /// The exit status, when the process exited by itself.
+    public var exitCode: Int32? {
+        if case .exited(let code) = termination { return code }
+        return nil
+    }
+
+    /// The terminating signal, when a signal ended the process.
+    public var signal: Int32? {
+        if case .signaled(let signal) = termination { return signal }
+        return nil
+    }
+}

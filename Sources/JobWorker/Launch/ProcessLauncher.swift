@@ -1,0 +1,100 @@
+import CJobLauncher
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A process that has exec'd its program, and the pidfd that watches it.
+struct LaunchedProcess: Sendable {
+    let pid: Int32
+    /// Owned by the caller: it reaps the process through it, then closes it.
+    let pidfd: Int32
+}
+
+/// The Swift face of `CJobLauncher`: converts Swift values to the C request and C failures to
+/// `JobWorkerError`s that say which step failed and why.
+struct ProcessLauncher {
+    var executablePath: String
+    /// argv, argv[0] included.
+    var argumentVector: [String]
+    var environment: [String: String]
+    var workingDirectory: String?
+    var stdinDescriptor: Int32
+    var outputDescriptor: Int32
+
+    func launch() throws(JobWorkerError) -> LaunchedProcess {
+        let environmentStrings = environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+        var result = jw_spawn_result()
+        let status = withCStringArray(argumentVector) { argv in
+            withCStringArray(environmentStrings) { envp in
+                executablePath.withCString { path in
+                    withOptionalCString(workingDirectory) { directory in
+                        var attributes = jw_spawn_attributes(
+                            path: path, argv: argv, envp: envp, working_directory: directory,
+                            stdin_fd: stdinDescriptor, output_fd: outputDescriptor,
+                            cgroup_fd: -1, cgroup_procs_fds: nil, cgroup_procs_count: 0)
+                        return jw_spawn(&attributes, &result)
+                    }
+                }
+            }
+        }
+        guard status == 0 else {
+            throw Self.error(step: result.failed_step, errno: result.error, path: executablePath)
+        }
+        return LaunchedProcess(pid: result.pid, pidfd: result.pidfd)
+    }
+
+    /// Exec failures are the user's to fix and name the program; other steps are host failures.
+    static func error(step: jw_step, errno error: Int32, path: String) -> JobWorkerError {
+        guard step == JW_STEP_EXEC else {
+            return JobWorkerError.system("starting the job (\(name(of: step)))", errno: error)
+        }
+        switch error {
+        case ENOENT:
+            return JobWorkerError(
+                .commandNotFound, "\(path): no such file or directory (or its interpreter is missing)",
+                systemError: error)
+        case EACCES, EPERM:
+            return JobWorkerError(
+                .permissionDenied, "\(path): permission denied (not an executable file)", systemError: error)
+        case ENOEXEC:
+            return JobWorkerError(
+                .execFailed, "\(path): exec format error (not a program this host can run)", systemError: error)
+        default:
+            return JobWorkerError(
+                .execFailed, "\(path): cannot execute: \(describe(errno: error))", systemError: error)
+        }
+    }
+
+    static func name(of step: jw_step) -> String {
+        switch step {
+        case JW_STEP_PREPARE: "prepare"
+        case JW_STEP_CLONE: "clone3"
+        case JW_STEP_SIGNALS: "reset signals"
+        case JW_STEP_SETSID: "setsid"
+        case JW_STEP_CGROUP: "join cgroup"
+        case JW_STEP_STDIO: "set up stdio"
+        case JW_STEP_CHDIR: "chdir"
+        case JW_STEP_CLOSE_FDS: "close inherited descriptors"
+        case JW_STEP_EXEC: "execve"
+        default: "step \(step.rawValue)"
+        }
+    }
+}
+
+/// Calls `body` with a NULL-terminated C array of copies of `strings`, freed afterwards.
+private func withCStringArray<Result>(
+    _ strings: [String], _ body: (UnsafePointer<UnsafeMutablePointer<CChar>?>) -> Result
+) -> Result {
+    var pointers: [UnsafeMutablePointer<CChar>?] = strings.map { strdup($0) }
+    pointers.append(nil)
+    defer { for pointer in pointers { free(pointer) } }
+    return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
+}
+
+private func withOptionalCString<Result>(
+    _ string: String?, _ body: (UnsafePointer<CChar>?) -> Result
+) -> Result {
+    guard let string else { return body(nil) }
+    return string.withCString { body($0) }
+}

@@ -1,0 +1,107 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A job's output from a given offset: everything already written, then live output as the job
+/// writes it, ending once the job has ended and every byte has been delivered.
+///
+/// Each iterator reads the job's log file with its own descriptor and cursor, so any number of
+/// readers run at their own pace and none of them can slow the job, which writes straight to the
+/// file. When a reader has caught up it sleeps until the next write (inotify) or the job's end;
+/// nothing polls. Cancelling the reading task wakes it at once and closes its descriptor.
+public struct JobOutput: AsyncSequence, Sendable {
+    /// A chunk of raw bytes, in order. Chunks have no relation to the job's write boundaries.
+    public typealias Element = [UInt8]
+
+    /// The largest chunk an iterator returns.
+    public static let maximumChunkSize = 128 * 1024
+
+    let path: String
+    let offset: UInt64
+    let changed: ChangeSignal
+
+    public func makeAsyncIterator() -> Iterator {
+        Iterator(reader: OutputReader(path: path, offset: offset, changed: changed))
+    }
+
+    public struct Iterator: AsyncIteratorProtocol {
+        fileprivate let reader: OutputReader
+
+        /// The next chunk, or nil at the end. Throws `CancellationError` when the task is
+        /// cancelled, and `JobWorkerError` if the log cannot be read.
+        public mutating func next() async throws -> [UInt8]? {
+            try await reader.next()
+        }
+    }
+}
+
+/// The state of one iterator: its descriptor and its cursor.
+private final class OutputReader {
+    private let path: String
+    private let changed: ChangeSignal
+    private var offset: UInt64
+    private var descriptor: Int32 = -1
+    private var isFinished = false
+
+    init(path: String, offset: UInt64, changed: ChangeSignal) {
+        self.path = path
+        self.offset = offset
+        self.changed = changed
+    }
+
+    deinit { release() }
+
+    func next() async throws -> [UInt8]? {
+        guard !isFinished else { return nil }
+        do {
+            if descriptor < 0 {
+                descriptor = try systemCall("opening the output log") { open(path, O_RDONLY | O_CLOEXEC) }
+            }
+            while true {
+                try Task.checkCancellation()
+                // Taken before the read: if the job had already ended then, EOF is final.
+                let before = changed.snapshot
+                let chunk = try readChunk()
+                if !chunk.isEmpty {
+                    offset += UInt64(chunk.count)
+                    return chunk
+                }
+                if before.isClosed {
+                    try checkOffsetWithinOutput()
+                    release()
+                    return nil
+                }
+                await changed.wait(whileGenerationIs: before.generation)
+            }
+        } catch {
+            release()
+            throw error
+        }
+    }
+
+    private func readChunk() throws(JobWorkerError) -> [UInt8] {
+        let descriptor = descriptor
+        let offset = off_t(offset)
+        return try [UInt8](unsafeUninitializedCapacity: JobOutput.maximumChunkSize) {
+            buffer, count throws(JobWorkerError) in
+            count = try systemCall("reading the output log") {
+                pread(descriptor, buffer.baseAddress, buffer.count, offset)
+            }
+        }
+    }
+
+    private func checkOffsetWithinOutput() throws(JobWorkerError) {
+        var info = stat()
+        guard fstat(descriptor, &info) == 0, offset > UInt64(info.st_size) else { return }
+        throw JobWorkerError(
+            .invalidArgument, "offset \(offset) is beyond the end of the output (\(info.st_size) bytes)")
+    }
+
+    private func release() {
+        isFinished = true
+        if descriptor >= 0 {
+            closeDescriptor(descriptor)
+            descriptor = -1
+        }
+    }
+}

@@ -1,0 +1,190 @@
+import Foundation
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Runs jobs on this host: start, stop, status, output and list.
+///
+/// Safe to call from any number of tasks at once. Jobs write their output straight into log
+/// files in the state directory, so the worker is never in the data path: a slow or absent
+/// reader cannot block a job, and no output is held in memory. A single monitor thread reaps
+/// exited processes (pidfd) and wakes output readers (inotify); nothing polls.
+///
+/// Call `shutdown(gracePeriod:)` before dropping a worker: it stops the remaining jobs and the
+/// monitor thread.
+public final class Worker: Sendable {
+    public let configuration: WorkerConfiguration
+
+    private let stateDirectory: StateDirectory
+    private let monitor: EventMonitor
+    private let commandLine: CommandLineValidation
+    /// Every job's stdin.
+    private let devNull: Int32
+
+    private struct Registry {
+        var jobs: [JobID: Job] = [:]
+        /// Start order, oldest first.
+        var order: [JobID] = []
+        var isShuttingDown = false
+    }
+
+    private let registry = Mutex(Registry())
+
+    public init(configuration: WorkerConfiguration) throws(JobWorkerError) {
+        self.configuration = configuration
+        stateDirectory = StateDirectory(root: configuration.stateDirectory)
+        try stateDirectory.prepare()
+        commandLine = CommandLineValidation(
+            limits: configuration.argumentLimits,
+            searchPath: configuration.jobEnvironment["PATH"] ?? "/usr/bin:/bin")
+        devNull = try systemCall("opening /dev/null") { open("/dev/null", O_RDONLY | O_CLOEXEC) }
+        do {
+            monitor = try EventMonitor()
+        } catch {
+            closeDescriptor(devNull)
+            throw error
+        }
+    }
+
+    /// Starts `command` with `arguments` (verbatim, never through a shell) on behalf of `owner`.
+    ///
+    /// `command` is an absolute path or a name looked up in the job's PATH. Returns once the
+    /// program has been exec'd. If it cannot be executed, throws an error saying why and leaves
+    /// nothing behind: no job record, no process, no file.
+    public func start(command: String, arguments: [String] = [], owner: String) async throws(JobWorkerError)
+        -> JobStatus
+    {
+        guard !registry.withLock({ $0.isShuttingDown }) else {
+            throw JobWorkerError(.shuttingDown, "the worker is shutting down")
+        }
+        let executablePath = try commandLine.resolve(command: command, arguments: arguments)
+        let id = JobID()
+        let outputPath = stateDirectory.outputPath(id)
+        let output = try stateDirectory.createOutputLog(for: id)
+        defer { closeDescriptor(output) }
+
+        let outputChanged = ChangeSignal()
+        let watch: EventMonitor.WriteWatch
+        let process: LaunchedProcess
+        let startedAt = Date()
+        do throws(JobWorkerError) {
+            watch = try monitor.onWrite(to: outputPath) { outputChanged.signal() }
+            do throws(JobWorkerError) {
+                process = try ProcessLauncher(
+                    executablePath: executablePath, argumentVector: [command] + arguments,
+                    environment: configuration.jobEnvironment,
+                    workingDirectory: configuration.jobWorkingDirectory,
+                    stdinDescriptor: devNull, outputDescriptor: output
+                ).launch()
+            } catch {
+                monitor.removeWriteWatch(watch)
+                throw error
+            }
+        } catch {
+            stateDirectory.removeJob(id)
+            throw error
+        }
+
+        let job = Job(
+            id: id, owner: owner, command: command, arguments: arguments,
+            executablePath: executablePath, process: process, startedAt: startedAt,
+            outputPath: outputPath, outputChanged: outputChanged)
+        let isShuttingDown = registry.withLock { registry in
+            registry.jobs[id] = job
+            registry.order.append(id)
+            return registry.isShuttingDown
+        }
+        let monitor = monitor
+        do {
+            try monitor.onExit(of: process.pidfd) {
+                job.reap()
+                monitor.removeWriteWatch(watch)
+            }
+        } catch {
+            // Without an exit watch the job could never be reaped: end it here instead.
+            job.signalProcessGroup(SIGKILL)
+            job.reap()
+            monitor.removeWriteWatch(watch)
+        }
+        if isShuttingDown {
+            job.beginStop(gracePeriod: .zero)
+        }
+        return job.status
+    }
+
+    /// Stops a job: SIGTERM to its process group, then SIGKILL once `gracePeriod` (default:
+    /// the configuration's) has passed. Returns the final status once the job has ended.
+    ///
+    /// Stopping a job that has already ended returns its final status unchanged. Concurrent stops
+    /// share one grace period. If the calling task is cancelled, the stop still completes; only
+    /// the wait for it is abandoned (and the current status returned).
+    public func stop(_ id: JobID, gracePeriod: Duration? = nil) async throws(JobWorkerError) -> JobStatus {
+        let job = try job(id)
+        job.beginStop(gracePeriod: gracePeriod ?? configuration.defaultGracePeriod)
+        return await job.waitUntilEnded()
+    }
+
+    /// The job's current status.
+    public func status(of id: JobID) throws(JobWorkerError) -> JobStatus {
+        try job(id).status
+    }
+
+    /// Waits until the job has ended and returns its final status. Throws `CancellationError`
+    /// if the calling task is cancelled first.
+    public func waitUntilEnded(_ id: JobID) async throws -> JobStatus {
+        let status = try await job(id).waitUntilEnded()
+        try Task.checkCancellation()
+        return status
+    }
+
+    /// The job's output from byte `offset` (0 = the first byte), followed live until the job ends.
+    ///
+    /// Throws `.invalidArgument` if the job has ended and `offset` is past its last byte; for a
+    /// running job, a reader ahead of the output waits for the job to catch up.
+    public func output(of id: JobID, from offset: UInt64 = 0) throws(JobWorkerError) -> JobOutput {
+        let job = try job(id)
+        if !job.isRunning {
+            let size = job.status.outputBytes
+            guard offset <= size else {
+                throw JobWorkerError(
+                    .invalidArgument, "offset \(offset) is beyond the end of the output (\(size) bytes)")
+            }
+        }
+        return JobOutput(path: job.outputPath, offset: offset, changed: job.outputChanged)
+    }
+
+    /// Every job's status, newest first.
+    public func list() -> [JobStatus] {
+        let jobs = registry.withLock { registry in registry.order.reversed().compactMap { registry.jobs[$0] } }
+        return jobs.map(\.status)
+    }
+
+    /// Refuses new jobs, stops every running job with `gracePeriod` and waits for them to end,
+    /// then stops the monitor thread. Statuses remain readable afterwards.
+    public func shutdown(gracePeriod: Duration? = nil) async {
+        let jobs = registry.withLock { registry in
+            registry.isShuttingDown = true
+            return Array(registry.jobs.values)
+        }
+        let grace = gracePeriod ?? configuration.defaultGracePeriod
+        await withTaskGroup(of: Void.self) { group in
+            for job in jobs where job.isRunning {
+                group.addTask {
+                    job.beginStop(gracePeriod: grace)
+                    _ = await job.waitUntilEnded()
+                }
+            }
+        }
+        monitor.shutdown()
+        closeDescriptor(devNull)
+    }
+
+    private func job(_ id: JobID) throws(JobWorkerError) -> Job {
+        guard let job = registry.withLock({ $0.jobs[id] }) else {
+            throw JobWorkerError.jobNotFound(id)
+        }
+        return job
+    }
+}

@@ -1,0 +1,42 @@
+/// How a `Worker` runs its jobs. The defaults suit a server running as root.
+public struct WorkerConfiguration: Sendable {
+    /// Where the worker keeps everything: one directory per job holding its output log.
+    /// Created (mode 0700) if missing.
+    public var stateDirectory: String
+
+    /// How long `stop` waits after SIGTERM before it sends SIGKILL, when the caller gives none.
+    public var defaultGracePeriod: Duration = .seconds(10)
+
+    /// The complete environment of every job. The worker's own environment never reaches a job:
+    /// it may hold secrets, and jobs should not depend on how the server was started.
+    public var jobEnvironment: [String: String] = [
+        "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "HOME": "/",
+        "LANG": "C.UTF-8",
+    ]
+
+    /// The working directory of every job.
+    public var jobWorkingDirectory: String = "/"
+
+    /// Upper bounds on a request's argument list, checked before anything is created.
+    public var argumentLimits = ArgumentLimits()
+
+    public init(stateDirectory: String) {
+        self.stateDirectory = stateDirectory
+    }
+}
+
+/// Bounds on the size of a start request's command line.
+///
+/// The kernel refuses a single string over 128 KiB (MAX_ARG_STRLEN) and a whole argument list
+/// over a quarter of the stack limit; refusing earlier gives a clear message instead of E2BIG.
+public struct ArgumentLimits: Sendable, Hashable {
+    /// Largest number of arguments (argv[0] excluded).
+    public var maximumCount = 4096
+    /// Largest single argument or command, in bytes.
+    public var maximumLength = 128 * 1024 - 1
+    /// Largest total of command and arguments, in bytes, counting one terminator each.
+    public var maximumTotalBytes = 1024 * 1024
+
+    public init() {}
+}

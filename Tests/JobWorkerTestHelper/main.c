@@ -1,0 +1,198 @@
+// A job whose behaviour the tests choose: exit codes, signals, output patterns, process trees.
+// Written in C so that what it does (fork, signal dispositions, raw writes) is exactly what the
+// test asks for, with no runtime in between.
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+static void write_all(int fd, const void *data, size_t length) {
+    const char *bytes = data;
+    while (length > 0) {
+        ssize_t written = write(fd, bytes, length);
+        if (written <= 0) {
+            _exit(120);
+        }
+        bytes += written;
+        length -= (size_t)written;
+    }
+}
+
+static void say(const char *text) { write_all(STDOUT_FILENO, text, strlen(text)); }
+
+static void wait_forever(void) {
+    for (;;) {
+        pause();
+    }
+}
+
+static void on_term(int signal_number) {
+    (void)signal_number;
+    say("got SIGTERM\n");
+    _exit(0);
+}
+
+/// Byte i of the pattern the tests verify: i mod 251 (a prime, so it never lines up with chunks).
+static void write_pattern(unsigned long long total) {
+    static unsigned char buffer[251 * 256];
+    for (size_t i = 0; i < sizeof(buffer); i++) {
+        buffer[i] = (unsigned char)(i % 251);
+    }
+    while (total > 0) {
+        size_t length = total < sizeof(buffer) ? (size_t)total : sizeof(buffer);
+        write_all(STDOUT_FILENO, buffer, length);
+        total -= length;
+    }
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s MODE [ARGS...]\n", argv[0]);
+        return 2;
+    }
+    const char *mode = argv[1];
+
+    if (strcmp(mode, "echo-args") == 0) {
+        for (int i = 2; i < argc; i++) {
+            say(argv[i]);
+            say("\n");
+        }
+        return 0;
+    }
+    if (strcmp(mode, "exit") == 0 && argc == 3) {
+        return atoi(argv[2]);
+    }
+    if (strcmp(mode, "signal") == 0 && argc == 3) {
+        int signal_number = atoi(argv[2]);
+        signal(signal_number, SIG_DFL);
+        raise(signal_number);
+        return 121;
+    }
+    if (strcmp(mode, "pattern") == 0 && argc == 3) {
+        write_pattern(strtoull(argv[2], NULL, 10));
+        return 0;
+    }
+    if (strcmp(mode, "all-bytes") == 0) {
+        unsigned char bytes[256];
+        for (int i = 0; i < 256; i++) {
+            bytes[i] = (unsigned char)i;
+        }
+        write_all(STDOUT_FILENO, bytes, sizeof(bytes));
+        return 0;
+    }
+    if (strcmp(mode, "interleave") == 0 && argc == 3) {
+        int count = atoi(argv[2]);
+        char line[64];
+        for (int i = 0; i < count; i++) {
+            int fd = i % 2 == 0 ? STDOUT_FILENO : STDERR_FILENO;
+            int length = snprintf(line, sizeof(line), "%s %d\n", fd == STDOUT_FILENO ? "out" : "err", i);
+            write_all(fd, line, (size_t)length);
+        }
+        return 0;
+    }
+    if (strcmp(mode, "trap-term") == 0) {
+        signal(SIGTERM, on_term);
+        say("ready\n");
+        wait_forever();
+    }
+    if (strcmp(mode, "ignore-term") == 0) {
+        signal(SIGTERM, SIG_IGN);
+        say("ready\n");
+        wait_forever();
+    }
+    if (strcmp(mode, "sleep") == 0) {
+        say("ready\n");
+        wait_forever();
+    }
+    if (strcmp(mode, "grandchild-ignores-term") == 0) {
+        // job -> child -> grandchild; only the grandchild ignores SIGTERM.
+        int ready[2];
+        if (pipe(ready) != 0) {
+            return 122;
+        }
+        pid_t child = fork();
+        if (child == 0) {
+            pid_t grandchild = fork();
+            if (grandchild == 0) {
+                signal(SIGTERM, SIG_IGN);
+                char line[64];
+                int length = snprintf(line, sizeof(line), "grandchild %d\n", (int)getpid());
+                write_all(STDOUT_FILENO, line, (size_t)length);
+                close(ready[0]);
+                close(ready[1]);
+                wait_forever();
+            }
+            close(ready[0]);
+            close(ready[1]);
+            wait_forever();
+        }
+        close(ready[1]);
+        char byte;
+        while (read(ready[0], &byte, 1) > 0) {
+        }
+        say("ready\n");
+        wait_forever();
+    }
+    if (strcmp(mode, "background-child") == 0) {
+        // Leaves a child behind and exits: the worker must not let it outlive the job.
+        int ready[2];
+        if (pipe(ready) != 0) {
+            return 122;
+        }
+        pid_t child = fork();
+        if (child == 0) {
+            close(ready[0]);
+            close(ready[1]);
+            wait_forever();
+        }
+        char line[64];
+        int length = snprintf(line, sizeof(line), "child %d\n", (int)child);
+        write_all(STDOUT_FILENO, line, (size_t)length);
+        return 0;
+    }
+    if (strcmp(mode, "print-environment") == 0) {
+        extern char **environ;
+        for (char **entry = environ; *entry != NULL; entry++) {
+            say(*entry);
+            say("\n");
+        }
+        return 0;
+    }
+    if (strcmp(mode, "print-descriptors") == 0) {
+        DIR *directory = opendir("/proc/self/fd");
+        int own = dirfd(directory);
+        struct dirent *entry;
+        while ((entry = readdir(directory)) != NULL) {
+            if (entry->d_name[0] == '.' || atoi(entry->d_name) == own) {
+                continue;
+            }
+            say(entry->d_name);
+            say("\n");
+        }
+        return 0;
+    }
+    if (strcmp(mode, "print-signal-state") == 0) {
+        // The SigBlk and SigIgn lines of /proc/self/status: both must be all zeros.
+        FILE *status = fopen("/proc/self/status", "r");
+        char line[256];
+        while (status != NULL && fgets(line, sizeof(line), status) != NULL) {
+            if (strncmp(line, "SigBlk:", 7) == 0 || strncmp(line, "SigIgn:", 7) == 0) {
+                say(line);
+            }
+        }
+        return 0;
+    }
+    if (strcmp(mode, "print-session") == 0) {
+        char line[128];
+        int length = snprintf(line, sizeof(line), "pid %d pgid %d sid %d\n", (int)getpid(),
+                              (int)getpgid(0), (int)getsid(0));
+        write_all(STDOUT_FILENO, line, (size_t)length);
+        return 0;
+    }
+    fprintf(stderr, "%s: unknown mode or arguments: %s\n", argv[0], mode);
+    return 2;
+}

@@ -1,0 +1,120 @@
+import CLinuxEvents
+import Foundation
+import JobWorker
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The test helper program built from Tests/JobWorkerTestHelper, next to the test binary.
+let helperPath: String = {
+    let testBinary = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+    var directory = testBinary.deletingLastPathComponent()
+    // On Linux the test bundle is `<build>/<package>PackageTests.xctest`, a plain executable.
+    while !FileManager.default.fileExists(atPath: directory.appendingPathComponent("JobWorkerTestHelper").path),
+        directory.path != "/"
+    {
+        directory = directory.deletingLastPathComponent()
+    }
+    return directory.appendingPathComponent("JobWorkerTestHelper").path
+}()
+
+/// A fresh state directory under the system temp directory, unique per call.
+func makeStateDirectory() throws -> String {
+    let temporary = URL(fileURLWithPath: NSTemporaryDirectory()).standardizedFileURL.path
+    var template = Array((temporary + "/jobworker-test-XXXXXX").utf8CString)
+    let path = try #require(template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) })
+    return String(cString: path)
+}
+
+/// Runs `body` with a new worker, always shutting it down and removing its state afterwards.
+func withWorker<Result>(
+    _ configure: (inout WorkerConfiguration) -> Void = { _ in },
+    _ body: (Worker) async throws -> Result
+) async throws -> Result {
+    let directory = try makeStateDirectory()
+    var configuration = WorkerConfiguration(stateDirectory: directory)
+    configure(&configuration)
+    let worker = try Worker(configuration: configuration)
+    do {
+        let result = try await body(worker)
+        await worker.shutdown(gracePeriod: .zero)
+        try? FileManager.default.removeItem(atPath: directory)
+        return result
+    } catch {
+        await worker.shutdown(gracePeriod: .zero)
+        try? FileManager.default.removeItem(atPath: directory)
+        throw error
+    }
+}
+
+extension Worker {
+    /// Starts the test helper in `mode`.
+    func startHelper(_ mode: String, _ arguments: String..., owner: String = "tester") async throws -> JobStatus {
+        try await start(command: helperPath, arguments: [mode] + arguments, owner: owner)
+    }
+
+    /// All of a job's output, from `offset` to the end of the job.
+    func collectOutput(of id: JobID, from offset: UInt64 = 0) async throws -> [UInt8] {
+        var bytes: [UInt8] = []
+        for try await chunk in try output(of: id, from: offset) {
+            bytes += chunk
+        }
+        return bytes
+    }
+
+    /// Reads the job's output until it contains `marker`, and returns what was read.
+    func waitForOutput(of id: JobID, containing marker: String) async throws -> String {
+        var text = ""
+        for try await chunk in try output(of: id) {
+            text += String(decoding: chunk, as: UTF8.self)
+            if text.contains(marker) { return text }
+        }
+        Issue.record("job \(id) ended without printing \"\(marker)\"; it printed: \(text)")
+        return text
+    }
+}
+
+/// The expected test-helper pattern: byte i is i mod 251.
+func patternByte(at index: UInt64) -> UInt8 { UInt8(index % 251) }
+
+/// Descriptors this process has open.
+func openDescriptorCount() throws -> Int {
+    try FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count
+}
+
+/// PIDs of this process's children that are zombies (exited, not reaped).
+func zombieChildren() -> [Int32] {
+    let me = getpid()
+    let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+    return entries.compactMap { entry -> Int32? in
+        guard let pid = Int32(entry),
+            let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")")
+        else { return nil }
+        // After "comm)" come: state, ppid, ...
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 2, fields[0] == "Z", Int32(fields[1]) == me else { return nil }
+        return pid
+    }
+}
+
+/// Resident set size of this process, in bytes.
+func residentMemory() throws -> UInt64 {
+    let status = try String(contentsOfFile: "/proc/self/status", encoding: .utf8)
+    let line = try #require(status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") })
+    let kilobytes = try #require(UInt64(line.split(separator: " ")[1]))
+    return kilobytes * 1024
+}
+
+/// Waits until process `pid` has ended, or `timeout` passes. Event-driven: a pidfd, polled once
+/// by poll(2) with the deadline. Returns true if it ended (or was already gone).
+func waitForProcessToEnd(_ pid: Int32, timeout: Duration) -> Bool {
+    let pidfd = linux_pidfd_open(pid)
+    guard pidfd >= 0 else { return errno == ESRCH }
+    defer { close(pidfd) }
+    var descriptor = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)
+    let milliseconds = Int32(timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+    return poll(&descriptor, 1, milliseconds) == 1
+}
