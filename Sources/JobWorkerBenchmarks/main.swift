@@ -1,1 +1,178 @@
-print("benchmarks: not yet")
+// Measures the JobWorker library beside what the host does without it, in one run:
+// start latency beside posix_spawn, with and without a 1 GiB heap, and output delivery
+// throughput to 1 and 50 readers beside `cat`. Run it in release mode:
+//
+//     swift run -c release JobWorkerBenchmarks [--quick]
+//
+// Results go to stdout as a Markdown table; BENCHMARKS.md records them.
+import Foundation
+import JobWorker
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+let quick = CommandLine.arguments.contains("--quick")
+let startIterations = quick ? 200 : 2000
+let outputFileBytes: UInt64 = (quick ? 64 : 256) * 1024 * 1024
+
+/// Latency samples, reported as percentiles in milliseconds.
+struct Samples {
+    var values: [Duration] = []
+
+    mutating func measure(_ body: () async throws -> Void) async rethrows {
+        let clock = ContinuousClock()
+        let start = clock.now
+        try await body()
+        values.append(clock.now - start)
+    }
+
+    func percentile(_ fraction: Double) -> Double {
+        let sorted = values.sorted()
+        let index = min(sorted.count - 1, Int(Double(sorted.count) * fraction))
+        return sorted[index].milliseconds
+    }
+
+    var summary: String { String(format: "%.3f | %.3f", percentile(0.5), percentile(0.99)) }
+}
+
+extension Duration {
+    var milliseconds: Double {
+        Double(components.seconds) * 1000 + Double(components.attoseconds) / 1e15
+    }
+    var seconds: Double { milliseconds / 1000 }
+}
+
+func row(_ name: String, _ value: String) { print("| \(name) | \(value) |") }
+
+// MARK: - Baselines run by hand with posix_spawn
+
+/// posix_spawn of `path`; returns the pid (posix_spawn returns once the child has exec'd).
+func spawn(_ path: String, _ arguments: [String] = [], stdout: Int32? = nil) -> pid_t {
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    if let stdout { posix_spawn_file_actions_adddup2(&actions, stdout, 1) }
+    var pid = pid_t()
+    let argv = ([path] + arguments).map { strdup($0) } + [nil]
+    defer { for pointer in argv { free(pointer) } }
+    let result = posix_spawn(&pid, path, &actions, nil, argv, environ)
+    precondition(result == 0, "posix_spawn \(path): \(String(cString: strerror(result)))")
+    return pid
+}
+
+func waitFor(_ pid: pid_t) {
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+}
+
+// MARK: - Start latency
+
+func measureStarts(_ worker: Worker) async throws -> (exec: Samples, exit: Samples) {
+    var exec = Samples()
+    var exit = Samples()
+    for _ in 0..<startIterations {
+        var id: JobID?
+        try await exit.measure {
+            try await exec.measure { id = try await worker.start(command: "/bin/true", owner: "bench").id }
+            _ = try await worker.waitUntilEnded(id!)
+        }
+    }
+    return (exec, exit)
+}
+
+func measureBareSpawns() -> (exec: Samples, exit: Samples) {
+    var exec = Samples()
+    var exit = Samples()
+    let clock = ContinuousClock()
+    for _ in 0..<startIterations {
+        let start = clock.now
+        let pid = spawn("/bin/true")
+        exec.values.append(clock.now - start)
+        waitFor(pid)
+        exit.values.append(clock.now - start)
+    }
+    return (exec, exit)
+}
+
+/// Allocates and touches 1 GiB so the worker's resident memory is that large.
+func holdOneGiB() -> UnsafeMutableRawPointer {
+    let size = 1 << 30
+    let memory = malloc(size)!
+    memset(memory, 1, size)
+    return memory
+}
+
+// MARK: - Output throughput
+
+func measureReaders(_ worker: Worker, job: JobID, readers: Int) async throws -> Double {
+    let clock = ContinuousClock()
+    let start = clock.now
+    let total = try await withThrowingTaskGroup(of: Int.self) { group in
+        for _ in 0..<readers {
+            group.addTask {
+                var bytes = 0
+                for try await chunk in try worker.output(of: job) { bytes += chunk.count }
+                return bytes
+            }
+        }
+        return try await group.reduce(0, +)
+    }
+    precondition(total == readers * Int(outputFileBytes), "readers got \(total) bytes")
+    return Double(total) / (clock.now - start).seconds / 1e6
+}
+
+func measureCat(_ path: String) -> Double {
+    let devNull = open("/dev/null", O_WRONLY)
+    defer { close(devNull) }
+    let clock = ContinuousClock()
+    let start = clock.now
+    waitFor(spawn("/bin/cat", [path], stdout: devNull))
+    return Double(outputFileBytes) / (clock.now - start).seconds / 1e6
+}
+
+// MARK: - Main
+
+let stateDirectory = FileManager.default.temporaryDirectory
+    .appendingPathComponent("jobworker-bench-\(getpid())").path
+defer { try? FileManager.default.removeItem(atPath: stateDirectory) }
+let worker = try Worker(configuration: WorkerConfiguration(stateDirectory: stateDirectory))
+
+print("jobworker benchmarks: \(startIterations) starts, output file \(outputFileBytes >> 20) MiB")
+print("| measurement | p50 ms | p99 ms |")
+print("|---|---|---|")
+// Warm up page cache and code paths.
+_ = try await measureStarts(worker)
+let bare = measureBareSpawns()
+let library = try await measureStarts(worker)
+row("posix_spawn /bin/true, until exec'd", bare.exec.summary)
+row("posix_spawn /bin/true, until reaped", bare.exit.summary)
+row("Worker.start /bin/true, until exec'd", library.exec.summary)
+row("Worker.start /bin/true, until reaped", library.exit.summary)
+let heap = holdOneGiB()
+let bareWithHeap = measureBareSpawns()
+let libraryWithHeap = try await measureStarts(worker)
+free(heap)
+row("posix_spawn /bin/true, until exec'd, 1 GiB heap", bareWithHeap.exec.summary)
+row("Worker.start /bin/true, until exec'd, 1 GiB heap", libraryWithHeap.exec.summary)
+print(
+    String(
+        format: "\nstart p50 ratio (library / posix_spawn, until exec'd): %.2f; with 1 GiB heap vs without: %.2f",
+        library.exec.percentile(0.5) / bare.exec.percentile(0.5),
+        libraryWithHeap.exec.percentile(0.5) / library.exec.percentile(0.5)))
+
+// Output: a finished job's log, in the page cache, read by 1 and by 50 concurrent readers.
+let writer = try await worker.start(
+    command: "/usr/bin/head", arguments: ["-c", "\(outputFileBytes)", "/dev/zero"], owner: "bench")
+_ = try await worker.waitUntilEnded(writer.id)
+let logPath = stateDirectory + "/jobs/\(writer.id)/output"
+_ = measureCat(logPath)
+let cat = measureCat(logPath)
+let one = try await measureReaders(worker, job: writer.id, readers: 1)
+let fifty = try await measureReaders(worker, job: writer.id, readers: 50)
+print("\n| output delivery (\(outputFileBytes >> 20) MiB log) | MB/s | share of cat |")
+print("|---|---|---|")
+print(String(format: "| cat to /dev/null | %.0f | 1.00 |", cat))
+print(String(format: "| 1 reader | %.0f | %.2f |", one, one / cat))
+print(String(format: "| 50 readers together | %.0f | %.2f |", fifty, fifty / cat))
+await worker.shutdown(gracePeriod: .zero)
