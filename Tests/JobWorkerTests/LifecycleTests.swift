@@ -103,10 +103,11 @@ struct LifecycleTests {
             let line = try #require(text.split(separator: "\n").first { $0.hasPrefix("grandchild ") })
             let grandchild = try #require(Int32(line.dropFirst("grandchild ".count)))
             let grace = Duration.milliseconds(500)
+            let deadline = ContinuousClock.now + grace + .seconds(1)
 
             let stopped = try await worker.stop(job.id, gracePeriod: grace)
             #expect(stopped.state == .stopped)
-            #expect(waitForProcessToEnd(grandchild, timeout: grace + .seconds(1)))
+            #expect(waitForProcessToEnd(grandchild, timeout: deadline - ContinuousClock.now))
         }
     }
 
