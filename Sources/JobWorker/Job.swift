@@ -19,6 +19,9 @@ final class Job: Sendable {
     let pid: Int32
     let startedAt: Date
     let outputPath: String
+    let limits: ResourceLimits
+    /// The job's cgroup, unless resource control is disabled.
+    let cgroup: (any JobCgroup)?
 
     /// Signalled on every write to the output log; closed once the job has ended.
     let outputChanged: ChangeSignal
@@ -33,13 +36,22 @@ final class Job: Sendable {
         var endedAt: Date?
         /// Sends SIGKILL when a stop's grace period runs out.
         var escalation: Task<Void, Never>?
+        /// Set once the process is reaped and its cgroup torn down: the status is final.
+        var final: FinalAccount?
+    }
+
+    /// What is only known once the job's cgroup is empty.
+    private struct FinalAccount {
+        var usage: ResourceUsage
+        var oomKilled: Bool
     }
 
     private let state: Mutex<State>
 
     init(
         id: JobID, owner: String, command: String, arguments: [String], executablePath: String,
-        process: LaunchedProcess, startedAt: Date, outputPath: String, outputChanged: ChangeSignal
+        process: LaunchedProcess, startedAt: Date, outputPath: String, outputChanged: ChangeSignal,
+        limits: ResourceLimits, cgroup: (any JobCgroup)?
     ) {
         self.id = id
         self.owner = owner
@@ -50,23 +62,34 @@ final class Job: Sendable {
         self.startedAt = startedAt
         self.outputPath = outputPath
         self.outputChanged = outputChanged
+        self.limits = limits
+        self.cgroup = cgroup
         self.state = Mutex(State(pidfd: process.pidfd))
     }
 
     var status: JobStatus {
-        let (termination, endedAt, stopRequested) = state.withLock {
-            ($0.termination, $0.endedAt, $0.stopRequested)
+        let (termination, endedAt, stopRequested, final) = state.withLock {
+            ($0.termination, $0.endedAt, $0.stopRequested, $0.final)
         }
         var info = stat()
         let outputBytes = stat(outputPath, &info) == 0 ? UInt64(info.st_size) : 0
+        let state: JobState
+        switch (final, termination) {
+        case (nil, _), (_, nil): state = .running
+        case _ where stopRequested: state = .stopped
+        case (let final?, _) where final.oomKilled: state = .oomKilled
+        case (_, .signaled?): state = .killed
+        case (_, .exited?): state = .exited
+        }
         return JobStatus(
-            id: id, owner: owner, command: command, arguments: arguments,
-            executablePath: executablePath,
-            state: Self.state(termination: termination, stopRequested: stopRequested), pid: pid,
-            termination: termination, startedAt: startedAt, endedAt: endedAt, outputBytes: outputBytes)
+            id: id, owner: owner, command: command, arguments: arguments, executablePath: executablePath,
+            state: state, pid: pid, termination: final == nil ? nil : termination, startedAt: startedAt,
+            endedAt: final == nil ? nil : endedAt, outputBytes: outputBytes, limits: limits,
+            usage: final?.usage ?? cgroup?.usage() ?? ResourceUsage())
     }
 
-    var isRunning: Bool { state.withLock { $0.pidfd != nil } }
+    /// True until the job has ended and its final status is known.
+    var isRunning: Bool { state.withLock { $0.final == nil } }
 
     /// Asks the job to end: SIGTERM to its process group now, SIGKILL once `gracePeriod` has
     /// passed. Idempotent: a second request neither resends SIGTERM nor restarts the grace period.
@@ -80,11 +103,15 @@ final class Job: Sendable {
             kill(-pid, gracePeriod > .zero ? SIGTERM : SIGKILL)
             return true
         }
-        guard started, gracePeriod > .zero else { return }
+        guard started else { return }
+        guard gracePeriod > .zero else {
+            killEverything()
+            return
+        }
         let escalation = Task { [self] in
             try? await Task.sleep(for: gracePeriod)
             guard !Task.isCancelled else { return }
-            signalProcessGroup(SIGKILL)
+            killEverything()
         }
         let alreadyEnded = state.withLock { state -> Bool in
             guard state.pidfd != nil else { return true }
@@ -94,11 +121,13 @@ final class Job: Sendable {
         if alreadyEnded { escalation.cancel() }
     }
 
-    /// Sends `signal` to the job's process group if its process is still unreaped.
-    func signalProcessGroup(_ signal: Int32) {
+    /// SIGKILLs the job's process group (while its leader is unreaped) and everything in its
+    /// cgroup, including processes that left the process group.
+    func killEverything() {
         state.withLock { state in
-            if state.pidfd != nil { kill(-pid, signal) }
+            if state.pidfd != nil { kill(-pid, SIGKILL) }
         }
+        cgroup?.killAll()
     }
 
     /// Waits until the job has ended and returns its final status; returns early, with the
@@ -109,8 +138,9 @@ final class Job: Sendable {
     }
 
     /// Called by the event monitor once the process has exited: ends what is left of the process
-    /// group, reaps the process, records how it ended and wakes everyone waiting on the job.
-    func reap() {
+    /// group, reaps the process and records how it ended; then, off the monitor thread, tears
+    /// down the cgroup (everything in it dies), takes the final usage, and wakes everyone waiting.
+    func reap(monitor: EventMonitor) {
         let escalation = state.withLock { state -> Task<Void, Never>? in
             guard let pidfd = state.pidfd else { return nil }
             // The leader is a zombie, so the group id is still this job's: nothing else is hit.
@@ -125,6 +155,19 @@ final class Job: Sendable {
             return state.escalation
         }
         escalation?.cancel()
+        guard let cgroup else {
+            finish(FinalAccount(usage: ResourceUsage(), oomKilled: false))
+            return
+        }
+        Task {
+            let (usage, oomKills) = await cgroup.tearDown(monitor: monitor)
+            let killed = state.withLock { $0.termination == .signaled(SIGKILL) }
+            finish(FinalAccount(usage: usage, oomKilled: killed && oomKills > 0))
+        }
+    }
+
+    private func finish(_ account: FinalAccount) {
+        state.withLock { $0.final = account }
         outputChanged.close()
         ended.close()
     }
@@ -143,12 +186,4 @@ final class Job: Sendable {
         }
     }
 
-    private static func state(termination: Termination?, stopRequested: Bool) -> JobState {
-        switch termination {
-        case nil: .running
-        case _ where stopRequested: .stopped
-        case .signaled?: .killed
-        case .exited?: .exited
-        }
-    }
 }

@@ -10,6 +10,8 @@ public enum JobState: String, Sendable, Hashable, CaseIterable {
     case stopped
     /// The job was ended by a signal that did not come from a stop request.
     case killed
+    /// The kernel's OOM killer ended the job: it reached its memory limit.
+    case oomKilled
 }
 
 /// How a job's process ended.
@@ -40,6 +42,10 @@ public struct JobStatus: Sendable, Hashable {
     public var endedAt: Date?
     /// Bytes of output written so far.
     public var outputBytes: UInt64
+    /// The limits applied to the job, defaults filled in; 0 means unlimited.
+    public var limits: ResourceLimits
+    /// Resources used so far, or in total once the job has ended.
+    public var usage: ResourceUsage
 
     /// The exit status, when the process exited by itself.
     public var exitCode: Int32? {

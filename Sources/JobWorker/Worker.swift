@@ -22,6 +22,13 @@ public final class Worker: Sendable {
     private let commandLine: CommandLineValidation
     /// Every job's stdin.
     private let devNull: Int32
+    /// nil when resource control is disabled.
+    private let cgroups: (any CgroupBackend)?
+
+    /// Which cgroup mode, controllers and directories the worker uses, for the startup log.
+    public var resourceControlSummary: String {
+        cgroups?.summary ?? "disabled: jobs run without cgroups and without limits"
+    }
 
     private struct Registry {
         var jobs: [JobID: Job] = [:]
@@ -32,10 +39,17 @@ public final class Worker: Sendable {
 
     private let registry = Mutex(Registry())
 
-    public init(configuration: WorkerConfiguration) throws(JobWorkerError) {
+    /// Prepares the state directory and the cgroup hierarchy, and removes job cgroups left by a
+    /// previous run. Fails, saying how to fix the host, if a required cgroup controller is missing.
+    public init(configuration: WorkerConfiguration) async throws(JobWorkerError) {
         self.configuration = configuration
+        try configuration.resourcePolicy.validate()
         stateDirectory = StateDirectory(root: configuration.stateDirectory)
         try stateDirectory.prepare()
+        switch configuration.resourceControl {
+        case .cgroups: cgroups = try makeCgroupBackend(configuration)
+        case .disabled: cgroups = nil
+        }
         commandLine = CommandLineValidation(
             limits: configuration.argumentLimits,
             searchPath: configuration.jobEnvironment["PATH"] ?? "/usr/bin:/bin")
@@ -46,51 +60,55 @@ public final class Worker: Sendable {
             closeDescriptor(devNull)
             throw error
         }
+        await removeLeftoverCgroups()
     }
 
-    /// Starts `command` with `arguments` (verbatim, never through a shell) on behalf of `owner`.
+    /// Starts `command` with `arguments` (verbatim, never through a shell) on behalf of `owner`,
+    /// in a cgroup of its own with `limits` (0 = the policy's default for that limit).
     ///
     /// `command` is an absolute path or a name looked up in the job's PATH. Returns once the
-    /// program has been exec'd. If it cannot be executed, throws an error saying why and leaves
-    /// nothing behind: no job record, no process, no file.
-    public func start(command: String, arguments: [String] = [], owner: String) async throws(JobWorkerError)
-        -> JobStatus
-    {
+    /// program has been exec'd, inside its cgroup. If it cannot be executed, throws an error
+    /// saying why and leaves nothing behind: no job record, no process, no file, no cgroup.
+    public func start(
+        command: String, arguments: [String] = [], owner: String, limits requested: ResourceLimits = ResourceLimits()
+    ) async throws(JobWorkerError) -> JobStatus {
         guard !registry.withLock({ $0.isShuttingDown }) else {
             throw JobWorkerError(.shuttingDown, "the worker is shutting down")
         }
         let executablePath = try commandLine.resolve(command: command, arguments: arguments)
+        let limits = try applyLimits(requested)
         let id = JobID()
         let outputPath = stateDirectory.outputPath(id)
         let output = try stateDirectory.createOutputLog(for: id)
         defer { closeDescriptor(output) }
 
         let outputChanged = ChangeSignal()
-        let watch: EventMonitor.WriteWatch
+        var watch: EventMonitor.WriteWatch?
+        var cgroup: (any JobCgroup)?
         let process: LaunchedProcess
         let startedAt = Date()
         do throws(JobWorkerError) {
             watch = try monitor.onWrite(to: outputPath) { outputChanged.signal() }
-            do throws(JobWorkerError) {
-                process = try ProcessLauncher(
-                    executablePath: executablePath, argumentVector: [command] + arguments,
-                    environment: configuration.jobEnvironment,
-                    workingDirectory: configuration.jobWorkingDirectory,
-                    stdinDescriptor: devNull, outputDescriptor: output
-                ).launch()
-            } catch {
-                monitor.removeWriteWatch(watch)
-                throw error
-            }
+            cgroup = try cgroups?.createCgroup(named: id.description, limits: limits)
+            let placement = try cgroup?.openPlacement() ?? .none
+            defer { placement.descriptors.forEach(closeDescriptor) }
+            process = try ProcessLauncher(
+                executablePath: executablePath, argumentVector: [command] + arguments,
+                environment: configuration.jobEnvironment, workingDirectory: configuration.jobWorkingDirectory,
+                stdinDescriptor: devNull, outputDescriptor: output, cgroup: placement
+            ).launch()
         } catch {
+            watch.map(monitor.removeWriteWatch)
+            await cgroup?.remove()
             stateDirectory.removeJob(id)
             throw error
         }
+        let writeWatch = watch!
 
         let job = Job(
             id: id, owner: owner, command: command, arguments: arguments,
             executablePath: executablePath, process: process, startedAt: startedAt,
-            outputPath: outputPath, outputChanged: outputChanged)
+            outputPath: outputPath, outputChanged: outputChanged, limits: limits, cgroup: cgroup)
         let isShuttingDown = registry.withLock { registry in
             registry.jobs[id] = job
             registry.order.append(id)
@@ -99,14 +117,14 @@ public final class Worker: Sendable {
         let monitor = monitor
         do {
             try monitor.onExit(of: process.pidfd) {
-                job.reap()
-                monitor.removeWriteWatch(watch)
+                job.reap(monitor: monitor)
+                monitor.removeWriteWatch(writeWatch)
             }
         } catch {
             // Without an exit watch the job could never be reaped: end it here instead.
-            job.signalProcessGroup(SIGKILL)
-            job.reap()
-            monitor.removeWriteWatch(watch)
+            job.killEverything()
+            job.reap(monitor: monitor)
+            monitor.removeWriteWatch(writeWatch)
         }
         if isShuttingDown {
             job.beginStop(gracePeriod: .zero)
@@ -179,6 +197,38 @@ public final class Worker: Sendable {
         }
         monitor.shutdown()
         closeDescriptor(devNull)
+        for directory in cgroups?.parentDirectories ?? [] {
+            rmdir(directory)
+        }
+    }
+
+    private func applyLimits(_ requested: ResourceLimits) throws(JobWorkerError) -> ResourceLimits {
+        guard cgroups != nil else {
+            guard requested == ResourceLimits() else {
+                throw JobWorkerError(
+                    .invalidArgument, "resource limits are not available: the worker runs without cgroups")
+            }
+            return ResourceLimits()
+        }
+        if requested.cpuMillis != 0 && requested.cpuMillis < 10 {
+            throw JobWorkerError(.invalidArgument, "cpu limit \(requested.cpuMillis)m is below the minimum of 10m")
+        }
+        return try configuration.resourcePolicy.apply(requested)
+    }
+
+    /// Kills and removes every job cgroup a previous run left under the parent directories.
+    private func removeLeftoverCgroups() async {
+        guard let cgroups else { return }
+        let names = Set(
+            cgroups.parentDirectories.flatMap { directory in
+                ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter {
+                    var info = stat()
+                    return stat(directory + "/" + $0, &info) == 0 && info.st_mode & S_IFMT == S_IFDIR
+                }
+            })
+        for name in names {
+            _ = await cgroups.existingCgroup(named: name).tearDown(monitor: monitor)
+        }
     }
 
     private func job(_ id: JobID) throws(JobWorkerError) -> Job {

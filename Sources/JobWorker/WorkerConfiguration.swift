@@ -21,6 +21,20 @@ public struct WorkerConfiguration: Sendable {
     /// Upper bounds on a request's argument list, checked before anything is created.
     public var argumentLimits = ArgumentLimits()
 
+    /// Whether jobs run in cgroups with resource limits (the default, and required in production).
+    public var resourceControl = ResourceControl.cgroups
+
+    /// Default and maximum limits for jobs.
+    public var resourcePolicy = ResourcePolicy()
+
+    /// Block devices (e.g. "/dev/vda") whose IO the limits apply to. nil: the whole disks backing
+    /// `/` and the state directory. A device that does not exist is a startup error.
+    public var ioDevices: [String]?
+
+    /// The name of the cgroup, below the worker's own, that holds the job cgroups. The worker owns
+    /// it: whatever it finds there at startup is a leftover of a previous run and is removed.
+    public var cgroupParentName = "jobworker"
+
     public init(stateDirectory: String) {
         self.stateDirectory = stateDirectory
     }
@@ -39,4 +53,13 @@ public struct ArgumentLimits: Sendable, Hashable {
     public var maximumTotalBytes = 1024 * 1024
 
     public init() {}
+}
+
+/// Whether jobs run under cgroup resource control.
+public enum ResourceControl: Sendable, Hashable {
+    /// Detect cgroup v2 or v1 and require it: a missing controller is a startup error.
+    case cgroups
+    /// No cgroups: jobs run without limits and requests for limits are refused. For development
+    /// as an unprivileged user only.
+    case disabled
 }

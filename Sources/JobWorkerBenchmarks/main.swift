@@ -71,10 +71,17 @@ func waitFor(_ pid: pid_t) {
 func measureStarts(_ worker: Worker) async throws -> (exec: Samples, exit: Samples) {
     var exec = Samples()
     var exit = Samples()
+    let limits = ResourceLimits(
+        cpuMillis: 500, memoryBytes: 256 << 20, ioWriteBytesPerSecond: 100 << 20, maxProcesses: 100)
     for _ in 0..<startIterations {
         var id: JobID?
         try await exit.measure {
-            try await exec.measure { id = try await worker.start(command: "/bin/true", owner: "bench").id }
+            try await exec.measure {
+                id = try await worker.start(
+                    command: "/bin/true", owner: "bench",
+                    limits: worker.resourceControlSummary.hasPrefix("disabled") ? ResourceLimits() : limits
+                ).id
+            }
             _ = try await worker.waitUntilEnded(id!)
         }
     }
@@ -136,7 +143,12 @@ func measureCat(_ path: String) -> Double {
 let stateDirectory = FileManager.default.temporaryDirectory
     .appendingPathComponent("jobworker-bench-\(getpid())").path
 defer { try? FileManager.default.removeItem(atPath: stateDirectory) }
-let worker = try Worker(configuration: WorkerConfiguration(stateDirectory: stateDirectory))
+var configuration = WorkerConfiguration(stateDirectory: stateDirectory)
+configuration.resourceControl = .disabled
+let worker = try await Worker(configuration: configuration)
+configuration.resourceControl = .cgroups
+configuration.cgroupParentName = "jobworker-bench-\(getpid())"
+let limitedWorker = try await Worker(configuration: configuration)
 
 print("jobworker benchmarks: \(startIterations) starts, output file \(outputFileBytes >> 20) MiB")
 print("| measurement | p50 ms | p99 ms |")
@@ -145,10 +157,13 @@ print("|---|---|---|")
 _ = try await measureStarts(worker)
 let bare = measureBareSpawns()
 let library = try await measureStarts(worker)
+let limited = try await measureStarts(limitedWorker)
 row("posix_spawn /bin/true, until exec'd", bare.exec.summary)
 row("posix_spawn /bin/true, until reaped", bare.exit.summary)
 row("Worker.start /bin/true, until exec'd", library.exec.summary)
 row("Worker.start /bin/true, until reaped", library.exit.summary)
+row("Worker.start /bin/true in a cgroup with limits, until exec'd", limited.exec.summary)
+row("Worker.start /bin/true in a cgroup with limits, until reaped and removed", limited.exit.summary)
 let heap = holdOneGiB()
 let bareWithHeap = measureBareSpawns()
 let libraryWithHeap = try await measureStarts(worker)
@@ -160,6 +175,11 @@ print(
         format: "\nstart p50 ratio (library / posix_spawn, until exec'd): %.2f; with 1 GiB heap vs without: %.2f",
         library.exec.percentile(0.5) / bare.exec.percentile(0.5),
         libraryWithHeap.exec.percentile(0.5) / library.exec.percentile(0.5)))
+print(
+    String(
+        format: "cgroup cost at p50 (with limits - without): %.3f ms until exec'd, %.3f ms until reaped and removed",
+        limited.exec.percentile(0.5) - library.exec.percentile(0.5),
+        limited.exit.percentile(0.5) - library.exit.percentile(0.5)))
 
 // Output: a finished job's log, in the page cache, read by 1 and by 50 concurrent readers.
 let writer = try await worker.start(
@@ -176,3 +196,4 @@ print(String(format: "| cat to /dev/null | %.0f | 1.00 |", cat))
 print(String(format: "| 1 reader | %.0f | %.2f |", one, one / cat))
 print(String(format: "| 50 readers together | %.0f | %.2f |", fifty, fifty / cat))
 await worker.shutdown(gracePeriod: .zero)
+await limitedWorker.shutdown(gracePeriod: .zero)

@@ -233,7 +233,10 @@ struct LifecycleTests {
     func shutdown() async throws {
         let directory = try makeStateDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let worker = try Worker(configuration: WorkerConfiguration(stateDirectory: directory))
+        var configuration = WorkerConfiguration(stateDirectory: directory)
+        configuration.resourceControl = Privileges.canUseCgroups ? .cgroups : .disabled
+        configuration.cgroupParentName = "jobworker-test-\(JobID().shortDescription)"
+        let worker = try await Worker(configuration: configuration)
         let job = try await worker.startHelper("trap-term")
         _ = try await worker.waitForOutput(of: job.id, containing: "ready")
         await worker.shutdown(gracePeriod: .seconds(30))

@@ -28,15 +28,28 @@ func makeStateDirectory() throws -> String {
     return String(cString: path)
 }
 
+/// What the test process may do. Tests that need root and cgroups run when they are available,
+/// and always under CI (CI=true), where their absence is a failure, never a skip.
+enum Privileges {
+    static let isRoot = geteuid() == 0
+    static let isCI = ProcessInfo.processInfo.environment["CI"] == "true"
+    static let canUseCgroups = isRoot || isCI
+    static let reason = "requires root and cgroups (runs always under CI=true)"
+}
+
 /// Runs `body` with a new worker, always shutting it down and removing its state afterwards.
+/// The worker uses the host's real cgroups when the tests may, each worker under a parent cgroup
+/// of its own so that parallel tests never touch each other's jobs.
 func withWorker<Result>(
     _ configure: (inout WorkerConfiguration) -> Void = { _ in },
     _ body: (Worker) async throws -> Result
 ) async throws -> Result {
     let directory = try makeStateDirectory()
     var configuration = WorkerConfiguration(stateDirectory: directory)
+    configuration.resourceControl = Privileges.canUseCgroups ? .cgroups : .disabled
+    configuration.cgroupParentName = "jobworker-test-\(JobID().shortDescription)"
     configure(&configuration)
-    let worker = try Worker(configuration: configuration)
+    let worker = try await Worker(configuration: configuration)
     do {
         let result = try await body(worker)
         await worker.shutdown(gracePeriod: .zero)
@@ -51,8 +64,10 @@ func withWorker<Result>(
 
 extension Worker {
     /// Starts the test helper in `mode`.
-    func startHelper(_ mode: String, _ arguments: String..., owner: String = "tester") async throws -> JobStatus {
-        try await start(command: helperPath, arguments: [mode] + arguments, owner: owner)
+    func startHelper(
+        _ mode: String, _ arguments: String..., owner: String = "tester", limits: ResourceLimits = ResourceLimits()
+    ) async throws -> JobStatus {
+        try await start(command: helperPath, arguments: [mode] + arguments, owner: owner, limits: limits)
     }
 
     /// All of a job's output, from `offset` to the end of the job.

@@ -21,19 +21,30 @@ struct ProcessLauncher {
     var workingDirectory: String?
     var stdinDescriptor: Int32
     var outputDescriptor: Int32
+    /// Where the process goes before its first instruction.
+    var cgroup: CgroupPlacement = .none
 
     func launch() throws(JobWorkerError) -> LaunchedProcess {
         let environmentStrings = environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
         var result = jw_spawn_result()
+        var cgroupDirectory: Int32 = -1
+        var procsFiles: [Int32] = []
+        switch cgroup {
+        case .none: break
+        case .directory(let descriptor): cgroupDirectory = descriptor
+        case .procsFiles(let descriptors): procsFiles = descriptors
+        }
         let status = withCStringArray(argumentVector) { argv in
             withCStringArray(environmentStrings) { envp in
                 executablePath.withCString { path in
                     withOptionalCString(workingDirectory) { directory in
-                        var attributes = jw_spawn_attributes(
-                            path: path, argv: argv, envp: envp, working_directory: directory,
-                            stdin_fd: stdinDescriptor, output_fd: outputDescriptor,
-                            cgroup_fd: -1, cgroup_procs_fds: nil, cgroup_procs_count: 0)
-                        return jw_spawn(&attributes, &result)
+                        procsFiles.withUnsafeBufferPointer { procs in
+                            var attributes = jw_spawn_attributes(
+                                path: path, argv: argv, envp: envp, working_directory: directory,
+                                stdin_fd: stdinDescriptor, output_fd: outputDescriptor, cgroup_fd: cgroupDirectory,
+                                cgroup_procs_fds: procs.baseAddress, cgroup_procs_count: Int32(procs.count))
+                            return jw_spawn(&attributes, &result)
+                        }
                     }
                 }
             }
