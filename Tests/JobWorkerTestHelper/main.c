@@ -3,6 +3,10 @@
 // test asks for, with no runtime in between.
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -192,6 +196,103 @@ int main(int argc, char **argv) {
                               (int)getpgid(0), (int)getsid(0));
         write_all(STDOUT_FILENO, line, (size_t)length);
         return 0;
+    }
+    if (strcmp(mode, "print-cgroup") == 0) {
+        // First thing the program does: its cgroup must already be the job's.
+        int fd = open("/proc/self/cgroup", O_RDONLY);
+        char buffer[4096];
+        ssize_t length;
+        while ((length = read(fd, buffer, sizeof(buffer))) > 0) {
+            write_all(STDOUT_FILENO, buffer, (size_t)length);
+        }
+        return 0;
+    }
+    if (strcmp(mode, "allocate") == 0 && argc == 3) {
+        // Touches BYTES of fresh memory, a mebibyte at a time, then reports success.
+        unsigned long long total = strtoull(argv[2], NULL, 10);
+        for (unsigned long long done = 0; done < total; done += 1 << 20) {
+            char *block = malloc(1 << 20);
+            if (block == NULL) {
+                return 3;
+            }
+            memset(block, 1, 1 << 20);
+        }
+        say("allocated\n");
+        return 0;
+    }
+    if (strcmp(mode, "spin") == 0 && argc == 3) {
+        // Busy for SECONDS of wall-clock time.
+        struct timespec start, now;
+        clock_gettime(CLOCK_MONOTONIC, &start);
+        double seconds = atof(argv[2]);
+        volatile unsigned long counter = 0;
+        do {
+            for (int i = 0; i < 100000; i++) {
+                counter++;
+            }
+            clock_gettime(CLOCK_MONOTONIC, &now);
+        } while ((double)(now.tv_sec - start.tv_sec) + (double)(now.tv_nsec - start.tv_nsec) / 1e9 < seconds);
+        return 0;
+    }
+    if (strcmp(mode, "direct-write") == 0 && argc == 4) {
+        // Writes BYTES to PATH with O_DIRECT (bypassing the page cache), 1 MiB at a time.
+        int fd = open(argv[2], O_WRONLY | O_CREAT | O_TRUNC | O_DIRECT, 0600);
+        if (fd < 0) {
+            perror("open");
+            return 4;
+        }
+        void *block;
+        if (posix_memalign(&block, 4096, 1 << 20) != 0) {
+            return 5;
+        }
+        memset(block, 7, 1 << 20);
+        for (unsigned long long done = 0, total = strtoull(argv[3], NULL, 10); done < total; done += 1 << 20) {
+            if (write(fd, block, 1 << 20) != 1 << 20) {
+                perror("write");
+                return 6;
+            }
+        }
+        fsync(fd);
+        close(fd);
+        return 0;
+    }
+    if (strcmp(mode, "fork-bomb") == 0) {
+        // Forks without end; every process keeps trying. Prints "ready" once forks start failing.
+        int reported = 0;
+        for (;;) {
+            pid_t child = fork();
+            if (child < 0 && !reported && getpid() > 0) {
+                reported = 1;
+                say("ready\n");
+            }
+            if (child < 0) {
+                struct timespec pause = {0, 1000000};
+                nanosleep(&pause, NULL);
+            }
+        }
+    }
+    if (strcmp(mode, "escape") == 0) {
+        // A child that leaves the job's session and process group, then lives on.
+        int ready[2];
+        if (pipe(ready) != 0) {
+            return 122;
+        }
+        pid_t child = fork();
+        if (child == 0) {
+            setsid();
+            close(ready[0]);
+            close(ready[1]);
+            wait_forever();
+        }
+        close(ready[1]);
+        char byte;
+        while (read(ready[0], &byte, 1) > 0) {
+        }
+        char line[64];
+        int length = snprintf(line, sizeof(line), "escaped %d\n", (int)child);
+        write_all(STDOUT_FILENO, line, (size_t)length);
+        say("ready\n");
+        wait_forever();
     }
     fprintf(stderr, "%s: unknown mode or arguments: %s\n", argv[0], mode);
     return 2;

@@ -92,3 +92,23 @@ struct StartFailureTests {
         _ = try await expectStartFails(.invalidArgument, command: "/bin/echo", arguments: large)
     }
 }
+
+@Suite("Resource control disabled", .timeLimit(.minutes(1)))
+struct DisabledResourceControlTests {
+    @Test("without cgroups, limits are refused rather than silently ignored")
+    func limitsRefused() async throws {
+        try await withWorker { configuration in
+            configuration.resourceControl = .disabled
+        } _: { worker in
+            #expect(worker.resourceControlSummary.hasPrefix("disabled"))
+            await #expect(
+                throws: JobWorkerError(
+                    .invalidArgument, "resource limits are not available: the worker runs without cgroups")
+            ) {
+                try await worker.start(command: "/bin/true", owner: "alice", limits: ResourceLimits(cpuMillis: 500))
+            }
+            let job = try await worker.start(command: "/bin/true", owner: "alice")
+            #expect(job.limits == ResourceLimits())
+        }
+    }
+}

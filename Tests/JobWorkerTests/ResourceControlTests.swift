@@ -1,0 +1,207 @@
+import Foundation
+import JobWorker
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Limits enforced by the host's real cgroups (v1 here, v2 wherever it is the host's mode).
+@Suite(
+    "Resource control on the host's cgroups",
+    .enabled(if: Privileges.canUseCgroups, Comment(rawValue: Privileges.reason)),
+    .timeLimit(.minutes(2)))
+struct ResourceControlTests {
+    @Test("the job is in its cgroup before its first instruction")
+    func placedBeforeExec() async throws {
+        try await withWorker { worker in
+            let job = try await worker.startHelper("print-cgroup")
+            _ = try await worker.waitUntilEnded(job.id)
+            let text = String(decoding: try await worker.collectOutput(of: job.id), as: UTF8.self)
+            let lines = text.split(separator: "\n")
+            // v2: the single "0::" line names the job's cgroup; v1: every hierarchy the worker uses.
+            let isV2 = worker.resourceControlSummary.hasPrefix("cgroup v2")
+            let expected = isV2 ? ["0::"] : ["cpu", "cpuacct", "memory", "blkio", "pids", "freezer"].map { ":\($0):" }
+            for marker in expected {
+                let line = lines.first { $0.contains(marker) && (marker == "0::" ? $0.hasPrefix(marker) : true) }
+                #expect(
+                    line?.hasSuffix("/\(worker.configuration.cgroupParentName)/\(job.id)") == true,
+                    "\(marker): \(line ?? "")")
+            }
+        }
+    }
+
+    @Test("a job allocating past its memory limit is OOM-killed, with its peak near the limit")
+    func outOfMemory() async throws {
+        try await withWorker { worker in
+            let limit: UInt64 = 64 << 20
+            let job = try await worker.startHelper(
+                "allocate", "\(512 << 20)", limits: ResourceLimits(memoryBytes: limit))
+            #expect(job.limits.memoryBytes == limit)
+            let ended = try await worker.waitUntilEnded(job.id)
+            #expect(ended.state == .oomKilled)
+            #expect(ended.termination == .signaled(SIGKILL))
+            #expect(ended.usage.memoryPeakBytes > limit * 8 / 10)
+            #expect(ended.usage.memoryPeakBytes <= limit + (1 << 20))
+        }
+    }
+
+    @Test("a job within its memory limit is not OOM-killed")
+    func withinMemory() async throws {
+        try await withWorker { worker in
+            let job = try await worker.startHelper(
+                "allocate", "\(32 << 20)", limits: ResourceLimits(memoryBytes: 128 << 20))
+            let ended = try await worker.waitUntilEnded(job.id)
+            #expect(ended.state == .exited)
+            #expect(ended.usage.memoryPeakBytes >= 32 << 20)
+        }
+    }
+
+    @Test("a busy loop under 200 millicores for 3 s uses 0.2 ± 0.05 CPU-seconds per second")
+    func cpuLimit() async throws {
+        try await withWorker { worker in
+            let job = try await worker.startHelper("spin", "3", limits: ResourceLimits(cpuMillis: 200))
+            let ended = try await worker.waitUntilEnded(job.id)
+            #expect(ended.state == .exited)
+            let wall = try #require(ended.endedAt).timeIntervalSince(ended.startedAt)
+            let rate = Double(ended.usage.cpuMicroseconds) / 1e6 / wall
+            #expect(abs(rate - 0.2) <= 0.05, "used \(rate) CPU-seconds per second over \(wall) s")
+        }
+    }
+
+    @Test("direct-IO writes of 20 MB under a 5 MB/s limit take at least 3 s; unlimited, far less")
+    func ioLimit() async throws {
+        try await withWorker { worker in
+            let directory = worker.configuration.stateDirectory
+            let size = 20 << 20
+            let limited = try await worker.startHelper(
+                "direct-write", directory + "/limited", "\(size)",
+                limits: ResourceLimits(ioWriteBytesPerSecond: 5 << 20))
+            let unlimited = try await worker.startHelper("direct-write", directory + "/unlimited", "\(size)")
+            let slow = try await worker.waitUntilEnded(limited.id)
+            let fast = try await worker.waitUntilEnded(unlimited.id)
+            #expect(slow.exitCode == 0 && fast.exitCode == 0)
+            let slowSeconds = try #require(slow.endedAt).timeIntervalSince(slow.startedAt)
+            let fastSeconds = try #require(fast.endedAt).timeIntervalSince(fast.startedAt)
+            #expect(slowSeconds >= 3, "limited: \(slowSeconds) s")
+            #expect(fastSeconds < slowSeconds / 3, "unlimited: \(fastSeconds) s, limited: \(slowSeconds) s")
+            #expect(slow.usage.ioWriteBytes >= UInt64(size))
+        }
+    }
+
+    @Test("a fork bomb under a 50-process limit is contained; the worker stays responsive; stop ends it")
+    func forkBomb() async throws {
+        try await withWorker { worker in
+            let bomb = try await worker.startHelper("fork-bomb", limits: ResourceLimits(maxProcesses: 50))
+            _ = try await worker.waitForOutput(of: bomb.id, containing: "ready")
+            // Responsive: another job starts, runs and reports while the bomb is at its limit.
+            let other = try await worker.startHelper("echo-args", "still here")
+            #expect(try await worker.waitUntilEnded(other.id).exitCode == 0)
+            #expect(try worker.status(of: bomb.id).state == .running)
+            let stopped = try await worker.stop(bomb.id, gracePeriod: .milliseconds(200))
+            #expect(stopped.state == .stopped)
+            #expect(try cgroupDirectories(of: worker).isEmpty)
+        }
+    }
+
+    @Test("stop kills a process that left the job's process group")
+    func escapedProcess() async throws {
+        try await withWorker { worker in
+            let job = try await worker.startHelper("escape")
+            let text = try await worker.waitForOutput(of: job.id, containing: "ready")
+            let line = try #require(text.split(separator: "\n").first { $0.hasPrefix("escaped ") })
+            let escaped = try #require(Int32(line.dropFirst("escaped ".count)))
+            #expect(kill(escaped, 0) == 0)
+            let stopped = try await worker.stop(job.id, gracePeriod: .seconds(5))
+            #expect(stopped.state == .stopped)
+            // The job ended once its cgroup was empty: the escaped process is already gone.
+            #expect(waitForProcessToEnd(escaped, timeout: .zero))
+        }
+    }
+
+    @Test("limits above a ceiling are refused before anything is created")
+    func ceilingRefused() async throws {
+        try await withWorker { configuration in
+            configuration.resourcePolicy.ceilings.memoryBytes = 1 << 30
+        } _: { worker in
+            await #expect(throws: JobWorkerError(.invalidArgument, "memory limit 2Gi exceeds the server ceiling 1Gi")) {
+                try await worker.startHelper("exit", "0", limits: ResourceLimits(memoryBytes: 2 << 30))
+            }
+            #expect(worker.list().isEmpty)
+            #expect(try cgroupDirectories(of: worker).isEmpty)
+            let applied = try await worker.startHelper("exit", "0").limits
+            #expect(applied.memoryBytes == 1 << 30)
+            #expect(applied.cpuMillis == 1000)
+            #expect(applied.maxProcesses == 1024)
+        }
+    }
+
+    @Test("usage is live while the job runs")
+    func liveUsage() async throws {
+        try await withWorker { worker in
+            let job = try await worker.startHelper("trap-term")
+            _ = try await worker.waitForOutput(of: job.id, containing: "ready")
+            let running = try worker.status(of: job.id)
+            #expect(running.state == .running)
+            #expect(running.usage.memoryPeakBytes > 0)
+            #expect(running.usage.cpuMicroseconds > 0)
+            _ = try await worker.stop(job.id)
+        }
+    }
+
+    @Test("100 jobs later, no cgroup directory of ours remains")
+    func noCgroupLeak() async throws {
+        try await withWorker { worker in
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for index in 0..<100 {
+                    group.addTask {
+                        let job = try await worker.startHelper(
+                            index % 2 == 0 ? "exit" : "background-child", "0",
+                            limits: ResourceLimits(memoryBytes: 64 << 20))
+                        _ = try await worker.waitUntilEnded(job.id)
+                    }
+                }
+                try await group.waitForAll()
+            }
+            #expect(try cgroupDirectories(of: worker).isEmpty)
+        }
+    }
+
+    @Test("leftover job cgroups of a previous run are killed and removed at startup")
+    func leftoversRemoved() async throws {
+        let parent = "jobworker-test-\(JobID().shortDescription)"
+        let directory = try makeStateDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var configuration = WorkerConfiguration(stateDirectory: directory)
+        configuration.cgroupParentName = parent
+        // A first worker starts a job and "crashes": it is never shut down.
+        let first = try await Worker(configuration: configuration)
+        let job = try await first.startHelper("sleep")
+        _ = try await first.waitForOutput(of: job.id, containing: "ready")
+        let directories = try cgroupDirectories(of: first)
+        #expect(!directories.isEmpty && directories.allSatisfy { $0.hasSuffix("/\(job.id)") })
+
+        let second = try await Worker(configuration: configuration)
+        #expect(try cgroupDirectories(of: second).isEmpty)
+        #expect(waitForProcessToEnd(job.pid, timeout: .seconds(5)))
+        await second.shutdown(gracePeriod: .zero)
+        await first.shutdown(gracePeriod: .zero)
+    }
+}
+
+/// Job cgroup directories under the worker's parent cgroups, in every hierarchy.
+func cgroupDirectories(of worker: Worker) throws -> [String] {
+    let parent = worker.configuration.cgroupParentName
+    let ownPaths = try String(contentsOfFile: "/proc/self/cgroup", encoding: .utf8).split(separator: "\n")
+    var found: [String] = []
+    for line in ownPaths {
+        let fields = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
+        guard fields.count == 3 else { continue }
+        let controllers = fields[1].split(separator: ",").map(String.init)
+        let mount = fields[1].isEmpty ? "/sys/fs/cgroup" : "/sys/fs/cgroup/" + (controllers.first ?? "")
+        let directory = mount + (fields[2] == "/" ? "" : String(fields[2])) + "/" + parent
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        found += entries.filter { JobID($0) != nil }.map { directory + "/" + $0 }
+    }
+    return found
+}
