@@ -88,6 +88,15 @@ final class Job: Sendable {
             usage: final?.usage ?? cgroup?.usage() ?? ResourceUsage())
     }
 
+    /// The status right after exec: running, nothing used or written yet. Reads no file, so
+    /// `start` does not pay for it.
+    var initialStatus: JobStatus {
+        JobStatus(
+            id: id, owner: owner, command: command, arguments: arguments, executablePath: executablePath,
+            state: .running, pid: pid, termination: nil, startedAt: startedAt, endedAt: nil, outputBytes: 0,
+            limits: limits, usage: ResourceUsage())
+    }
+
     /// True until the job has ended and its final status is known.
     var isRunning: Bool { state.withLock { $0.final == nil } }
 

@@ -129,7 +129,7 @@ public final class Worker: Sendable {
         if isShuttingDown {
             job.beginStop(gracePeriod: .zero)
         }
-        return job.status
+        return job.initialStatus
     }
 
     /// Stops a job: SIGTERM to its process group, then SIGKILL once `gracePeriod` (default:

@@ -95,6 +95,8 @@ final class CgroupBackendTests {
             cgroup.usage()
                 == ResourceUsage(cpuMicroseconds: 1234, memoryPeakBytes: 5000, ioReadBytes: 10, ioWriteBytes: 20))
         #expect(cgroup.oomKills() == 2)
+        try write("populated 1\nfrozen 0\n", job + "/cgroup.events")
+        #expect(!cgroup.isEmpty)
         cgroup.killAll()
         #expect(contents(job + "/cgroup.kill") == "1")
     }
@@ -117,7 +119,7 @@ final class CgroupBackendTests {
     func v1Limits() throws {
         let cgroup = try makeV1().createCgroup(named: id, limits: limits)
         #expect(cgroup.directories.count == 6)
-        #expect(contents("cpu/jobworker/\(id)/cpu.cfs_period_us") == "100000")
+        #expect(contents("cpu/jobworker/\(id)/cpu.cfs_period_us") == nil, "the default period, 100 ms, is kept")
         #expect(contents("cpu/jobworker/\(id)/cpu.cfs_quota_us") == "25000")
         #expect(contents("memory/jobworker/\(id)/memory.limit_in_bytes") == "67108864")
         #expect(contents("memory/jobworker/\(id)/memory.memsw.limit_in_bytes") == "67108864")
@@ -128,7 +130,7 @@ final class CgroupBackendTests {
         #expect(contents("blkio/jobworker/\(id)/blkio.throttle.write_iops_device") == "254:0 300")
     }
 
-    @Test("v1 usage, OOM count and kill use cpuacct, memory, blkio and the freezer")
+    @Test("v1 usage and OOM count come from cpuacct, memory and blkio")
     func v1Accounting() throws {
         let cgroup = try makeV1().createCgroup(named: id, limits: limits)
         try write("5000000\n", "cpuacct/jobworker/\(id)/cpuacct.usage")
@@ -141,8 +143,11 @@ final class CgroupBackendTests {
             cgroup.usage()
                 == ResourceUsage(cpuMicroseconds: 5000, memoryPeakBytes: 7000, ioReadBytes: 10, ioWriteBytes: 20))
         #expect(cgroup.oomKills() == 1)
-        cgroup.killAll()
-        #expect(contents("freezer/jobworker/\(id)/freezer.state") == "THAWED")
+        // Killing members is covered on the real host, where the freezer exists.
+        try write("", "freezer/jobworker/\(id)/cgroup.procs")
+        #expect(cgroup.isEmpty)
+        try write("1\n", "freezer/jobworker/\(id)/cgroup.procs")
+        #expect(!cgroup.isEmpty)
     }
 }
 

@@ -84,7 +84,7 @@ struct OutputTests {
         try await withWorker { worker in
             let job = try await worker.startHelper("sleep")
             _ = try await worker.waitForOutput(of: job.id, containing: "ready")
-            let outputPath = worker.configuration.stateDirectory + "/jobs/\(job.id)/output"
+            let outputPath = worker.configuration.stateDirectory + "/output/\(job.id).log"
             let (started, startedContinuation) = AsyncStream.makeStream(of: Void.self)
             let reader = Task {
                 var iterator = try worker.output(of: job.id).makeAsyncIterator()

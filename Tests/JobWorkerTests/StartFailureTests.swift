@@ -14,7 +14,7 @@ struct StartFailureTests {
         sourceLocation: SourceLocation = #_sourceLocation
     ) async throws -> JobWorkerError? {
         try await withWorker { worker in
-            let jobsDirectory = worker.configuration.stateDirectory + "/jobs"
+            let jobsDirectory = worker.configuration.stateDirectory + "/output"
             var error: JobWorkerError?
             do {
                 _ = try await worker.start(command: command, arguments: arguments, owner: "alice")

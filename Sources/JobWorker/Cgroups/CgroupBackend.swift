@@ -43,6 +43,8 @@ protocol JobCgroup: Sendable {
     /// SIGKILLs every process in the cgroup, including ones that left the job's process group
     /// and ones forking while this runs. Does not wait.
     func killAll()
+    /// Whether no process is left in the cgroup.
+    var isEmpty: Bool { get }
     /// Returns once no process is left in the cgroup.
     func waitUntilEmpty(monitor: EventMonitor) async
     /// Removes the (empty) cgroup, retrying while the kernel still reports it busy.
@@ -53,8 +55,11 @@ extension JobCgroup {
     /// Ends the cgroup for good: kills what is left, waits for it to empty, reads the final usage
     /// and OOM count, and removes it.
     func tearDown(monitor: EventMonitor) async -> (usage: ResourceUsage, oomKills: UInt64) {
-        killAll()
-        await waitUntilEmpty(monitor: monitor)
+        // Usually the job's own process was the last one and there is nothing left to kill.
+        if !isEmpty {
+            killAll()
+            await waitUntilEmpty(monitor: monitor)
+        }
         let final = (usage(), oomKills())
         await remove()
         return final

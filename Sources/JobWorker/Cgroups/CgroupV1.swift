@@ -84,7 +84,7 @@ struct CgroupV1Job: JobCgroup {
 
     func apply(_ limits: ResourceLimits, devices: [BlockDevice], limitsSwap: Bool) throws(JobWorkerError) {
         if limits.cpuMillis != 0 {
-            try CgroupFiles.write("100000", to: path("cpu", "cpu.cfs_period_us"))
+            // The period of a new cgroup is the kernel's default, 100000 µs: only the quota is set.
             try CgroupFiles.write("\(UInt64(limits.cpuMillis) * 100)", to: path("cpu", "cpu.cfs_quota_us"))
         }
         if limits.memoryBytes != 0 {
@@ -148,11 +148,15 @@ struct CgroupV1Job: JobCgroup {
         CgroupFiles.keyedValue("oom_kill", in: path("memory", "memory.oom_control")) ?? 0
     }
 
+    /// Every job process is in every hierarchy; the freezer's list stands for all.
+    var isEmpty: Bool { processes(inProcsFile: path("freezer", "cgroup.procs")).isEmpty }
+
     func killAll() {
+        let procs = path("freezer", "cgroup.procs")
         let freezer = path("freezer", "freezer.state")
         // Frozen processes cannot fork; the SIGKILLs take effect at the thaw.
         try? CgroupFiles.write("FROZEN", to: freezer)
-        for pid in processes(inProcsFile: path("freezer", "cgroup.procs")) {
+        for pid in processes(inProcsFile: procs) {
             kill(pid, SIGKILL)
         }
         try? CgroupFiles.write("THAWED", to: freezer)
@@ -163,8 +167,7 @@ struct CgroupV1Job: JobCgroup {
         // caught mid-fork by the freeze is found and killed on the next pass.
         var pause = Duration.microseconds(200)
         let deadline = ContinuousClock.now + .seconds(30)
-        // Every job process is in every hierarchy; the freezer's list stands for all.
-        while !processes(inProcsFile: path("freezer", "cgroup.procs")).isEmpty, ContinuousClock.now < deadline {
+        while !isEmpty, ContinuousClock.now < deadline {
             killAll()
             try? await Task.sleep(for: pause)
             pause = min(pause * 2, .milliseconds(50))

@@ -149,6 +149,8 @@ struct CgroupV2Job: JobCgroup {
         try? CgroupFiles.write("1", to: path("cgroup.kill"))
     }
 
+    var isEmpty: Bool { CgroupFiles.keyedValue("populated", in: path("cgroup.events")) != 1 }
+
     func waitUntilEmpty(monitor: EventMonitor) async {
         // cgroup.events changes ("populated 0") raise IN_MODIFY: wait for it, never poll.
         let changed = ChangeSignal()
