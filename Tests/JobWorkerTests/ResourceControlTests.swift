@@ -136,6 +136,23 @@ struct ResourceControlTests {
         }
     }
 
+    @Test("a configured IO device that does not exist, or is not a whole disk, is a startup error")
+    func missingDevice() async throws {
+        let directory = try makeStateDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var configuration = WorkerConfiguration(stateDirectory: directory)
+        configuration.cgroupParentName = "jobworker-test-\(JobID().shortDescription)"
+        configuration.ioDevices = ["/dev/jobworker-no-such-disk"]
+        await #expect(throws: JobWorkerError(.invalidArgument, "IO device /dev/jobworker-no-such-disk does not exist"))
+        {
+            _ = try await Worker(configuration: configuration)
+        }
+        configuration.ioDevices = ["/dev/null"]
+        await #expect(throws: JobWorkerError(.invalidArgument, "IO device /dev/null is not a block device")) {
+            _ = try await Worker(configuration: configuration)
+        }
+    }
+
     @Test("usage is live while the job runs")
     func liveUsage() async throws {
         try await withWorker { worker in
