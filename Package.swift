@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "JobWorker", targets: ["JobWorker"]),
         .executable(name: "jobworkerd", targets: ["jobworkerd"]),
         .executable(name: "jobctl", targets: ["jobctl"]),
+        .executable(name: "jobworker-init", targets: ["jobworker-init"]),
     ],
     targets: [
         // Process creation only: clone3 + the async-signal-safe steps before exec. Must be C.
@@ -16,13 +17,19 @@ let package = Package(
         .target(name: "CLinuxEvents"),
         // The job library: lifecycle, output storage and streaming.
         .target(name: "JobWorker", dependencies: ["CJobLauncher", "CLinuxEvents"]),
-        .executableTarget(name: "jobworkerd", dependencies: ["JobWorker"]),
+        // PID 1 of every job's PID namespace. Plain static C: `-nostartfiles` keeps swiftc's
+        // swiftrt.o (and with it the Swift runtime) out, so the binary is ~750 KB and cheap to exec.
+        .executableTarget(
+            name: "jobworker-init",
+            linkerSettings: [.unsafeFlags(["-static-executable", "-nostartfiles"])]
+        ),
+        .executableTarget(name: "jobworkerd", dependencies: ["JobWorker", "jobworker-init"]),
         .executableTarget(name: "jobctl"),
         // Measures the library beside bare posix_spawn and cat (see BENCHMARKS.md).
-        .executableTarget(name: "JobWorkerBenchmarks", dependencies: ["JobWorker"]),
+        .executableTarget(name: "JobWorkerBenchmarks", dependencies: ["JobWorker", "jobworker-init"]),
         // A small C program whose behaviour the tests control (exit codes, signals, output patterns).
         .executableTarget(name: "JobWorkerTestHelper", path: "Tests/JobWorkerTestHelper"),
-        .testTarget(name: "JobWorkerTests", dependencies: ["JobWorker", "CLinuxEvents", "JobWorkerTestHelper"]),
+        .testTarget(name: "JobWorkerTests", dependencies: ["JobWorker", "CLinuxEvents", "JobWorkerTestHelper", "jobworker-init"]),
     ],
     swiftLanguageModes: [.v6]
 )

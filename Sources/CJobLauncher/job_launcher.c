@@ -4,10 +4,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/sched.h>
+#include <net/if.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -34,7 +39,12 @@ enum { JW_KERNEL_NSIG = 65 };
 struct jw_child_context {
     const jw_spawn_attributes *attributes;
     int error_pipe;
+    /// With an init: the argument vector `init_path, path, argv...`, built by the parent.
+    char *const *init_argv;
 };
+
+/// Descriptors the caller hands over are moved above this one, so no dup2 clobbers another.
+enum { JW_LOWEST_SOURCE_FD = JW_INIT_STATUS_FD + 1 };
 
 // MARK: - clone3 with a separate stack
 //
@@ -110,6 +120,51 @@ static int jw_install_fd(int source, int target) {
     return dup2(source, target) < 0 ? -1 : 0;
 }
 
+/// Brings up the loopback interface of a new network namespace: SIOCSIFFLAGS on "lo".
+static int jw_loopback_up(void) {
+    int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (sock < 0) {
+        return -1;
+    }
+    struct ifreq request;
+    memset(&request, 0, sizeof(request));
+    memcpy(request.ifr_name, "lo", 3);
+    int result = ioctl(sock, SIOCGIFFLAGS, &request);
+    if (result == 0) {
+        request.ifr_flags |= IFF_UP | IFF_RUNNING;
+        result = ioctl(sock, SIOCSIFFLAGS, &request);
+    }
+    int saved = errno;
+    close(sock);
+    errno = saved;
+    return result;
+}
+
+/// The namespace checklist, in order: private mounts before anything is mounted, then /proc,
+/// host name and loopback. Reports the failed step and returns -1 (after which the child exits).
+static int jw_setup_namespaces(const jw_spawn_attributes *attributes, int error_pipe) {
+    uint64_t flags = attributes->namespace_flags;
+    if (flags & CLONE_NEWNS) {
+        // Nothing mounted here may propagate back to the host, or to other jobs.
+        if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
+            jw_child_fail(error_pipe, JW_STEP_MOUNT_PRIVATE, errno);
+        }
+        // A /proc that shows the new PID namespace, not the host's.
+        if ((flags & CLONE_NEWPID) &&
+            mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
+            jw_child_fail(error_pipe, JW_STEP_MOUNT_PROC, errno);
+        }
+    }
+    if ((flags & CLONE_NEWUTS) && attributes->hostname != NULL &&
+        sethostname(attributes->hostname, strlen(attributes->hostname)) < 0) {
+        jw_child_fail(error_pipe, JW_STEP_HOSTNAME, errno);
+    }
+    if ((flags & CLONE_NEWNET) && jw_loopback_up() < 0) {
+        jw_child_fail(error_pipe, JW_STEP_LOOPBACK, errno);
+    }
+    return 0;
+}
+
 static int jw_child_main(void *raw_context) {
     const struct jw_child_context *context = raw_context;
     const jw_spawn_attributes *attributes = context->attributes;
@@ -148,21 +203,45 @@ static int jw_child_main(void *raw_context) {
         jw_child_fail(error_pipe, JW_STEP_STDIO, errno);
     }
 
-    // 5. Working directory.
+    // 5. Namespaces: the child is already in them (clone flags); make them usable.
+    if (jw_setup_namespaces(attributes, error_pipe) < 0) {
+        return 127;
+    }
+
+    // 6. Working directory.
     if (attributes->working_directory != NULL && chdir(attributes->working_directory) < 0) {
         jw_child_fail(error_pipe, JW_STEP_CHDIR, errno);
     }
 
-    // 6. No descriptor of the worker reaches the job. The error pipe is already close-on-exec.
-    if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
+    int has_init = (attributes->namespace_flags & CLONE_NEWPID) != 0;
+    if (has_init) {
+        // The init reports the job's exec failure and exit status on fixed descriptors. They
+        // are installed last: the sources sit above JW_INIT_STATUS_FD, so nothing is clobbered,
+        // and until exec a failure of ours still goes to the same error pipe.
+        if (jw_install_fd(error_pipe, JW_INIT_ERROR_FD) < 0 ||
+            jw_install_fd(attributes->status_fd, JW_INIT_STATUS_FD) < 0) {
+            jw_child_fail(error_pipe, JW_STEP_STDIO, errno);
+        }
+        error_pipe = JW_INIT_ERROR_FD;
+    }
+
+    // 7. No descriptor of the worker reaches the job. The error pipe is already close-on-exec
+    //    (or, for an init, deliberately inherited).
+    unsigned int first_closed = has_init ? JW_INIT_STATUS_FD + 1 : STDERR_FILENO + 1;
+    if (syscall(SYS_close_range, first_closed, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
         jw_child_fail(error_pipe, JW_STEP_CLOSE_FDS, errno);
     }
 
-    // 7. Unblock signals (the mask survives execve) and exec.
-    sigset_t empty;
-    sigemptyset(&empty);
-    sigprocmask(SIG_SETMASK, &empty, NULL);
-    execve(attributes->path, attributes->argv, attributes->envp);
+    // 8. Exec. The signal mask survives execve: a job starts with none blocked, while an init
+    //    starts with every signal blocked, so none sent before it waits for them is lost.
+    if (has_init) {
+        execve(attributes->init_path, context->init_argv, attributes->envp);
+    } else {
+        sigset_t empty;
+        sigemptyset(&empty);
+        sigprocmask(SIG_SETMASK, &empty, NULL);
+        execve(attributes->path, attributes->argv, attributes->envp);
+    }
     jw_child_fail(error_pipe, JW_STEP_EXEC, errno);
     return 127;
 }
@@ -177,13 +256,14 @@ static void jw_close_quietly(int fd) {
     }
 }
 
-/// Returns a descriptor above 2 for `fd`: `fd` itself, or a close-on-exec duplicate in `*owned`.
-static int jw_above_stdio(int fd, int *owned) {
+/// Returns a descriptor at or above JW_LOWEST_SOURCE_FD for `fd`: `fd` itself, or a close-on-exec
+/// duplicate in `*owned`, so that installing 0-4 in the child never overwrites a source.
+static int jw_above_targets(int fd, int *owned) {
     *owned = -1;
-    if (fd > STDERR_FILENO) {
+    if (fd < 0 || fd >= JW_LOWEST_SOURCE_FD) {
         return fd;
     }
-    *owned = fcntl(fd, F_DUPFD_CLOEXEC, STDERR_FILENO + 1);
+    *owned = fcntl(fd, F_DUPFD_CLOEXEC, JW_LOWEST_SOURCE_FD);
     return *owned;
 }
 
@@ -199,44 +279,79 @@ int jw_spawn(const jw_spawn_attributes *attributes, jw_spawn_result *result) {
     result->failed_step = JW_STEP_NONE;
     result->error = 0;
 
+    int has_init = (attributes->namespace_flags & CLONE_NEWPID) != 0;
+    if (has_init && (attributes->init_path == NULL || attributes->status_fd < 0)) {
+        return jw_fail(result, JW_STEP_PREPARE, EINVAL);
+    }
     jw_spawn_attributes child_attributes = *attributes;
-    int owned_stdin = -1;
-    int owned_output = -1;
-    child_attributes.stdin_fd = jw_above_stdio(attributes->stdin_fd, &owned_stdin);
-    child_attributes.output_fd = jw_above_stdio(attributes->output_fd, &owned_output);
-    if (child_attributes.stdin_fd < 0 || child_attributes.output_fd < 0) {
+    int owned[3] = {-1, -1, -1};
+    child_attributes.stdin_fd = jw_above_targets(attributes->stdin_fd, &owned[0]);
+    child_attributes.output_fd = jw_above_targets(attributes->output_fd, &owned[1]);
+    child_attributes.status_fd = jw_above_targets(attributes->status_fd, &owned[2]);
+    int error_pipe[2] = {-1, -1};
+    int raw_pipe[2];
+    if (child_attributes.stdin_fd < 0 || child_attributes.output_fd < 0 ||
+        (has_init && child_attributes.status_fd < 0) || pipe2(raw_pipe, O_CLOEXEC) < 0) {
         int error = errno;
-        jw_close_quietly(owned_stdin);
-        jw_close_quietly(owned_output);
+        for (int i = 0; i < 3; i++) {
+            jw_close_quietly(owned[i]);
+        }
         return jw_fail(result, JW_STEP_PREPARE, error);
     }
+    // The write end, too, must not sit where the child installs the init's descriptors.
+    error_pipe[0] = raw_pipe[0];
+    error_pipe[1] = raw_pipe[1] >= JW_LOWEST_SOURCE_FD ? raw_pipe[1]
+                                                        : fcntl(raw_pipe[1], F_DUPFD_CLOEXEC, JW_LOWEST_SOURCE_FD);
+    if (error_pipe[1] != raw_pipe[1]) {
+        jw_close_quietly(raw_pipe[1]);
+    }
 
-    int error_pipe[2];
-    if (pipe2(error_pipe, O_CLOEXEC) < 0) {
-        int error = errno;
-        jw_close_quietly(owned_stdin);
-        jw_close_quietly(owned_output);
-        return jw_fail(result, JW_STEP_PREPARE, error);
+    // The init's argument vector: init_path, path, argv... (built here: the child cannot allocate).
+    char **init_argv = NULL;
+    if (has_init) {
+        size_t count = 0;
+        while (attributes->argv[count] != NULL) {
+            count++;
+        }
+        init_argv = calloc(count + 3, sizeof(char *));
+        if (init_argv == NULL || error_pipe[1] < 0) {
+            int error = error_pipe[1] < 0 ? errno : ENOMEM;
+            free(init_argv);
+            jw_close_quietly(error_pipe[0]);
+            jw_close_quietly(error_pipe[1]);
+            for (int i = 0; i < 3; i++) {
+                jw_close_quietly(owned[i]);
+            }
+            return jw_fail(result, JW_STEP_PREPARE, error);
+        }
+        init_argv[0] = (char *)attributes->init_path;
+        init_argv[1] = (char *)attributes->path;
+        for (size_t i = 0; i < count; i++) {
+            init_argv[i + 2] = attributes->argv[i];
+        }
     }
 
     void *stack = mmap(NULL, JW_CHILD_STACK_SIZE, PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
     if (stack == MAP_FAILED) {
         int error = errno;
+        free(init_argv);
         jw_close_quietly(error_pipe[0]);
         jw_close_quietly(error_pipe[1]);
-        jw_close_quietly(owned_stdin);
-        jw_close_quietly(owned_output);
+        for (int i = 0; i < 3; i++) {
+            jw_close_quietly(owned[i]);
+        }
         return jw_fail(result, JW_STEP_PREPARE, error);
     }
 
-    struct jw_child_context context = {.attributes = &child_attributes, .error_pipe = error_pipe[1]};
+    struct jw_child_context context = {
+        .attributes = &child_attributes, .error_pipe = error_pipe[1], .init_argv = init_argv};
     int pidfd = -1;
     struct clone_args args;
     memset(&args, 0, sizeof(args));
     // CLONE_VM | CLONE_VFORK: no copy of the worker's page tables (cost independent of its
     // memory), and this thread sleeps until the child has exec'd or exited.
-    args.flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD;
+    args.flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD | attributes->namespace_flags;
     args.pidfd = (uint64_t)(uintptr_t)&pidfd;
     args.exit_signal = SIGCHLD;
     args.stack = (uint64_t)(uintptr_t)stack;
@@ -255,16 +370,19 @@ int jw_spawn(const jw_spawn_attributes *attributes, jw_spawn_result *result) {
     pthread_sigmask(SIG_SETMASK, &previous_mask, NULL);
 
     munmap(stack, JW_CHILD_STACK_SIZE);
+    free(init_argv);
     jw_close_quietly(error_pipe[1]);
-    jw_close_quietly(owned_stdin);
-    jw_close_quietly(owned_output);
+    for (int i = 0; i < 3; i++) {
+        jw_close_quietly(owned[i]);
+    }
 
     if (pid < 0) {
         jw_close_quietly(error_pipe[0]);
         return jw_fail(result, JW_STEP_CLONE, (int)-pid);
     }
 
-    // The child has exec'd (the pipe closed on exec: EOF) or reported a failed step.
+    // The child has exec'd (the pipe closed on exec: EOF) or reported a failed step. With an
+    // init, EOF comes once the init has forked the job and the job has exec'd its program.
     int32_t message[2];
     ssize_t received;
     do {

@@ -31,6 +31,8 @@ final class Job: Sendable {
     private struct State {
         /// The pidfd while the process is unreaped; nil afterwards.
         var pidfd: Int32?
+        /// With an init: where it leaves the job's wait status. Closed at reap.
+        var statusPipe: Int32?
         var stopRequested = false
         var termination: Termination?
         var endedAt: Date?
@@ -64,7 +66,7 @@ final class Job: Sendable {
         self.outputChanged = outputChanged
         self.limits = limits
         self.cgroup = cgroup
-        self.state = Mutex(State(pidfd: process.pidfd))
+        self.state = Mutex(State(pidfd: process.pidfd, statusPipe: process.statusPipe))
     }
 
     var status: JobStatus {
@@ -158,7 +160,11 @@ final class Job: Sendable {
             while waitid(P_PIDFD, id_t(pidfd), &info, WEXITED) < 0 && errno == EINTR {}
             closeDescriptor(pidfd)
             state.pidfd = nil
-            state.termination = Self.termination(of: info)
+            // An init reports how the job ended; if it left nothing (it was killed with the
+            // whole namespace), its own end is the job's.
+            state.termination = state.statusPipe.flatMap(Self.reportedTermination) ?? Self.termination(of: info)
+            state.statusPipe.map(closeDescriptor)
+            state.statusPipe = nil
             state.endedAt = Date()
             defer { state.escalation = nil }
             return state.escalation
@@ -185,6 +191,14 @@ final class Job: Sendable {
         var info = siginfo_t()
         let result = waitid(P_PIDFD, id_t(pidfd), &info, WEXITED | WNOHANG | WNOWAIT)
         return result == 0 && info._sifields._sigchld.si_pid != 0
+    }
+
+    /// The wait status an init wrote to its status pipe, if it wrote one.
+    private static func reportedTermination(statusPipe: Int32) -> Termination? {
+        var raw: Int32 = 0
+        guard read(statusPipe, &raw, MemoryLayout<Int32>.size) == MemoryLayout<Int32>.size else { return nil }
+        let signal = raw & 0x7f
+        return signal == 0 ? .exited(code: (raw >> 8) & 0xff) : .signaled(signal)
     }
 
     private static func termination(of info: siginfo_t) -> Termination {

@@ -24,6 +24,8 @@ public final class Worker: Sendable {
     private let devNull: Int32
     /// nil when resource control is disabled.
     private let cgroups: (any CgroupBackend)?
+    /// The init program, when jobs run in their own namespaces.
+    private let initPath: String?
 
     /// Which cgroup mode, controllers and directories the worker uses, for the startup log.
     public var resourceControlSummary: String {
@@ -46,6 +48,10 @@ public final class Worker: Sendable {
         try configuration.resourcePolicy.validate()
         stateDirectory = StateDirectory(root: configuration.stateDirectory)
         try stateDirectory.prepare()
+        switch configuration.isolation {
+        case .namespaces: initPath = try Self.locateInit(configuration.initPath)
+        case .none: initPath = nil
+        }
         switch configuration.resourceControl {
         case .cgroups: cgroups = try makeCgroupBackend(configuration)
         case .disabled: cgroups = nil
@@ -95,7 +101,8 @@ public final class Worker: Sendable {
             process = try ProcessLauncher(
                 executablePath: executablePath, argumentVector: [command] + arguments,
                 environment: configuration.jobEnvironment, workingDirectory: configuration.jobWorkingDirectory,
-                stdinDescriptor: devNull, outputDescriptor: output, cgroup: placement
+                stdinDescriptor: devNull, outputDescriptor: output, cgroup: placement,
+                isolation: initPath.map { NamespaceIsolation(initPath: $0, hostname: id.shortDescription) }
             ).launch()
         } catch {
             watch.map(monitor.removeWriteWatch)
@@ -200,6 +207,20 @@ public final class Worker: Sendable {
         for directory in cgroups?.parentDirectories ?? [] {
             rmdir(directory)
         }
+    }
+
+    /// The configured init, or `jobworker-init` next to the running executable; it must exist and
+    /// be executable, or every start would fail.
+    private static func locateInit(_ configured: String?) throws(JobWorkerError) -> String {
+        let path =
+            configured
+            ?? (URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().path
+                + "/jobworker-init")
+        guard access(path, X_OK) == 0 else {
+            throw JobWorkerError(
+                .systemFailure, "the job init \(path) is missing or not executable: install jobworker-init there")
+        }
+        return path
     }
 
     private func applyLimits(_ requested: ResourceLimits) throws(JobWorkerError) -> ResourceLimits {

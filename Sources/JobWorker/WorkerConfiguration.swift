@@ -31,6 +31,13 @@ public struct WorkerConfiguration: Sendable {
     /// `/` and the state directory. A device that does not exist is a startup error.
     public var ioDevices: [String]?
 
+    /// Whether jobs run in their own PID, mount, network, UTS and IPC namespaces, with our init as
+    /// PID 1 (the default). Only the operator can switch it off.
+    public var isolation = Isolation.namespaces
+
+    /// The jobworker-init program. nil: `jobworker-init` next to the running executable.
+    public var initPath: String?
+
     /// The name of the cgroup, below the worker's own, that holds the job cgroups. The worker owns
     /// it: whatever it finds there at startup is a leftover of a previous run and is removed.
     public var cgroupParentName = "jobworker"
@@ -62,4 +69,14 @@ public enum ResourceControl: Sendable, Hashable {
     /// No cgroups: jobs run without limits and requests for limits are refused. For development
     /// as an unprivileged user only.
     case disabled
+}
+
+/// How jobs are isolated from the host and from each other.
+public enum Isolation: Sendable, Hashable {
+    /// New PID, mount, network, UTS and IPC namespaces, with jobworker-init as PID 1: the job sees
+    /// only its own processes, only a loopback interface, its own host name and IPC objects, and
+    /// its mounts stay its own.
+    case namespaces
+    /// The job shares the worker's namespaces. For development without root only.
+    case none
 }

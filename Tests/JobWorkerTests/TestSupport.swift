@@ -34,7 +34,7 @@ enum Privileges {
     static let isRoot = geteuid() == 0
     static let isCI = ProcessInfo.processInfo.environment["CI"] == "true"
     static let canUseCgroups = isRoot || isCI
-    static let reason = "requires root and cgroups (runs always under CI=true)"
+    static let reason = "requires root, cgroups and namespaces (runs always under CI=true)"
 }
 
 /// Runs `body` with a new worker, always shutting it down and removing its state afterwards.
@@ -47,6 +47,7 @@ func withWorker<Result>(
     let directory = try makeStateDirectory()
     var configuration = WorkerConfiguration(stateDirectory: directory)
     configuration.resourceControl = Privileges.canUseCgroups ? .cgroups : .disabled
+    configuration.isolation = Privileges.canUseCgroups ? .namespaces : .none
     configuration.cgroupParentName = "jobworker-test-\(JobID().shortDescription)"
     configure(&configuration)
     let worker = try await Worker(configuration: configuration)
@@ -133,3 +134,19 @@ func waitForProcessToEnd(_ pid: Int32, timeout: Duration) -> Bool {
     let milliseconds = Int32(timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
     return poll(&descriptor, 1, milliseconds) == 1
 }
+
+/// Host PIDs of the processes whose command line contains `marker` as an argument. Jobs in a PID
+/// namespace only know their namespace's PIDs; a unique marker argument finds them from outside.
+func hostProcesses(withArgument marker: String) -> [Int32] {
+    let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+    return entries.compactMap { entry -> Int32? in
+        guard let pid = Int32(entry),
+            let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline")
+        else { return nil }
+        let arguments = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+        return arguments.contains(marker) ? pid : nil
+    }
+}
+
+/// A unique argument to find a job's processes by.
+func makeMarker() -> String { "marker-\(JobID())" }

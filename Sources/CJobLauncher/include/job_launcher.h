@@ -11,6 +11,7 @@
 #ifndef JOB_LAUNCHER_H
 #define JOB_LAUNCHER_H
 
+#include <linux/sched.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -37,9 +38,32 @@ typedef enum jw_step {
     JW_STEP_CHDIR = 7,
     /// Child: marking every other inherited descriptor close-on-exec.
     JW_STEP_CLOSE_FDS = 8,
-    /// Child: execve of the target program.
+    /// Child: execve of the target program (or of the init, in a new PID namespace).
     JW_STEP_EXEC = 9,
+    /// Child, new mount namespace: making every mount private (MS_REC | MS_PRIVATE on /).
+    JW_STEP_MOUNT_PRIVATE = 10,
+    /// Child, new PID and mount namespaces: mounting a fresh /proc.
+    JW_STEP_MOUNT_PROC = 11,
+    /// Child, new UTS namespace: setting the host name.
+    JW_STEP_HOSTNAME = 12,
+    /// Child, new network namespace: bringing the loopback interface up.
+    JW_STEP_LOOPBACK = 13,
+    /// Init: forking the job.
+    JW_STEP_INIT_FORK = 14,
 } jw_step;
+
+/// Descriptors the init (jobworker-init) receives, at fixed numbers.
+enum {
+    /// Write end of the error pipe: the job's exec failure is reported here, like the launcher's.
+    JW_INIT_ERROR_FD = 3,
+    /// Write end of the status pipe: the init writes the job's wait status (an int32) before it
+    /// exits, so a job killed by a signal is reported as such (an init cannot die by a signal of
+    /// its own).
+    JW_INIT_STATUS_FD = 4,
+};
+
+/// Every namespace a job gets: PID (with an init), mount, network, UTS and IPC.
+static const uint64_t JW_ALL_NAMESPACES = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWUTS | CLONE_NEWIPC;
 
 /// What to start and how. All pointers must stay valid for the duration of jw_spawn.
 typedef struct jw_spawn_attributes {
@@ -60,6 +84,16 @@ typedef struct jw_spawn_attributes {
     /// cgroup v1: descriptors of cgroup.procs files that the child writes "0" to before exec.
     const int *cgroup_procs_fds;
     int cgroup_procs_count;
+    /// Isolation: CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWUTS | CLONE_NEWIPC, or 0.
+    /// With CLONE_NEWPID the child execs `init_path` (PID 1 of the namespace) with the argument
+    /// vector `init_path, path, argv...`; the init forks and execs the job as PID 2.
+    uint64_t namespace_flags;
+    /// The init program, with CLONE_NEWPID.
+    const char *init_path;
+    /// Host name to set, with CLONE_NEWUTS (may be NULL).
+    const char *hostname;
+    /// Write end of the status pipe handed to the init, with CLONE_NEWPID.
+    int status_fd;
 } jw_spawn_attributes;
 
 /// The outcome of jw_spawn.

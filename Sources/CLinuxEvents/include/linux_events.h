@@ -1,8 +1,13 @@
-// Linux event APIs that Swift's Glibc module does not export: epoll, eventfd, inotify and
-// pidfd_open (glibc's variadic syscall() cannot be called from Swift).
+// Linux APIs that Swift's Glibc module does not export: epoll, eventfd, inotify, pidfd_open
+// (glibc's variadic syscall() cannot be called from Swift) and pipe2 (a GNU extension).
 #ifndef LINUX_EVENTS_H
 #define LINUX_EVENTS_H
 
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
@@ -13,6 +18,11 @@
 /// A close-on-exec pidfd for `pid`, or -1 with errno set.
 static inline int linux_pidfd_open(pid_t pid) {
     return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+/// pipe2(2): both ends created with `flags` (O_CLOEXEC, O_NONBLOCK) atomically.
+static inline int linux_pipe2(int descriptors[2], int flags) {
+    return pipe2(descriptors, flags);
 }
 
 #endif

@@ -1,4 +1,5 @@
 import CJobLauncher
+import CLinuxEvents
 
 #if canImport(Glibc)
     import Glibc
@@ -9,6 +10,17 @@ struct LaunchedProcess: Sendable {
     let pid: Int32
     /// Owned by the caller: it reaps the process through it, then closes it.
     let pidfd: Int32
+    /// With an init: the read end of the status pipe, where the init leaves the job's wait
+    /// status before it exits. Owned by the caller.
+    let statusPipe: Int32?
+}
+
+/// New namespaces for the job, with an init as PID 1.
+struct NamespaceIsolation: Sendable {
+    /// The jobworker-init program.
+    var initPath: String
+    /// The job's host name in its UTS namespace.
+    var hostname: String
 }
 
 /// The Swift face of `CJobLauncher`: converts Swift values to the C request and C failures to
@@ -23,8 +35,25 @@ struct ProcessLauncher {
     var outputDescriptor: Int32
     /// Where the process goes before its first instruction.
     var cgroup: CgroupPlacement = .none
+    /// nil: the job runs in the worker's namespaces, without an init.
+    var isolation: NamespaceIsolation?
 
     func launch() throws(JobWorkerError) -> LaunchedProcess {
+        var statusPipe: [Int32] = [-1, -1]
+        if isolation != nil {
+            try systemCall("creating the status pipe") { linux_pipe2(&statusPipe, O_CLOEXEC | O_NONBLOCK) }
+        }
+        defer { if statusPipe[1] >= 0 { closeDescriptor(statusPipe[1]) } }
+        do {
+            let process = try spawn(statusDescriptor: statusPipe[1])
+            return LaunchedProcess(pid: process.pid, pidfd: process.pidfd, statusPipe: isolation == nil ? nil : statusPipe[0])
+        } catch {
+            if statusPipe[0] >= 0 { closeDescriptor(statusPipe[0]) }
+            throw error
+        }
+    }
+
+    private func spawn(statusDescriptor: Int32) throws(JobWorkerError) -> (pid: Int32, pidfd: Int32) {
         let environmentStrings = environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
         var result = jw_spawn_result()
         var cgroupDirectory: Int32 = -1
@@ -38,12 +67,19 @@ struct ProcessLauncher {
             withCStringArray(environmentStrings) { envp in
                 executablePath.withCString { path in
                     withOptionalCString(workingDirectory) { directory in
-                        procsFiles.withUnsafeBufferPointer { procs in
-                            var attributes = jw_spawn_attributes(
-                                path: path, argv: argv, envp: envp, working_directory: directory,
-                                stdin_fd: stdinDescriptor, output_fd: outputDescriptor, cgroup_fd: cgroupDirectory,
-                                cgroup_procs_fds: procs.baseAddress, cgroup_procs_count: Int32(procs.count))
-                            return jw_spawn(&attributes, &result)
+                        withOptionalCString(isolation?.initPath) { initPath in
+                            withOptionalCString(isolation?.hostname) { hostname in
+                                procsFiles.withUnsafeBufferPointer { procs in
+                                    var attributes = jw_spawn_attributes(
+                                        path: path, argv: argv, envp: envp, working_directory: directory,
+                                        stdin_fd: stdinDescriptor, output_fd: outputDescriptor,
+                                        cgroup_fd: cgroupDirectory, cgroup_procs_fds: procs.baseAddress,
+                                        cgroup_procs_count: Int32(procs.count),
+                                        namespace_flags: isolation == nil ? 0 : JW_ALL_NAMESPACES,
+                                        init_path: initPath, hostname: hostname, status_fd: statusDescriptor)
+                                    return jw_spawn(&attributes, &result)
+                                }
+                            }
                         }
                     }
                 }
@@ -52,7 +88,7 @@ struct ProcessLauncher {
         guard status == 0 else {
             throw Self.error(step: result.failed_step, errno: result.error, path: executablePath)
         }
-        return LaunchedProcess(pid: result.pid, pidfd: result.pidfd)
+        return (result.pid, result.pidfd)
     }
 
     /// Exec failures are the user's to fix and name the program; other steps are host failures.
@@ -88,6 +124,11 @@ struct ProcessLauncher {
         case JW_STEP_CHDIR: "chdir"
         case JW_STEP_CLOSE_FDS: "close inherited descriptors"
         case JW_STEP_EXEC: "execve"
+        case JW_STEP_MOUNT_PRIVATE: "make mounts private"
+        case JW_STEP_MOUNT_PROC: "mount /proc"
+        case JW_STEP_HOSTNAME: "sethostname"
+        case JW_STEP_LOOPBACK: "bring up lo"
+        case JW_STEP_INIT_FORK: "init: fork"
         default: "step \(step.rawValue)"
         }
     }
