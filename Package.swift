@@ -29,7 +29,9 @@ let package = Package(
         .executableTarget(name: "JobWorkerBenchmarks", dependencies: ["JobWorker", "jobworker-init"]),
         // A small C program whose behaviour the tests control (exit codes, signals, output patterns).
         .executableTarget(name: "JobWorkerTestHelper", path: "Tests/JobWorkerTestHelper"),
-        .testTarget(name: "JobWorkerTests", dependencies: ["JobWorker", "CLinuxEvents", "JobWorkerTestHelper", "jobworker-init"]),
+        .testTarget(
+            name: "JobWorkerTests",
+            dependencies: ["JobWorker", "CLinuxEvents", "JobWorkerTestHelper", "jobworker-init"]),
     ],
     swiftLanguageModes: [.v6]
 )

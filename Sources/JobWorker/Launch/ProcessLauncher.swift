@@ -46,7 +46,8 @@ struct ProcessLauncher {
         defer { if statusPipe[1] >= 0 { closeDescriptor(statusPipe[1]) } }
         do {
             let process = try spawn(statusDescriptor: statusPipe[1])
-            return LaunchedProcess(pid: process.pid, pidfd: process.pidfd, statusPipe: isolation == nil ? nil : statusPipe[0])
+            return LaunchedProcess(
+                pid: process.pid, pidfd: process.pidfd, statusPipe: isolation == nil ? nil : statusPipe[0])
         } catch {
             if statusPipe[0] >= 0 { closeDescriptor(statusPipe[0]) }
             throw error
