@@ -236,6 +236,7 @@ static int jw_child_main(void *raw_context) {
     //    starts with every signal blocked, so none sent before it waits for them is lost.
     if (has_init) {
         execve(attributes->init_path, context->init_argv, attributes->envp);
+        jw_child_fail(error_pipe, JW_STEP_EXEC_INIT, errno);
     } else {
         sigset_t empty;
         sigemptyset(&empty);

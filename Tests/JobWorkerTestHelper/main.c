@@ -2,7 +2,13 @@
 // Written in C so that what it does (fork, signal dispositions, raw writes) is exactly what the
 // test asks for, with no runtime in between.
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <dirent.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/wait.h>
@@ -293,6 +299,139 @@ int main(int argc, char **argv) {
         write_all(STDOUT_FILENO, line, (size_t)length);
         say("ready\n");
         wait_forever();
+    }
+    if (strcmp(mode, "print-pids") == 0) {
+        // Its own PID, then every PID /proc lists.
+        printf("self %d\n", (int)getpid());
+        DIR *directory = opendir("/proc");
+        struct dirent *entry;
+        while ((entry = readdir(directory)) != NULL) {
+            if (entry->d_name[0] >= '1' && entry->d_name[0] <= '9') {
+                printf("pid %s\n", entry->d_name);
+            }
+        }
+        return 0;
+    }
+    if (strcmp(mode, "network") == 0 && argc >= 3) {
+        // Interfaces from /proc/net/dev, whether lo is up, and whether 127.0.0.1:PORT answers.
+        FILE *devices = fopen("/proc/net/dev", "r");
+        char line[512];
+        while (devices != NULL && fgets(line, sizeof(line), devices) != NULL) {
+            char *colon = strchr(line, ':');
+            if (colon == NULL) {
+                continue;
+            }
+            *colon = 0;
+            char *name = line;
+            while (*name == ' ') {
+                name++;
+            }
+            printf("interface %s\n", name);
+        }
+        int sock = socket(AF_INET, SOCK_DGRAM, 0);
+        struct ifreq request;
+        memset(&request, 0, sizeof(request));
+        strcpy(request.ifr_name, "lo");
+        if (ioctl(sock, SIOCGIFFLAGS, &request) == 0) {
+            printf("lo %s\n", (request.ifr_flags & IFF_UP) ? "up" : "down");
+        }
+        int tcp = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(argv[2]))};
+        inet_pton(AF_INET, "127.0.0.1", &address.sin_addr);
+        int connected = connect(tcp, (struct sockaddr *)&address, sizeof(address));
+        printf("connect %s\n", connected == 0 ? "ok" : strerror(errno));
+        return 0;
+    }
+    if (strcmp(mode, "mount-tmpfs") == 0 && argc >= 3) {
+        if (mount("jobworker-test", argv[2], "tmpfs", 0, NULL) != 0) {
+            printf("mount failed: %s\n", strerror(errno));
+            return 1;
+        }
+        say("mounted\n");
+        wait_forever();
+    }
+    if (strcmp(mode, "hostname") == 0) {
+        char name[256] = {0};
+        gethostname(name, sizeof(name) - 1);
+        printf("%s\n", name);
+        return 0;
+    }
+    if (strcmp(mode, "daemon") == 0) {
+        // Double fork: a daemon in a session of its own that ignores SIGTERM; the job then waits.
+        int ready[2];
+        if (pipe(ready) != 0) {
+            return 122;
+        }
+        if (fork() == 0) {
+            setsid();
+            if (fork() == 0) {
+                signal(SIGTERM, SIG_IGN);
+                close(ready[0]);
+                close(ready[1]);
+                wait_forever();
+            }
+            _exit(0);
+        }
+        close(ready[1]);
+        char byte;
+        while (read(ready[0], &byte, 1) > 0) {
+        }
+        say("ready\n");
+        wait_forever();
+    }
+    if (strcmp(mode, "orphans") == 0 && argc >= 3) {
+        // Leaves COUNT orphans (children of exited children) that exit at once, waits until they
+        // have exited, then counts zombies in /proc until there are none (the init reaps them) or
+        // five seconds have passed, and prints the count.
+        int count = atoi(argv[2]);
+        int done[2];
+        if (pipe(done) != 0) {
+            return 122;
+        }
+        for (int i = 0; i < count; i++) {
+            pid_t child = fork();
+            if (child == 0) {
+                if (fork() == 0) {
+                    close(done[0]);
+                    _exit(0);  // the orphan: its end closes its copy of done[1]
+                }
+                _exit(0);
+            }
+            waitpid(child, NULL, 0);
+        }
+        close(done[1]);
+        char byte;
+        while (read(done[0], &byte, 1) > 0) {
+        }
+        int zombies = 0;
+        for (int attempt = 0; attempt < 5000; attempt++) {
+            zombies = 0;
+            DIR *directory = opendir("/proc");
+            struct dirent *entry;
+            while ((entry = readdir(directory)) != NULL) {
+                char path[300], stat[512];
+                snprintf(path, sizeof(path), "/proc/%s/stat", entry->d_name);
+                FILE *file = fopen(path, "r");
+                if (file == NULL) {
+                    continue;
+                }
+                if (fgets(stat, sizeof(stat), file) != NULL) {
+                    char *close_paren = strrchr(stat, ')');
+                    if (close_paren != NULL && close_paren[2] == 'Z') {
+                        zombies++;
+                    }
+                }
+                fclose(file);
+            }
+            closedir(directory);
+            if (zombies == 0) {
+                break;
+            }
+            struct timespec pause = {0, 1000000};
+            nanosleep(&pause, NULL);
+        }
+        printf("zombies %d\n", zombies);
+        return 0;
     }
     fprintf(stderr, "%s: unknown mode or arguments: %s\n", argv[0], mode);
     return 2;

@@ -38,7 +38,7 @@ typedef enum jw_step {
     JW_STEP_CHDIR = 7,
     /// Child: marking every other inherited descriptor close-on-exec.
     JW_STEP_CLOSE_FDS = 8,
-    /// Child: execve of the target program (or of the init, in a new PID namespace).
+    /// Child (or init): execve of the target program.
     JW_STEP_EXEC = 9,
     /// Child, new mount namespace: making every mount private (MS_REC | MS_PRIVATE on /).
     JW_STEP_MOUNT_PRIVATE = 10,
@@ -50,6 +50,8 @@ typedef enum jw_step {
     JW_STEP_LOOPBACK = 13,
     /// Init: forking the job.
     JW_STEP_INIT_FORK = 14,
+    /// Child, new PID namespace: execve of the init.
+    JW_STEP_EXEC_INIT = 15,
 } jw_step;
 
 /// Descriptors the init (jobworker-init) receives, at fixed numbers.

@@ -130,6 +130,7 @@ struct ProcessLauncher {
         case JW_STEP_HOSTNAME: "sethostname"
         case JW_STEP_LOOPBACK: "bring up lo"
         case JW_STEP_INIT_FORK: "init: fork"
+        case JW_STEP_EXEC_INIT: "execve of the init"
         default: "step \(step.rawValue)"
         }
     }
