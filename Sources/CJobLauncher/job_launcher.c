@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <linux/sched.h>
 #include <net/if.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -103,6 +104,8 @@ static long jw_clone3(struct clone_args *args, jw_child_fn fn, void *arg) {
 #endif
 }
 
+static void jw_close_quietly(int fd);
+
 // MARK: - Child side: async-signal-safe system calls only
 
 static void jw_child_fail(int error_pipe, jw_step step, int error) {
@@ -159,10 +162,36 @@ static int jw_setup_namespaces(const jw_spawn_attributes *attributes, int error_
         sethostname(attributes->hostname, strlen(attributes->hostname)) < 0) {
         jw_child_fail(error_pipe, JW_STEP_HOSTNAME, errno);
     }
-    if ((flags & CLONE_NEWNET) && jw_loopback_up() < 0) {
+    if (attributes->network_namespace_fd >= 0) {
+        if (setns(attributes->network_namespace_fd, CLONE_NEWNET) < 0) {
+            jw_child_fail(error_pipe, JW_STEP_JOIN_NETWORK, errno);
+        }
+    } else if ((flags & CLONE_NEWNET) && jw_loopback_up() < 0) {
         jw_child_fail(error_pipe, JW_STEP_LOOPBACK, errno);
     }
     return 0;
+}
+
+int jw_create_network_namespace(void) {
+    int original = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    if (original < 0) {
+        return -1;
+    }
+    int created = -1;
+    if (unshare(CLONE_NEWNET) == 0) {
+        if (jw_loopback_up() == 0) {
+            created = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+        }
+        int saved = errno;
+        if (setns(original, CLONE_NEWNET) < 0) {
+            // The thread would stay in a job's namespace: refuse to continue on it.
+            jw_close_quietly(created);
+            created = -1;
+        }
+        errno = saved;
+    }
+    jw_close_quietly(original);
+    return created;
 }
 
 static int jw_child_main(void *raw_context) {
@@ -353,6 +382,9 @@ int jw_spawn(const jw_spawn_attributes *attributes, jw_spawn_result *result) {
     // CLONE_VM | CLONE_VFORK: no copy of the worker's page tables (cost independent of its
     // memory), and this thread sleeps until the child has exec'd or exited.
     args.flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD | attributes->namespace_flags;
+    if (attributes->network_namespace_fd >= 0) {
+        args.flags &= ~(uint64_t)CLONE_NEWNET;
+    }
     args.pidfd = (uint64_t)(uintptr_t)&pidfd;
     args.exit_signal = SIGCHLD;
     args.stack = (uint64_t)(uintptr_t)stack;

@@ -26,6 +26,8 @@ public final class Worker: Sendable {
     private let cgroups: (any CgroupBackend)?
     /// The init program, when jobs run in their own namespaces.
     private let initPath: String?
+    /// Network namespaces made ahead of time, when jobs run in their own namespaces.
+    private let networkNamespaces: NetworkNamespacePool?
 
     /// Which cgroup mode, controllers and directories the worker uses, for the startup log.
     public var resourceControlSummary: String {
@@ -48,10 +50,7 @@ public final class Worker: Sendable {
         try configuration.resourcePolicy.validate()
         stateDirectory = StateDirectory(root: configuration.stateDirectory)
         try stateDirectory.prepare()
-        switch configuration.isolation {
-        case .namespaces: initPath = try Self.locateInit(configuration.initPath)
-        case .none: initPath = nil
-        }
+        initPath = configuration.isolation == .namespaces ? try Self.locateInit(configuration.initPath) : nil
         switch configuration.resourceControl {
         case .cgroups: cgroups = try makeCgroupBackend(configuration)
         case .disabled: cgroups = nil
@@ -59,9 +58,16 @@ public final class Worker: Sendable {
         commandLine = CommandLineValidation(
             limits: configuration.argumentLimits,
             searchPath: configuration.jobEnvironment["PATH"] ?? "/usr/bin:/bin")
+        // Last, the parts that own descriptors and threads, undone in reverse if one fails.
         devNull = try systemCall("opening /dev/null") { open("/dev/null", O_RDONLY | O_CLOEXEC) }
-        do {
+        do throws(JobWorkerError) {
             monitor = try EventMonitor()
+            do throws(JobWorkerError) {
+                networkNamespaces = configuration.isolation == .namespaces ? try NetworkNamespacePool() : nil
+            } catch {
+                monitor.shutdown()
+                throw error
+            }
         } catch {
             closeDescriptor(devNull)
             throw error
@@ -98,11 +104,15 @@ public final class Worker: Sendable {
             cgroup = try cgroups?.createCgroup(named: id.description, limits: limits)
             let placement = try cgroup?.openPlacement() ?? .none
             defer { placement.descriptors.forEach(closeDescriptor) }
+            let network = networkNamespaces?.take()
+            defer { network.map(closeDescriptor) }
             process = try ProcessLauncher(
                 executablePath: executablePath, argumentVector: [command] + arguments,
                 environment: configuration.jobEnvironment, workingDirectory: configuration.jobWorkingDirectory,
                 stdinDescriptor: devNull, outputDescriptor: output, cgroup: placement,
-                isolation: initPath.map { NamespaceIsolation(initPath: $0, hostname: id.shortDescription) }
+                isolation: initPath.map {
+                    NamespaceIsolation(initPath: $0, hostname: id.shortDescription, networkNamespace: network)
+                }
             ).launch()
         } catch {
             watch.map(monitor.removeWriteWatch)
@@ -203,6 +213,7 @@ public final class Worker: Sendable {
             }
         }
         monitor.shutdown()
+        networkNamespaces?.shutdown()
         closeDescriptor(devNull)
         for directory in cgroups?.parentDirectories ?? [] {
             rmdir(directory)

@@ -79,7 +79,7 @@ func measureStarts(_ worker: Worker) async throws -> (exec: Samples, exit: Sampl
             try await exec.measure {
                 id = try await worker.start(
                     command: "/bin/true", owner: "bench",
-                    limits: worker.resourceControlSummary.hasPrefix("disabled") ? ResourceLimits() : limits
+                    limits: worker.configuration.resourceControl == .disabled ? ResourceLimits() : limits
                 ).id
             }
             _ = try await worker.waitUntilEnded(id!)
@@ -100,6 +100,19 @@ func measureBareSpawns() -> (exec: Samples, exit: Samples) {
         exit.values.append(clock.now - start)
     }
     return (exec, exit)
+}
+
+/// `unshare` with the five namespaces and a fresh /proc, started and reaped like the baseline.
+func measureUnshare() -> Samples {
+    var samples = Samples()
+    let clock = ContinuousClock()
+    let arguments = ["--pid", "--mount", "--net", "--uts", "--ipc", "--fork", "--mount-proc", "/bin/true"]
+    for _ in 0..<startIterations {
+        let start = clock.now
+        waitFor(spawn("/usr/bin/unshare", arguments))
+        samples.values.append(clock.now - start)
+    }
+    return samples
 }
 
 /// Allocates and touches 1 GiB so the worker's resident memory is that large.
@@ -151,10 +164,13 @@ let stateDirectory =
 defer { try? FileManager.default.removeItem(atPath: stateDirectory) }
 var configuration = WorkerConfiguration(stateDirectory: stateDirectory)
 configuration.resourceControl = .disabled
+configuration.isolation = .none
 let worker = try await Worker(configuration: configuration)
 configuration.resourceControl = .cgroups
 configuration.cgroupParentName = "jobworker-bench-\(getpid())"
 let limitedWorker = try await Worker(configuration: configuration)
+configuration.isolation = .namespaces
+let isolatedWorker = try await Worker(configuration: configuration)
 
 print("jobworker benchmarks: \(startIterations) starts, output file \(outputFileBytes >> 20) MiB")
 print("| measurement | p50 ms | p99 ms |")
@@ -164,12 +180,17 @@ _ = try await measureStarts(worker)
 let bare = measureBareSpawns()
 let library = try await measureStarts(worker)
 let limited = try await measureStarts(limitedWorker)
+let isolated = try await measureStarts(isolatedWorker)
+let unshare = measureUnshare()
 row("posix_spawn /bin/true, until exec'd", bare.exec.summary)
 row("posix_spawn /bin/true, until reaped", bare.exit.summary)
 row("Worker.start /bin/true, until exec'd", library.exec.summary)
 row("Worker.start /bin/true, until reaped", library.exit.summary)
 row("Worker.start /bin/true in a cgroup with limits, until exec'd", limited.exec.summary)
 row("Worker.start /bin/true in a cgroup with limits, until reaped and removed", limited.exit.summary)
+row("Worker.start /bin/true, namespaces + init + cgroup, until exec'd", isolated.exec.summary)
+row("Worker.start /bin/true, namespaces + init + cgroup, until reaped and removed", isolated.exit.summary)
+row("unshare --pid --mount --net --uts --ipc --fork --mount-proc /bin/true", unshare.summary)
 let heap = holdOneGiB()
 let bareWithHeap = measureBareSpawns()
 let libraryWithHeap = try await measureStarts(worker)
@@ -186,6 +207,11 @@ print(
         format: "cgroup cost at p50 (with limits - without): %.3f ms until exec'd, %.3f ms until reaped and removed",
         limited.exec.percentile(0.5) - library.exec.percentile(0.5),
         limited.exit.percentile(0.5) - library.exit.percentile(0.5)))
+print(
+    String(
+        format: "full isolation vs unshare: p50 %.2fx; our p99 / our p50: %.2f",
+        isolated.exit.percentile(0.5) / unshare.percentile(0.5),
+        isolated.exit.percentile(0.99) / isolated.exit.percentile(0.5)))
 
 // Output: a finished job's log, in the page cache, read by 1 and by 50 concurrent readers.
 let writer = try await worker.start(
@@ -203,3 +229,4 @@ print(String(format: "| 1 reader | %.0f | %.2f |", one, one / cat))
 print(String(format: "| 50 readers together | %.0f | %.2f |", fifty, fifty / cat))
 await worker.shutdown(gracePeriod: .zero)
 await limitedWorker.shutdown(gracePeriod: .zero)
+await isolatedWorker.shutdown(gracePeriod: .zero)

@@ -52,6 +52,8 @@ typedef enum jw_step {
     JW_STEP_INIT_FORK = 14,
     /// Child, new PID namespace: execve of the init.
     JW_STEP_EXEC_INIT = 15,
+    /// Child: joining a network namespace prepared ahead of time (setns).
+    JW_STEP_JOIN_NETWORK = 16,
 } jw_step;
 
 /// Descriptors the init (jobworker-init) receives, at fixed numbers.
@@ -96,6 +98,10 @@ typedef struct jw_spawn_attributes {
     const char *hostname;
     /// Write end of the status pipe handed to the init, with CLONE_NEWPID.
     int status_fd;
+    /// A network namespace made by jw_create_network_namespace for this job, or -1. When set,
+    /// the child joins it instead of creating one (CLONE_NEWNET is then ignored): creating a
+    /// network namespace costs ≈ 0.35 ms (p99 ≈ 6 ms) here, so a pool prepares them ahead.
+    int network_namespace_fd;
 } jw_spawn_attributes;
 
 /// The outcome of jw_spawn.
@@ -109,6 +115,11 @@ typedef struct jw_spawn_result {
     /// errno of the failed step, or 0.
     int error;
 } jw_spawn_result;
+
+/// Creates a new network namespace with its loopback interface up, and returns a descriptor for
+/// it (close-on-exec), or -1 with errno set. The calling thread enters the namespace to create it
+/// and returns to its previous one before this returns: call it on a thread of its own.
+int jw_create_network_namespace(void);
 
 /// Starts a process as described and returns once it has exec'd its program (0) or failed (-1).
 ///

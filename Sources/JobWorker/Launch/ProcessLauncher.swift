@@ -21,6 +21,8 @@ struct NamespaceIsolation: Sendable {
     var initPath: String
     /// The job's host name in its UTS namespace.
     var hostname: String
+    /// A network namespace prepared ahead of time, or nil to create one in the clone.
+    var networkNamespace: Int32?
 }
 
 /// The Swift face of `CJobLauncher`: converts Swift values to the C request and C failures to
@@ -77,7 +79,8 @@ struct ProcessLauncher {
                                         cgroup_fd: cgroupDirectory, cgroup_procs_fds: procs.baseAddress,
                                         cgroup_procs_count: Int32(procs.count),
                                         namespace_flags: isolation == nil ? 0 : JW_ALL_NAMESPACES,
-                                        init_path: initPath, hostname: hostname, status_fd: statusDescriptor)
+                                        init_path: initPath, hostname: hostname, status_fd: statusDescriptor,
+                                        network_namespace_fd: isolation?.networkNamespace ?? -1)
                                     return jw_spawn(&attributes, &result)
                                 }
                             }
