@@ -40,12 +40,10 @@ enum { JW_KERNEL_NSIG = 65 };
 struct jw_child_context {
     const jw_spawn_attributes *attributes;
     int error_pipe;
-    /// With an init: the argument vector `init_path, path, argv...`, built by the parent.
-    char *const *init_argv;
 };
 
-/// Descriptors the caller hands over are moved above this one, so no dup2 clobbers another.
-enum { JW_LOWEST_SOURCE_FD = JW_INIT_STATUS_FD + 1 };
+/// Descriptors the caller hands over are moved to this one or above, so no dup2 clobbers another.
+enum { JW_LOWEST_SOURCE_FD = JW_INIT_CONTROL_FD + 1 };
 
 // MARK: - clone3 with a separate stack
 //
@@ -162,37 +160,12 @@ static int jw_setup_namespaces(const jw_spawn_attributes *attributes, int error_
         sethostname(attributes->hostname, strlen(attributes->hostname)) < 0) {
         jw_child_fail(error_pipe, JW_STEP_HOSTNAME, errno);
     }
-    if (attributes->network_namespace_fd >= 0) {
-        if (setns(attributes->network_namespace_fd, CLONE_NEWNET) < 0) {
-            jw_child_fail(error_pipe, JW_STEP_JOIN_NETWORK, errno);
-        }
-    } else if ((flags & CLONE_NEWNET) && jw_loopback_up() < 0) {
+    if ((flags & CLONE_NEWNET) && jw_loopback_up() < 0) {
         jw_child_fail(error_pipe, JW_STEP_LOOPBACK, errno);
     }
     return 0;
 }
 
-int jw_create_network_namespace(void) {
-    int original = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-    if (original < 0) {
-        return -1;
-    }
-    int created = -1;
-    if (unshare(CLONE_NEWNET) == 0) {
-        if (jw_loopback_up() == 0) {
-            created = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-        }
-        int saved = errno;
-        if (setns(original, CLONE_NEWNET) < 0) {
-            // The thread would stay in a job's namespace: refuse to continue on it.
-            jw_close_quietly(created);
-            created = -1;
-        }
-        errno = saved;
-    }
-    jw_close_quietly(original);
-    return created;
-}
 
 static int jw_child_main(void *raw_context) {
     const struct jw_child_context *context = raw_context;
@@ -243,20 +216,13 @@ static int jw_child_main(void *raw_context) {
     }
 
     int has_init = (attributes->namespace_flags & CLONE_NEWPID) != 0;
-    if (has_init) {
-        // The init reports the job's exec failure and exit status on fixed descriptors. They
-        // are installed last: the sources sit above JW_INIT_STATUS_FD, so nothing is clobbered,
-        // and until exec a failure of ours still goes to the same error pipe.
-        if (jw_install_fd(error_pipe, JW_INIT_ERROR_FD) < 0 ||
-            jw_install_fd(attributes->status_fd, JW_INIT_STATUS_FD) < 0) {
-            jw_child_fail(error_pipe, JW_STEP_STDIO, errno);
-        }
-        error_pipe = JW_INIT_ERROR_FD;
+    if (has_init && jw_install_fd(attributes->control_fd, JW_INIT_CONTROL_FD) < 0) {
+        jw_child_fail(error_pipe, JW_STEP_STDIO, errno);
     }
 
-    // 7. No descriptor of the worker reaches the job. The error pipe is already close-on-exec
-    //    (or, for an init, deliberately inherited).
-    unsigned int first_closed = has_init ? JW_INIT_STATUS_FD + 1 : STDERR_FILENO + 1;
+    // 7. No descriptor of the worker reaches the job. The error pipe is already close-on-exec;
+    //    an init keeps its control socket.
+    unsigned int first_closed = has_init ? JW_INIT_CONTROL_FD + 1 : STDERR_FILENO + 1;
     if (syscall(SYS_close_range, first_closed, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
         jw_child_fail(error_pipe, JW_STEP_CLOSE_FDS, errno);
     }
@@ -264,7 +230,7 @@ static int jw_child_main(void *raw_context) {
     // 8. Exec. The signal mask survives execve: a job starts with none blocked, while an init
     //    starts with every signal blocked, so none sent before it waits for them is lost.
     if (has_init) {
-        execve(attributes->init_path, context->init_argv, attributes->envp);
+        execve(attributes->path, attributes->argv, attributes->envp);
         jw_child_fail(error_pipe, JW_STEP_EXEC_INIT, errno);
     } else {
         sigset_t empty;
@@ -310,54 +276,35 @@ int jw_spawn(const jw_spawn_attributes *attributes, jw_spawn_result *result) {
     result->error = 0;
 
     int has_init = (attributes->namespace_flags & CLONE_NEWPID) != 0;
-    if (has_init && (attributes->init_path == NULL || attributes->status_fd < 0)) {
+    if (has_init && attributes->control_fd < 0) {
         return jw_fail(result, JW_STEP_PREPARE, EINVAL);
     }
     jw_spawn_attributes child_attributes = *attributes;
     int owned[3] = {-1, -1, -1};
     child_attributes.stdin_fd = jw_above_targets(attributes->stdin_fd, &owned[0]);
     child_attributes.output_fd = jw_above_targets(attributes->output_fd, &owned[1]);
-    child_attributes.status_fd = jw_above_targets(attributes->status_fd, &owned[2]);
+    child_attributes.control_fd = jw_above_targets(attributes->control_fd, &owned[2]);
     int error_pipe[2] = {-1, -1};
-    int raw_pipe[2];
     if (child_attributes.stdin_fd < 0 || child_attributes.output_fd < 0 ||
-        (has_init && child_attributes.status_fd < 0) || pipe2(raw_pipe, O_CLOEXEC) < 0) {
+        (has_init && child_attributes.control_fd < 0) || pipe2(error_pipe, O_CLOEXEC) < 0) {
         int error = errno;
         for (int i = 0; i < 3; i++) {
             jw_close_quietly(owned[i]);
         }
         return jw_fail(result, JW_STEP_PREPARE, error);
     }
-    // The write end, too, must not sit where the child installs the init's descriptors.
-    error_pipe[0] = raw_pipe[0];
-    error_pipe[1] = raw_pipe[1] >= JW_LOWEST_SOURCE_FD ? raw_pipe[1]
-                                                        : fcntl(raw_pipe[1], F_DUPFD_CLOEXEC, JW_LOWEST_SOURCE_FD);
-    if (error_pipe[1] != raw_pipe[1]) {
-        jw_close_quietly(raw_pipe[1]);
-    }
-
-    // The init's argument vector: init_path, path, argv... (built here: the child cannot allocate).
-    char **init_argv = NULL;
-    if (has_init) {
-        size_t count = 0;
-        while (attributes->argv[count] != NULL) {
-            count++;
-        }
-        init_argv = calloc(count + 3, sizeof(char *));
-        if (init_argv == NULL || error_pipe[1] < 0) {
-            int error = error_pipe[1] < 0 ? errno : ENOMEM;
-            free(init_argv);
+    // The write end, too, must not sit where the child installs the init's control socket.
+    if (error_pipe[1] < JW_LOWEST_SOURCE_FD) {
+        int moved = fcntl(error_pipe[1], F_DUPFD_CLOEXEC, JW_LOWEST_SOURCE_FD);
+        jw_close_quietly(error_pipe[1]);
+        error_pipe[1] = moved;
+        if (moved < 0) {
+            int error = errno;
             jw_close_quietly(error_pipe[0]);
-            jw_close_quietly(error_pipe[1]);
             for (int i = 0; i < 3; i++) {
                 jw_close_quietly(owned[i]);
             }
             return jw_fail(result, JW_STEP_PREPARE, error);
-        }
-        init_argv[0] = (char *)attributes->init_path;
-        init_argv[1] = (char *)attributes->path;
-        for (size_t i = 0; i < count; i++) {
-            init_argv[i + 2] = attributes->argv[i];
         }
     }
 
@@ -365,7 +312,6 @@ int jw_spawn(const jw_spawn_attributes *attributes, jw_spawn_result *result) {
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
     if (stack == MAP_FAILED) {
         int error = errno;
-        free(init_argv);
         jw_close_quietly(error_pipe[0]);
         jw_close_quietly(error_pipe[1]);
         for (int i = 0; i < 3; i++) {
@@ -374,17 +320,13 @@ int jw_spawn(const jw_spawn_attributes *attributes, jw_spawn_result *result) {
         return jw_fail(result, JW_STEP_PREPARE, error);
     }
 
-    struct jw_child_context context = {
-        .attributes = &child_attributes, .error_pipe = error_pipe[1], .init_argv = init_argv};
+    struct jw_child_context context = {.attributes = &child_attributes, .error_pipe = error_pipe[1]};
     int pidfd = -1;
     struct clone_args args;
     memset(&args, 0, sizeof(args));
     // CLONE_VM | CLONE_VFORK: no copy of the worker's page tables (cost independent of its
     // memory), and this thread sleeps until the child has exec'd or exited.
     args.flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD | attributes->namespace_flags;
-    if (attributes->network_namespace_fd >= 0) {
-        args.flags &= ~(uint64_t)CLONE_NEWNET;
-    }
     args.pidfd = (uint64_t)(uintptr_t)&pidfd;
     args.exit_signal = SIGCHLD;
     args.stack = (uint64_t)(uintptr_t)stack;
@@ -403,7 +345,6 @@ int jw_spawn(const jw_spawn_attributes *attributes, jw_spawn_result *result) {
     pthread_sigmask(SIG_SETMASK, &previous_mask, NULL);
 
     munmap(stack, JW_CHILD_STACK_SIZE);
-    free(init_argv);
     jw_close_quietly(error_pipe[1]);
     for (int i = 0; i < 3; i++) {
         jw_close_quietly(owned[i]);
@@ -414,8 +355,7 @@ int jw_spawn(const jw_spawn_attributes *attributes, jw_spawn_result *result) {
         return jw_fail(result, JW_STEP_CLONE, (int)-pid);
     }
 
-    // The child has exec'd (the pipe closed on exec: EOF) or reported a failed step. With an
-    // init, EOF comes once the init has forked the job and the job has exec'd its program.
+    // The child has exec'd (the pipe closed on exec: EOF) or reported a failed step.
     int32_t message[2];
     ssize_t received;
     do {
@@ -434,4 +374,126 @@ int jw_spawn(const jw_spawn_attributes *attributes, jw_spawn_result *result) {
     result->pid = (pid_t)pid;
     result->pidfd = pidfd;
     return 0;
+}
+
+// MARK: - Talking to an init
+
+static int jw_write_all(int fd, const char *data, size_t length) {
+    while (length > 0) {
+        ssize_t written = send(fd, data, length, MSG_NOSIGNAL);
+        if (written < 0 && errno == EINTR) {
+            continue;
+        }
+        if (written <= 0) {
+            return -1;
+        }
+        data += written;
+        length -= (size_t)written;
+    }
+    return 0;
+}
+
+static size_t jw_strings_size(char *const *strings, uint32_t *count) {
+    size_t size = 0;
+    *count = 0;
+    for (; strings[*count] != NULL; (*count)++) {
+        size += strlen(strings[*count]) + 1;
+    }
+    return size;
+}
+
+static char *jw_append(char *cursor, const char *string) {
+    size_t length = strlen(string) + 1;
+    memcpy(cursor, string, length);
+    return cursor + length;
+}
+
+int jw_send_job(int control_socket, const jw_spawn_attributes *attributes) {
+    jw_job_header header;
+    memset(&header, 0, sizeof(header));
+    const char *directory = attributes->working_directory != NULL ? attributes->working_directory : "";
+    const char *hostname = attributes->hostname != NULL ? attributes->hostname : "";
+    size_t size = strlen(attributes->path) + 1 + strlen(directory) + 1 + strlen(hostname) + 1;
+    size += jw_strings_size(attributes->argv, &header.argc);
+    size += jw_strings_size(attributes->envp, &header.envc);
+    header.strings_size = (uint32_t)size;
+
+    int descriptors[2 + JW_MAX_CGROUP_FDS];
+    int count = 0;
+    descriptors[count++] = attributes->stdin_fd;
+    descriptors[count++] = attributes->output_fd;
+    if (attributes->cgroup_fd >= 0) {
+        descriptors[count++] = attributes->cgroup_fd;
+        header.cgroup_is_directory = 1;
+    } else {
+        if (attributes->cgroup_procs_count > JW_MAX_CGROUP_FDS) {
+            errno = E2BIG;
+            return -1;
+        }
+        for (int i = 0; i < attributes->cgroup_procs_count; i++) {
+            descriptors[count++] = attributes->cgroup_procs_fds[i];
+        }
+    }
+    header.cgroup_fd_count = (uint32_t)(count - 2);
+
+    char *strings = malloc(size);
+    if (strings == NULL) {
+        return -1;
+    }
+    char *cursor = jw_append(strings, attributes->path);
+    for (uint32_t i = 0; i < header.argc; i++) {
+        cursor = jw_append(cursor, attributes->argv[i]);
+    }
+    for (uint32_t i = 0; i < header.envc; i++) {
+        cursor = jw_append(cursor, attributes->envp[i]);
+    }
+    cursor = jw_append(cursor, directory);
+    jw_append(cursor, hostname);
+
+    union {
+        char buffer[CMSG_SPACE(sizeof(int) * (2 + JW_MAX_CGROUP_FDS))];
+        struct cmsghdr align;
+    } control;
+    memset(&control, 0, sizeof(control));
+    // Header and strings in one message where the socket buffer allows: one wake-up of the init.
+    struct iovec parts[2] = {{.iov_base = &header, .iov_len = sizeof(header)}, {.iov_base = strings, .iov_len = size}};
+    struct msghdr message = {
+        .msg_iov = parts, .msg_iovlen = 2, .msg_control = control.buffer,
+        .msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)count)};
+    struct cmsghdr *rights = CMSG_FIRSTHDR(&message);
+    rights->cmsg_level = SOL_SOCKET;
+    rights->cmsg_type = SCM_RIGHTS;
+    rights->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)count);
+    memcpy(CMSG_DATA(rights), descriptors, sizeof(int) * (size_t)count);
+
+    ssize_t sent;
+    do {
+        sent = sendmsg(control_socket, &message, MSG_NOSIGNAL);
+    } while (sent < 0 && errno == EINTR);
+    int result = -1;
+    if (sent >= (ssize_t)sizeof(header)) {
+        // A large command line may not fit at once: the rest follows as plain bytes.
+        size_t done = (size_t)sent - sizeof(header);
+        result = jw_write_all(control_socket, strings + done, size - done);
+    } else if (sent >= 0) {
+        errno = EIO;
+    }
+    int saved = errno;
+    free(strings);
+    errno = saved;
+    return result;
+}
+
+int jw_receive_reply(int control_socket, int flags, jw_init_reply *reply) {
+    ssize_t received;
+    do {
+        received = recv(control_socket, reply, sizeof(*reply), flags | MSG_WAITALL);
+    } while (received < 0 && errno == EINTR);
+    if (received == (ssize_t)sizeof(*reply)) {
+        return 0;
+    }
+    if (received >= 0) {
+        errno = ECONNRESET;
+    }
+    return -1;
 }

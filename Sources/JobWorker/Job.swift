@@ -1,3 +1,4 @@
+import CJobLauncher
 import Foundation
 import Synchronization
 
@@ -31,8 +32,8 @@ final class Job: Sendable {
     private struct State {
         /// The pidfd while the process is unreaped; nil afterwards.
         var pidfd: Int32?
-        /// With an init: where it leaves the job's wait status. Closed at reap.
-        var statusPipe: Int32?
+        /// With an init: its control socket, where it reports the job's wait status. Closed at reap.
+        var control: Int32?
         var stopRequested = false
         var termination: Termination?
         var endedAt: Date?
@@ -66,7 +67,7 @@ final class Job: Sendable {
         self.outputChanged = outputChanged
         self.limits = limits
         self.cgroup = cgroup
-        self.state = Mutex(State(pidfd: process.pidfd, statusPipe: process.statusPipe))
+        self.state = Mutex(State(pidfd: process.pidfd, control: process.control))
     }
 
     var status: JobStatus {
@@ -162,9 +163,9 @@ final class Job: Sendable {
             state.pidfd = nil
             // An init reports how the job ended; if it left nothing (it was killed with the
             // whole namespace), its own end is the job's.
-            state.termination = state.statusPipe.flatMap(Self.reportedTermination) ?? Self.termination(of: info)
-            state.statusPipe.map(closeDescriptor)
-            state.statusPipe = nil
+            state.termination = state.control.flatMap(Self.reportedTermination) ?? Self.termination(of: info)
+            state.control.map(closeDescriptor)
+            state.control = nil
             state.endedAt = Date()
             defer { state.escalation = nil }
             return state.escalation
@@ -193,10 +194,13 @@ final class Job: Sendable {
         return result == 0 && info._sifields._sigchld.si_pid != 0
     }
 
-    /// The wait status an init wrote to its status pipe, if it wrote one.
-    private static func reportedTermination(statusPipe: Int32) -> Termination? {
-        var raw: Int32 = 0
-        guard read(statusPipe, &raw, MemoryLayout<Int32>.size) == MemoryLayout<Int32>.size else { return nil }
+    /// The wait status an init reported on its control socket before exiting, if it did.
+    private static func reportedTermination(control: Int32) -> Termination? {
+        var reply = jw_init_reply()
+        guard jw_receive_reply(control, Int32(MSG_DONTWAIT), &reply) == 0,
+            reply.kind == Int32(JW_REPLY_ENDED.rawValue)
+        else { return nil }
+        let raw = reply.status
         let signal = raw & 0x7f
         return signal == 0 ? .exited(code: (raw >> 8) & 0xff) : .signaled(signal)
     }

@@ -24,10 +24,8 @@ public final class Worker: Sendable {
     private let devNull: Int32
     /// nil when resource control is disabled.
     private let cgroups: (any CgroupBackend)?
-    /// The init program, when jobs run in their own namespaces.
-    private let initPath: String?
-    /// Network namespaces made ahead of time, when jobs run in their own namespaces.
-    private let networkNamespaces: NetworkNamespacePool?
+    /// Inits started ahead of time, when jobs run in their own namespaces.
+    private let inits: InitPool?
 
     /// Which cgroup mode, controllers and directories the worker uses, for the startup log.
     public var resourceControlSummary: String {
@@ -50,7 +48,7 @@ public final class Worker: Sendable {
         try configuration.resourcePolicy.validate()
         stateDirectory = StateDirectory(root: configuration.stateDirectory)
         try stateDirectory.prepare()
-        initPath = configuration.isolation == .namespaces ? try Self.locateInit(configuration.initPath) : nil
+        let initPath = configuration.isolation == .namespaces ? try Self.locateInit(configuration.initPath) : nil
         switch configuration.resourceControl {
         case .cgroups: cgroups = try makeCgroupBackend(configuration)
         case .disabled: cgroups = nil
@@ -59,11 +57,14 @@ public final class Worker: Sendable {
             limits: configuration.argumentLimits,
             searchPath: configuration.jobEnvironment["PATH"] ?? "/usr/bin:/bin")
         // Last, the parts that own descriptors and threads, undone in reverse if one fails.
-        devNull = try systemCall("opening /dev/null") { open("/dev/null", O_RDONLY | O_CLOEXEC) }
+        let devNull = try systemCall("opening /dev/null") { open("/dev/null", O_RDWR | O_CLOEXEC) }
+        self.devNull = devNull
         do throws(JobWorkerError) {
             monitor = try EventMonitor()
             do throws(JobWorkerError) {
-                networkNamespaces = configuration.isolation == .namespaces ? try NetworkNamespacePool() : nil
+                inits = try initPath.map { path throws(JobWorkerError) in
+                    try InitPool(initPath: path, capacity: configuration.prestartedInits, devNull: devNull)
+                }
             } catch {
                 monitor.shutdown()
                 throw error
@@ -104,16 +105,23 @@ public final class Worker: Sendable {
             cgroup = try cgroups?.createCgroup(named: id.description, limits: limits)
             let placement = try cgroup?.openPlacement() ?? .none
             defer { placement.descriptors.forEach(closeDescriptor) }
-            let network = networkNamespaces?.take()
-            defer { network.map(closeDescriptor) }
-            process = try ProcessLauncher(
+            let launcher = ProcessLauncher(
                 executablePath: executablePath, argumentVector: [command] + arguments,
                 environment: configuration.jobEnvironment, workingDirectory: configuration.jobWorkingDirectory,
                 stdinDescriptor: devNull, outputDescriptor: output, cgroup: placement,
-                isolation: initPath.map {
-                    NamespaceIsolation(initPath: $0, hostname: id.shortDescription, networkNamespace: network)
+                hostname: inits == nil ? nil : id.shortDescription)
+            if let inits {
+                let parked = try inits.take()
+                defer { inits.refill() }
+                do {
+                    process = try launcher.launch(in: parked)
+                } catch {
+                    parked.discard()
+                    throw error
                 }
-            ).launch()
+            } else {
+                process = try launcher.launch()
+            }
         } catch {
             watch.map(monitor.removeWriteWatch)
             await cgroup?.remove()
@@ -213,7 +221,7 @@ public final class Worker: Sendable {
             }
         }
         monitor.shutdown()
-        networkNamespaces?.shutdown()
+        inits?.shutdown()
         closeDescriptor(devNull)
         for directory in cgroups?.parentDirectories ?? [] {
             rmdir(directory)

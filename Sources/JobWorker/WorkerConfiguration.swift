@@ -38,6 +38,10 @@ public struct WorkerConfiguration: Sendable {
     /// The jobworker-init program. nil: `jobworker-init` next to the running executable.
     public var initPath: String?
 
+    /// How many inits to keep started, in fresh namespaces, ahead of jobs. Starting them is most
+    /// of the cost of an isolated start; 0 starts each one when its job starts.
+    public var prestartedInits = 4
+
     /// The name of the cgroup, below the worker's own, that holds the job cgroups. The worker owns
     /// it: whatever it finds there at startup is a leftover of a previous run and is removed.
     public var cgroupParentName = "jobworker"

@@ -52,19 +52,46 @@ typedef enum jw_step {
     JW_STEP_INIT_FORK = 14,
     /// Child, new PID namespace: execve of the init.
     JW_STEP_EXEC_INIT = 15,
-    /// Child: joining a network namespace prepared ahead of time (setns).
-    JW_STEP_JOIN_NETWORK = 16,
+    /// Worker or init: handing the job to the init, or its answer.
+    JW_STEP_INIT_PROTOCOL = 16,
 } jw_step;
 
-/// Descriptors the init (jobworker-init) receives, at fixed numbers.
-enum {
-    /// Write end of the error pipe: the job's exec failure is reported here, like the launcher's.
-    JW_INIT_ERROR_FD = 3,
-    /// Write end of the status pipe: the init writes the job's wait status (an int32) before it
-    /// exits, so a job killed by a signal is reported as such (an init cannot die by a signal of
-    /// its own).
-    JW_INIT_STATUS_FD = 4,
-};
+/// The descriptor on which jobworker-init talks to the worker: one end of a stream socketpair.
+/// The worker sends one job (jw_send_job); the init answers JW_REPLY_STARTED or JW_REPLY_FAILED
+/// once the job has exec'd or failed to, and JW_REPLY_ENDED with the job's wait status before it
+/// exits (an init cannot die by a signal of its own, so its exit status cannot carry a signal).
+enum { JW_INIT_CONTROL_FD = 3 };
+
+/// What an init reports.
+typedef enum jw_reply_kind {
+    JW_REPLY_STARTED = 1,
+    JW_REPLY_FAILED = 2,
+    JW_REPLY_ENDED = 3,
+} jw_reply_kind;
+
+typedef struct jw_init_reply {
+    int32_t kind;
+    /// JW_REPLY_FAILED: the step and its errno.
+    int32_t step;
+    int32_t error;
+    /// JW_REPLY_ENDED: the job's wait status.
+    int32_t status;
+} jw_init_reply;
+
+/// The fixed part of a job sent to an init, followed by `strings_size` bytes of NUL-terminated
+/// strings: path, argv (argc of them), envp (envc of them), working directory, host name.
+/// SCM_RIGHTS on the first byte carries stdin, output, then `cgroup_fd_count` cgroup descriptors.
+typedef struct jw_job_header {
+    uint32_t argc;
+    uint32_t envc;
+    uint32_t strings_size;
+    uint32_t cgroup_fd_count;
+    /// 1: the cgroup descriptor is a v2 directory (CLONE_INTO_CGROUP); 0: v1 cgroup.procs files.
+    uint32_t cgroup_is_directory;
+} jw_job_header;
+
+/// At most this many cgroup descriptors travel with a job (one per v1 hierarchy).
+enum { JW_MAX_CGROUP_FDS = 16 };
 
 /// Every namespace a job gets: PID (with an init), mount, network, UTS and IPC.
 static const uint64_t JW_ALL_NAMESPACES = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWUTS | CLONE_NEWIPC;
@@ -88,20 +115,14 @@ typedef struct jw_spawn_attributes {
     /// cgroup v1: descriptors of cgroup.procs files that the child writes "0" to before exec.
     const int *cgroup_procs_fds;
     int cgroup_procs_count;
-    /// Isolation: CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWUTS | CLONE_NEWIPC, or 0.
-    /// With CLONE_NEWPID the child execs `init_path` (PID 1 of the namespace) with the argument
-    /// vector `init_path, path, argv...`; the init forks and execs the job as PID 2.
+    /// Isolation: JW_ALL_NAMESPACES or 0. With it, `path` must be jobworker-init: the child execs
+    /// it as PID 1 of the new PID namespace with every signal still blocked and `control_fd` on
+    /// JW_INIT_CONTROL_FD, and the init then waits for a job (jw_send_job).
     uint64_t namespace_flags;
-    /// The init program, with CLONE_NEWPID.
-    const char *init_path;
-    /// Host name to set, with CLONE_NEWUTS (may be NULL).
+    /// Host name to set, with CLONE_NEWUTS (may be NULL). For jw_send_job: the job's host name.
     const char *hostname;
-    /// Write end of the status pipe handed to the init, with CLONE_NEWPID.
-    int status_fd;
-    /// A network namespace made by jw_create_network_namespace for this job, or -1. When set,
-    /// the child joins it instead of creating one (CLONE_NEWNET is then ignored): creating a
-    /// network namespace costs ≈ 0.35 ms (p99 ≈ 6 ms) here, so a pool prepares them ahead.
-    int network_namespace_fd;
+    /// The init's end of the control socket, with namespaces.
+    int control_fd;
 } jw_spawn_attributes;
 
 /// The outcome of jw_spawn.
@@ -116,10 +137,14 @@ typedef struct jw_spawn_result {
     int error;
 } jw_spawn_result;
 
-/// Creates a new network namespace with its loopback interface up, and returns a descriptor for
-/// it (close-on-exec), or -1 with errno set. The calling thread enters the namespace to create it
-/// and returns to its previous one before this returns: call it on a thread of its own.
-int jw_create_network_namespace(void);
+/// Hands a job to a waiting init over its control socket: `path`, `argv`, `envp`,
+/// `working_directory`, `hostname`, `stdin_fd`, `output_fd` and the cgroup descriptors of
+/// `attributes` (the rest is ignored). Returns 0, or -1 with errno set.
+int jw_send_job(int control_socket, const jw_spawn_attributes *attributes);
+
+/// Reads one reply of an init. `flags` are recv(2) flags (MSG_DONTWAIT to not wait).
+/// Returns 0, or -1 with errno set (0 bytes: ECONNRESET).
+int jw_receive_reply(int control_socket, int flags, jw_init_reply *reply);
 
 /// Starts a process as described and returns once it has exec'd its program (0) or failed (-1).
 ///

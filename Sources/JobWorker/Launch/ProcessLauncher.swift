@@ -1,5 +1,4 @@
 import CJobLauncher
-import CLinuxEvents
 
 #if canImport(Glibc)
     import Glibc
@@ -10,19 +9,9 @@ struct LaunchedProcess: Sendable {
     let pid: Int32
     /// Owned by the caller: it reaps the process through it, then closes it.
     let pidfd: Int32
-    /// With an init: the read end of the status pipe, where the init leaves the job's wait
-    /// status before it exits. Owned by the caller.
-    let statusPipe: Int32?
-}
-
-/// New namespaces for the job, with an init as PID 1.
-struct NamespaceIsolation: Sendable {
-    /// The jobworker-init program.
-    var initPath: String
-    /// The job's host name in its UTS namespace.
-    var hostname: String
-    /// A network namespace prepared ahead of time, or nil to create one in the clone.
-    var networkNamespace: Int32?
+    /// When the process is a jobworker-init: its control socket, on which it reports how the job
+    /// ended before it exits. Owned by the caller.
+    let control: Int32?
 }
 
 /// The Swift face of `CJobLauncher`: converts Swift values to the C request and C failures to
@@ -37,28 +26,39 @@ struct ProcessLauncher {
     var outputDescriptor: Int32
     /// Where the process goes before its first instruction.
     var cgroup: CgroupPlacement = .none
-    /// nil: the job runs in the worker's namespaces, without an init.
-    var isolation: NamespaceIsolation?
+    /// The job's host name, when it runs in its own UTS namespace.
+    var hostname: String?
 
+    /// Starts the program directly, as a child of the worker, in the worker's namespaces.
     func launch() throws(JobWorkerError) -> LaunchedProcess {
-        var statusPipe: [Int32] = [-1, -1]
-        if isolation != nil {
-            try systemCall("creating the status pipe") { linux_pipe2(&statusPipe, O_CLOEXEC | O_NONBLOCK) }
+        var result = jw_spawn_result()
+        let status = withAttributes { attributes in jw_spawn(&attributes, &result) }
+        guard status == 0 else {
+            throw Self.error(step: result.failed_step, errno: result.error, path: executablePath)
         }
-        defer { if statusPipe[1] >= 0 { closeDescriptor(statusPipe[1]) } }
-        do {
-            let process = try spawn(statusDescriptor: statusPipe[1])
-            return LaunchedProcess(
-                pid: process.pid, pidfd: process.pidfd, statusPipe: isolation == nil ? nil : statusPipe[0])
-        } catch {
-            if statusPipe[0] >= 0 { closeDescriptor(statusPipe[0]) }
-            throw error
-        }
+        return LaunchedProcess(pid: result.pid, pidfd: result.pidfd, control: nil)
     }
 
-    private func spawn(statusDescriptor: Int32) throws(JobWorkerError) -> (pid: Int32, pidfd: Int32) {
+    /// Hands the job to a parked init, which forks and execs it as PID 2 of its namespaces, and
+    /// returns once the job has exec'd. On failure the init exits by itself; the caller reaps it.
+    func launch(in parked: ParkedInit) throws(JobWorkerError) -> LaunchedProcess {
+        let sent = withAttributes { attributes in jw_send_job(parked.control, &attributes) }
+        guard sent == 0 else {
+            throw JobWorkerError.system("starting the job (handing it to its init)")
+        }
+        var reply = jw_init_reply()
+        guard jw_receive_reply(parked.control, 0, &reply) == 0 else {
+            throw JobWorkerError.system("starting the job (waiting for its init)")
+        }
+        guard reply.kind == Int32(JW_REPLY_STARTED.rawValue) else {
+            throw Self.error(step: jw_step(UInt32(bitPattern: reply.step)), errno: reply.error, path: executablePath)
+        }
+        return LaunchedProcess(pid: parked.pid, pidfd: parked.pidfd, control: parked.control)
+    }
+
+    /// Calls `body` with this launch as C attributes, valid for the duration of the call.
+    private func withAttributes(_ body: (inout jw_spawn_attributes) -> Int32) -> Int32 {
         let environmentStrings = environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
-        var result = jw_spawn_result()
         var cgroupDirectory: Int32 = -1
         var procsFiles: [Int32] = []
         switch cgroup {
@@ -66,33 +66,25 @@ struct ProcessLauncher {
         case .directory(let descriptor): cgroupDirectory = descriptor
         case .procsFiles(let descriptors): procsFiles = descriptors
         }
-        let status = withCStringArray(argumentVector) { argv in
+        return withCStringArray(argumentVector) { argv in
             withCStringArray(environmentStrings) { envp in
                 executablePath.withCString { path in
                     withOptionalCString(workingDirectory) { directory in
-                        withOptionalCString(isolation?.initPath) { initPath in
-                            withOptionalCString(isolation?.hostname) { hostname in
-                                procsFiles.withUnsafeBufferPointer { procs in
-                                    var attributes = jw_spawn_attributes(
-                                        path: path, argv: argv, envp: envp, working_directory: directory,
-                                        stdin_fd: stdinDescriptor, output_fd: outputDescriptor,
-                                        cgroup_fd: cgroupDirectory, cgroup_procs_fds: procs.baseAddress,
-                                        cgroup_procs_count: Int32(procs.count),
-                                        namespace_flags: isolation == nil ? 0 : JW_ALL_NAMESPACES,
-                                        init_path: initPath, hostname: hostname, status_fd: statusDescriptor,
-                                        network_namespace_fd: isolation?.networkNamespace ?? -1)
-                                    return jw_spawn(&attributes, &result)
-                                }
+                        withOptionalCString(hostname) { hostname in
+                            procsFiles.withUnsafeBufferPointer { procs in
+                                var attributes = jw_spawn_attributes(
+                                    path: path, argv: argv, envp: envp, working_directory: directory,
+                                    stdin_fd: stdinDescriptor, output_fd: outputDescriptor,
+                                    cgroup_fd: cgroupDirectory, cgroup_procs_fds: procs.baseAddress,
+                                    cgroup_procs_count: Int32(procs.count), namespace_flags: 0,
+                                    hostname: hostname, control_fd: -1)
+                                return body(&attributes)
                             }
                         }
                     }
                 }
             }
         }
-        guard status == 0 else {
-            throw Self.error(step: result.failed_step, errno: result.error, path: executablePath)
-        }
-        return (result.pid, result.pidfd)
     }
 
     /// Exec failures are the user's to fix and name the program; other steps are host failures.
@@ -134,6 +126,7 @@ struct ProcessLauncher {
         case JW_STEP_LOOPBACK: "bring up lo"
         case JW_STEP_INIT_FORK: "init: fork"
         case JW_STEP_EXEC_INIT: "execve of the init"
+        case JW_STEP_INIT_PROTOCOL: "talking to the init"
         default: "step \(step.rawValue)"
         }
     }
