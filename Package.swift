@@ -17,10 +17,12 @@ let package = Package(
         .target(name: "CLinuxEvents"),
         // The job library: lifecycle, output storage and streaming.
         .target(name: "JobWorker", dependencies: ["CJobLauncher", "CLinuxEvents"]),
-        // PID 1 of every job's PID namespace. Plain static C: `-nostartfiles` keeps swiftc's
-        // swiftrt.o (and with it the Swift runtime) out, so the binary is ~750 KB and cheap to exec.
+        // PID 1 of every job's PID namespace; starts the job with CJobLauncher. Plain static C:
+        // `-nostartfiles` keeps swiftc's swiftrt.o (and with it the Swift runtime) out, so the
+        // binary is ~750 KB and cheap to exec.
         .executableTarget(
             name: "jobworker-init",
+            dependencies: ["CJobLauncher"],
             linkerSettings: [.unsafeFlags(["-static-executable", "-nostartfiles"])]
         ),
         .executableTarget(name: "jobworkerd", dependencies: ["JobWorker", "jobworker-init"]),

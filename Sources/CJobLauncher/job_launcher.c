@@ -412,29 +412,12 @@ int jw_send_job(int control_socket, const jw_spawn_attributes *attributes) {
     jw_job_header header;
     memset(&header, 0, sizeof(header));
     const char *directory = attributes->working_directory != NULL ? attributes->working_directory : "";
-    const char *hostname = attributes->hostname != NULL ? attributes->hostname : "";
-    size_t size = strlen(attributes->path) + 1 + strlen(directory) + 1 + strlen(hostname) + 1;
+    size_t size = strlen(attributes->path) + 1 + strlen(directory) + 1;
     size += jw_strings_size(attributes->argv, &header.argc);
     size += jw_strings_size(attributes->envp, &header.envc);
     header.strings_size = (uint32_t)size;
-
-    int descriptors[2 + JW_MAX_CGROUP_FDS];
-    int count = 0;
-    descriptors[count++] = attributes->stdin_fd;
-    descriptors[count++] = attributes->output_fd;
-    if (attributes->cgroup_fd >= 0) {
-        descriptors[count++] = attributes->cgroup_fd;
-        header.cgroup_is_directory = 1;
-    } else {
-        if (attributes->cgroup_procs_count > JW_MAX_CGROUP_FDS) {
-            errno = E2BIG;
-            return -1;
-        }
-        for (int i = 0; i < attributes->cgroup_procs_count; i++) {
-            descriptors[count++] = attributes->cgroup_procs_fds[i];
-        }
-    }
-    header.cgroup_fd_count = (uint32_t)(count - 2);
+    int descriptors[2] = {attributes->stdin_fd, attributes->output_fd};
+    int count = 2;
 
     char *strings = malloc(size);
     if (strings == NULL) {
@@ -447,11 +430,10 @@ int jw_send_job(int control_socket, const jw_spawn_attributes *attributes) {
     for (uint32_t i = 0; i < header.envc; i++) {
         cursor = jw_append(cursor, attributes->envp[i]);
     }
-    cursor = jw_append(cursor, directory);
-    jw_append(cursor, hostname);
+    jw_append(cursor, directory);
 
     union {
-        char buffer[CMSG_SPACE(sizeof(int) * (2 + JW_MAX_CGROUP_FDS))];
+        char buffer[CMSG_SPACE(sizeof(int) * 2)];
         struct cmsghdr align;
     } control;
     memset(&control, 0, sizeof(control));

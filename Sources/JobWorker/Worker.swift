@@ -49,10 +49,8 @@ public final class Worker: Sendable {
         stateDirectory = StateDirectory(root: configuration.stateDirectory)
         try stateDirectory.prepare()
         let initPath = configuration.isolation == .namespaces ? try Self.locateInit(configuration.initPath) : nil
-        switch configuration.resourceControl {
-        case .cgroups: cgroups = try makeCgroupBackend(configuration)
-        case .disabled: cgroups = nil
-        }
+        let cgroups = configuration.resourceControl == .cgroups ? try makeCgroupBackend(configuration) : nil
+        self.cgroups = cgroups
         commandLine = CommandLineValidation(
             limits: configuration.argumentLimits,
             searchPath: configuration.jobEnvironment["PATH"] ?? "/usr/bin:/bin")
@@ -60,10 +58,14 @@ public final class Worker: Sendable {
         let devNull = try systemCall("opening /dev/null") { open("/dev/null", O_RDWR | O_CLOEXEC) }
         self.devNull = devNull
         do throws(JobWorkerError) {
-            monitor = try EventMonitor()
+            let monitor = try EventMonitor()
+            self.monitor = monitor
+            // Before the pool creates cgroups of its own under the same parent.
+            if let cgroups { await Self.removeLeftovers(of: cgroups, monitor: monitor) }
             do throws(JobWorkerError) {
                 inits = try initPath.map { path throws(JobWorkerError) in
-                    try InitPool(initPath: path, capacity: configuration.prestartedInits, devNull: devNull)
+                    try InitPool(
+                        initPath: path, capacity: configuration.prestartedInits, devNull: devNull, cgroups: cgroups)
                 }
             } catch {
                 monitor.shutdown()
@@ -73,7 +75,6 @@ public final class Worker: Sendable {
             closeDescriptor(devNull)
             throw error
         }
-        await removeLeftoverCgroups()
     }
 
     /// Starts `command` with `arguments` (verbatim, never through a shell) on behalf of `owner`,
@@ -90,41 +91,42 @@ public final class Worker: Sendable {
         }
         let executablePath = try commandLine.resolve(command: command, arguments: arguments)
         let limits = try applyLimits(requested)
-        let id = JobID()
+        // With isolation, the job's init — and with it the job's id and cgroup — is ready.
+        let parked = try inits?.take()
+        defer { inits?.refill() }
+        let id = parked?.id ?? JobID()
         let outputPath = stateDirectory.outputPath(id)
-        let output = try stateDirectory.createOutputLog(for: id)
-        defer { closeDescriptor(output) }
-
         let outputChanged = ChangeSignal()
+        var output: Int32 = -1
         var watch: EventMonitor.WriteWatch?
-        var cgroup: (any JobCgroup)?
+        var cgroup: (any JobCgroup)? = parked?.cgroup
         let process: LaunchedProcess
         let startedAt = Date()
         do throws(JobWorkerError) {
+            output = try stateDirectory.createOutputLog(for: id)
             watch = try monitor.onWrite(to: outputPath) { outputChanged.signal() }
-            cgroup = try cgroups?.createCgroup(named: id.description, limits: limits)
-            let placement = try cgroup?.openPlacement() ?? .none
-            defer { placement.descriptors.forEach(closeDescriptor) }
-            let launcher = ProcessLauncher(
+            var launcher = ProcessLauncher(
                 executablePath: executablePath, argumentVector: [command] + arguments,
                 environment: configuration.jobEnvironment, workingDirectory: configuration.jobWorkingDirectory,
-                stdinDescriptor: devNull, outputDescriptor: output, cgroup: placement,
-                hostname: inits == nil ? nil : id.shortDescription)
-            if let inits {
-                let parked = try inits.take()
-                defer { inits.refill() }
-                do {
-                    process = try launcher.launch(in: parked)
-                } catch {
-                    parked.discard()
-                    throw error
-                }
+                stdinDescriptor: devNull, outputDescriptor: output)
+            if let parked {
+                try cgroup?.apply(limits)
+                process = try launcher.launch(in: parked)
             } else {
+                cgroup = try cgroups?.createCgroup(named: id.description, limits: limits)
+                launcher.cgroup = try cgroup?.openPlacement() ?? .none
+                defer { launcher.cgroup.descriptors.forEach(closeDescriptor) }
                 process = try launcher.launch()
             }
+            closeDescriptor(output)
         } catch {
+            if output >= 0 { closeDescriptor(output) }
             watch.map(monitor.removeWriteWatch)
-            await cgroup?.remove()
+            if let parked {
+                await parked.discard()
+            } else {
+                await cgroup?.remove()
+            }
             stateDirectory.removeJob(id)
             throw error
         }
@@ -207,10 +209,11 @@ public final class Worker: Sendable {
     /// Refuses new jobs, stops every running job with `gracePeriod` and waits for them to end,
     /// then stops the monitor thread. Statuses remain readable afterwards.
     public func shutdown(gracePeriod: Duration? = nil) async {
-        let jobs = registry.withLock { registry in
-            registry.isShuttingDown = true
-            return Array(registry.jobs.values)
+        let (jobs, wasShuttingDown) = registry.withLock { registry in
+            defer { registry.isShuttingDown = true }
+            return (Array(registry.jobs.values), registry.isShuttingDown)
         }
+        guard !wasShuttingDown else { return }
         let grace = gracePeriod ?? configuration.defaultGracePeriod
         await withTaskGroup(of: Void.self) { group in
             for job in jobs where job.isRunning {
@@ -221,7 +224,7 @@ public final class Worker: Sendable {
             }
         }
         monitor.shutdown()
-        inits?.shutdown()
+        await inits?.shutdown()
         closeDescriptor(devNull)
         for directory in cgroups?.parentDirectories ?? [] {
             rmdir(directory)
@@ -257,8 +260,7 @@ public final class Worker: Sendable {
     }
 
     /// Kills and removes every job cgroup a previous run left under the parent directories.
-    private func removeLeftoverCgroups() async {
-        guard let cgroups else { return }
+    private static func removeLeftovers(of cgroups: any CgroupBackend, monitor: EventMonitor) async {
         let names = Set(
             cgroups.parentDirectories.flatMap { directory in
                 ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter {

@@ -1,10 +1,10 @@
 // jobworker-init: PID 1 of a job's PID namespace.
 //
-// The worker starts it ahead of time, in fresh PID, mount, network, UTS and IPC namespaces, with
-// every signal blocked and a control socket on fd 3 (job_launcher.h). It waits there for one job,
-// then, in order: sets the host name, joins the job's cgroups (so the job is born in them),
-// starts the job as PID 2 in a session of its own, and answers STARTED once the job has exec'd
-// (or FAILED with the step and errno). It then forwards SIGTERM, SIGINT, SIGHUP, SIGQUIT,
+// The worker starts it ahead of time, already in the job's cgroup and in fresh PID, mount,
+// network, UTS and IPC namespaces (host name set), with every signal blocked and a control
+// socket on fd 3 (job_launcher.h). It waits there for the job, starts it as PID 2 in a session
+// of its own — born in the init's cgroup and namespaces — and answers STARTED once the job has
+// exec'd (or FAILED with the step and errno). It then forwards SIGTERM, SIGINT, SIGHUP, SIGQUIT,
 // SIGUSR1 and SIGUSR2 to the job's process group, reaps every process that ends up as its child
 // (orphans included), and when the job has ended sends ENDED with the job's wait status and exits.
 // Its exit ends the namespace: the kernel kills whatever is left. If the worker goes away before
@@ -15,7 +15,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +22,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "../CJobLauncher/include/job_launcher.h"
+#include "job_launcher.h"
 
 /// Received descriptors are moved here or above, clear of 0-3.
 enum { FIRST_RECEIVED_FD = 10 };
@@ -33,12 +32,8 @@ struct job {
     char **argv;
     char **envp;
     char *directory;
-    char *hostname;
     int stdin_fd;
     int output_fd;
-    int cgroup_fds[JW_MAX_CGROUP_FDS];
-    int cgroup_fd_count;
-    int cgroup_is_directory;
 };
 
 static void reply(int32_t kind, int32_t step, int32_t error, int32_t status) {
@@ -72,7 +67,7 @@ static int move_up(int fd) {
 static int receive_job(struct job *job) {
     jw_job_header header;
     union {
-        char buffer[CMSG_SPACE(sizeof(int) * (2 + JW_MAX_CGROUP_FDS))];
+        char buffer[CMSG_SPACE(sizeof(int) * 2)];
         struct cmsghdr align;
     } control;
     struct iovec part = {.iov_base = &header, .iov_len = sizeof(header)};
@@ -84,19 +79,13 @@ static int receive_job(struct job *job) {
     } while (received < 0 && errno == EINTR);
     struct cmsghdr *rights = CMSG_FIRSTHDR(&message);
     if (received != (ssize_t)sizeof(header) || rights == NULL || rights->cmsg_type != SCM_RIGHTS ||
-        header.cgroup_fd_count > JW_MAX_CGROUP_FDS ||
-        rights->cmsg_len != CMSG_LEN(sizeof(int) * (2 + header.cgroup_fd_count))) {
+        rights->cmsg_len != CMSG_LEN(sizeof(int) * 2)) {
         return -1;
     }
-    int descriptors[2 + JW_MAX_CGROUP_FDS];
-    memcpy(descriptors, CMSG_DATA(rights), sizeof(int) * (2 + header.cgroup_fd_count));
+    int descriptors[2];
+    memcpy(descriptors, CMSG_DATA(rights), sizeof(descriptors));
     job->stdin_fd = move_up(descriptors[0]);
     job->output_fd = move_up(descriptors[1]);
-    job->cgroup_fd_count = (int)header.cgroup_fd_count;
-    job->cgroup_is_directory = (int)header.cgroup_is_directory;
-    for (int i = 0; i < job->cgroup_fd_count; i++) {
-        job->cgroup_fds[i] = move_up(descriptors[2 + i]);
-    }
 
     char *strings = malloc(header.strings_size + 1);
     job->argv = calloc(header.argc + 1, sizeof(char *));
@@ -108,7 +97,7 @@ static int receive_job(struct job *job) {
     strings[header.strings_size] = 0;
     char *cursor = strings;
     char *end = strings + header.strings_size;
-    uint32_t total = 1 + header.argc + header.envc + 2;
+    uint32_t total = 1 + header.argc + header.envc + 1;
     for (uint32_t index = 0; index < total; index++) {
         if (cursor >= end) {
             return -1;
@@ -119,59 +108,34 @@ static int receive_job(struct job *job) {
             job->argv[index - 1] = cursor;
         } else if (index <= header.argc + header.envc) {
             job->envp[index - 1 - header.argc] = cursor;
-        } else if (index == total - 2) {
-            job->directory = cursor;
         } else {
-            job->hostname = cursor;
+            job->directory = cursor;
         }
         cursor += strlen(cursor) + 1;
     }
     return 0;
 }
 
-/// Joins the job's cgroups, so that the job is born in them: v1 hands over one `cgroup.procs`
-/// per hierarchy, v2 the job's cgroup directory.
-static int join_cgroups(const struct job *job) {
-    for (int i = 0; i < job->cgroup_fd_count; i++) {
-        int procs = job->cgroup_is_directory ? openat(job->cgroup_fds[i], "cgroup.procs", O_WRONLY | O_CLOEXEC)
-                                             : job->cgroup_fds[i];
-        if (procs < 0 || write(procs, "0", 1) != 1) {
-            return -1;
-        }
-        if (job->cgroup_is_directory) {
-            close(procs);
-        }
+/// Starts the job with the worker's own launcher (jw_spawn): a vfork-style clone that returns
+/// once the job has exec'd, or with the step that failed; the job gets its own session, stdio,
+/// working directory, no other descriptor, and every signal at its default, unblocked.
+static int spawn_job(const struct job *job, pid_t *pid, jw_spawn_result *result) {
+    jw_spawn_attributes attributes;
+    memset(&attributes, 0, sizeof(attributes));
+    attributes.path = job->path;
+    attributes.argv = job->argv;
+    attributes.envp = job->envp;
+    attributes.working_directory = job->directory[0] != 0 ? job->directory : NULL;
+    attributes.stdin_fd = job->stdin_fd;
+    attributes.output_fd = job->output_fd;
+    attributes.cgroup_fd = -1;
+    attributes.control_fd = -1;
+    if (jw_spawn(&attributes, result) < 0) {
+        return -1;
     }
+    close(result->pidfd);
+    *pid = result->pid;
     return 0;
-}
-
-/// Starts the job with posix_spawn: glibc clones with CLONE_VM | CLONE_VFORK, so this returns
-/// once the job has exec'd (or with the reason it could not), with no page tables copied and no
-/// extra wake-up. The job gets its own session, stdio, working directory, no other descriptor,
-/// and default, unblocked signals.
-static int spawn_job(const struct job *job, pid_t *pid) {
-    posix_spawn_file_actions_t actions;
-    posix_spawnattr_t attributes;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawnattr_init(&attributes);
-    posix_spawn_file_actions_adddup2(&actions, job->stdin_fd, STDIN_FILENO);
-    posix_spawn_file_actions_adddup2(&actions, job->output_fd, STDOUT_FILENO);
-    posix_spawn_file_actions_adddup2(&actions, job->output_fd, STDERR_FILENO);
-    if (job->directory[0] != 0) {
-        posix_spawn_file_actions_addchdir_np(&actions, job->directory);
-    }
-    posix_spawn_file_actions_addclosefrom_np(&actions, STDERR_FILENO + 1);
-    sigset_t none;
-    sigset_t all;
-    sigemptyset(&none);
-    sigfillset(&all);
-    posix_spawnattr_setsigmask(&attributes, &none);
-    posix_spawnattr_setsigdefault(&attributes, &all);
-    posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-    int error = posix_spawn(pid, job->path, &actions, &attributes, job->argv, job->envp);
-    posix_spawn_file_actions_destroy(&actions);
-    posix_spawnattr_destroy(&attributes);
-    return error;
 }
 
 static int forwarded(int signal_number) {
@@ -227,25 +191,14 @@ int main(void) {
     if (receive_job(&job) < 0) {
         return 0;  // the worker went away, or closed the pool
     }
-    if (job.hostname[0] != 0 && sethostname(job.hostname, strlen(job.hostname)) < 0) {
-        reply(JW_REPLY_FAILED, JW_STEP_HOSTNAME, errno, 0);
-        return 127;
-    }
-    if (join_cgroups(&job) < 0) {
-        reply(JW_REPLY_FAILED, JW_STEP_CGROUP, errno, 0);
-        return 127;
-    }
     pid_t pid;
-    int error = spawn_job(&job, &pid);
-    if (error != 0) {
-        reply(JW_REPLY_FAILED, JW_STEP_EXEC, error, 0);
+    jw_spawn_result result;
+    if (spawn_job(&job, &pid, &result) < 0) {
+        reply(JW_REPLY_FAILED, result.failed_step, result.error, 0);
         return 127;
     }
     close(job.stdin_fd);
     close(job.output_fd);
-    for (int i = 0; i < job.cgroup_fd_count; i++) {
-        close(job.cgroup_fds[i]);
-    }
     reply(JW_REPLY_STARTED, 0, 0, 0);
 
     int status = supervise(pid);

@@ -134,6 +134,7 @@ struct IsolationTests {
                 (error as? JobWorkerError)?.code == .commandNotFound
             }
             #expect(worker.list().isEmpty)
+            await worker.shutdown(gracePeriod: .zero)
             let leftovers = try cgroupDirectories(of: worker)
             #expect(leftovers.isEmpty)
         }
@@ -156,6 +157,7 @@ struct IsolationTests {
                 try await worker.startHelper("exit", "0")
             }
             #expect(worker.list().isEmpty)
+            await worker.shutdown(gracePeriod: .zero)
             #expect(try cgroupDirectories(of: worker).isEmpty)
             let logs = try FileManager.default.contentsOfDirectory(
                 atPath: worker.configuration.stateDirectory + "/output")

@@ -79,19 +79,14 @@ typedef struct jw_init_reply {
 } jw_init_reply;
 
 /// The fixed part of a job sent to an init, followed by `strings_size` bytes of NUL-terminated
-/// strings: path, argv (argc of them), envp (envc of them), working directory, host name.
-/// SCM_RIGHTS on the first byte carries stdin, output, then `cgroup_fd_count` cgroup descriptors.
+/// strings: path, argv (argc of them), envp (envc of them), working directory. SCM_RIGHTS on the
+/// first byte carries the job's stdin and output. The init is already in the job's cgroup and
+/// namespaces (host name included): the job is born there.
 typedef struct jw_job_header {
     uint32_t argc;
     uint32_t envc;
     uint32_t strings_size;
-    uint32_t cgroup_fd_count;
-    /// 1: the cgroup descriptor is a v2 directory (CLONE_INTO_CGROUP); 0: v1 cgroup.procs files.
-    uint32_t cgroup_is_directory;
 } jw_job_header;
-
-/// At most this many cgroup descriptors travel with a job (one per v1 hierarchy).
-enum { JW_MAX_CGROUP_FDS = 16 };
 
 /// Every namespace a job gets: PID (with an init), mount, network, UTS and IPC.
 static const uint64_t JW_ALL_NAMESPACES = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWUTS | CLONE_NEWIPC;
@@ -119,7 +114,7 @@ typedef struct jw_spawn_attributes {
     /// it as PID 1 of the new PID namespace with every signal still blocked and `control_fd` on
     /// JW_INIT_CONTROL_FD, and the init then waits for a job (jw_send_job).
     uint64_t namespace_flags;
-    /// Host name to set, with CLONE_NEWUTS (may be NULL). For jw_send_job: the job's host name.
+    /// Host name to set, with CLONE_NEWUTS (may be NULL).
     const char *hostname;
     /// The init's end of the control socket, with namespaces.
     int control_fd;
@@ -138,8 +133,8 @@ typedef struct jw_spawn_result {
 } jw_spawn_result;
 
 /// Hands a job to a waiting init over its control socket: `path`, `argv`, `envp`,
-/// `working_directory`, `hostname`, `stdin_fd`, `output_fd` and the cgroup descriptors of
-/// `attributes` (the rest is ignored). Returns 0, or -1 with errno set.
+/// `working_directory`, `stdin_fd` and `output_fd` of `attributes` (the rest is ignored).
+/// Returns 0, or -1 with errno set.
 int jw_send_job(int control_socket, const jw_spawn_attributes *attributes);
 
 /// Reads one reply of an init. `flags` are recv(2) flags (MSG_DONTWAIT to not wait).

@@ -34,6 +34,8 @@ protocol CgroupBackend: Sendable {
 /// One job's cgroup (one directory per hierarchy on v1).
 protocol JobCgroup: Sendable {
     var directories: [String] { get }
+    /// Writes `limits` (0 = unlimited: the file is left alone). A new cgroup has no limits.
+    func apply(_ limits: ResourceLimits) throws(JobWorkerError)
     /// Opens the descriptors the launcher needs. The caller closes them after the launch.
     func openPlacement() throws(JobWorkerError) -> CgroupPlacement
     /// Usage so far (live) or final (after the job ended, before removal).

@@ -48,12 +48,12 @@ struct CgroupV1: CgroupBackend {
     var parentDirectories: [String] { Array(Set(parents.values)).sorted() }
 
     func createCgroup(named name: String, limits: ResourceLimits) throws(JobWorkerError) -> any JobCgroup {
-        let cgroup = existingCgroup(named: name) as! CgroupV1Job
+        let cgroup = existingCgroup(named: name)
         do {
             for directory in cgroup.directories {
                 try systemCall("cgroup: creating \(directory)") { mkdir(directory, 0o755) }
             }
-            try cgroup.apply(limits, devices: devices, limitsSwap: limitsSwap)
+            try cgroup.apply(limits)
         } catch {
             for directory in cgroup.directories { rmdir(directory) }
             throw error
@@ -62,7 +62,7 @@ struct CgroupV1: CgroupBackend {
     }
 
     func existingCgroup(named name: String) -> any JobCgroup {
-        CgroupV1Job(directories: parents.mapValues { $0 + "/" + name }, devices: devices)
+        CgroupV1Job(directories: parents.mapValues { $0 + "/" + name }, devices: devices, limitsSwap: limitsSwap)
     }
 }
 
@@ -70,10 +70,12 @@ struct CgroupV1: CgroupBackend {
 struct CgroupV1Job: JobCgroup {
     let directoryByController: [String: String]
     let devices: [BlockDevice]
+    let limitsSwap: Bool
 
-    init(directories: [String: String], devices: [BlockDevice]) {
+    init(directories: [String: String], devices: [BlockDevice], limitsSwap: Bool) {
         directoryByController = directories
         self.devices = devices
+        self.limitsSwap = limitsSwap
     }
 
     var directories: [String] { Array(Set(directoryByController.values)).sorted() }
@@ -82,7 +84,7 @@ struct CgroupV1Job: JobCgroup {
         directoryByController[controller]! + "/" + file
     }
 
-    func apply(_ limits: ResourceLimits, devices: [BlockDevice], limitsSwap: Bool) throws(JobWorkerError) {
+    func apply(_ limits: ResourceLimits) throws(JobWorkerError) {
         if limits.cpuMillis != 0 {
             // The period of a new cgroup is the kernel's default, 100000 µs: only the quota is set.
             try CgroupFiles.write("\(UInt64(limits.cpuMillis) * 100)", to: path("cpu", "cpu.cfs_quota_us"))

@@ -66,10 +66,10 @@ struct CgroupV2: CgroupBackend {
     var parentDirectories: [String] { [parent] }
 
     func createCgroup(named name: String, limits: ResourceLimits) throws(JobWorkerError) -> any JobCgroup {
-        let cgroup = CgroupV2Job(directory: parent + "/" + name, devices: devices)
+        let cgroup = CgroupV2Job(directory: parent + "/" + name, devices: devices, limitsSwap: limitsSwap)
         try systemCall("cgroup: creating \(cgroup.directory)") { mkdir(cgroup.directory, 0o755) }
         do {
-            try cgroup.apply(limits, limitsSwap: limitsSwap)
+            try cgroup.apply(limits)
         } catch {
             rmdir(cgroup.directory)
             throw error
@@ -78,7 +78,7 @@ struct CgroupV2: CgroupBackend {
     }
 
     func existingCgroup(named name: String) -> any JobCgroup {
-        CgroupV2Job(directory: parent + "/" + name, devices: devices)
+        CgroupV2Job(directory: parent + "/" + name, devices: devices, limitsSwap: limitsSwap)
     }
 }
 
@@ -86,12 +86,13 @@ struct CgroupV2: CgroupBackend {
 struct CgroupV2Job: JobCgroup {
     let directory: String
     let devices: [BlockDevice]
+    let limitsSwap: Bool
 
     var directories: [String] { [directory] }
 
     private func path(_ file: String) -> String { directory + "/" + file }
 
-    func apply(_ limits: ResourceLimits, limitsSwap: Bool) throws(JobWorkerError) {
+    func apply(_ limits: ResourceLimits) throws(JobWorkerError) {
         if limits.cpuMillis != 0 {
             try CgroupFiles.write("\(UInt64(limits.cpuMillis) * 100) 100000", to: path("cpu.max"))
         }

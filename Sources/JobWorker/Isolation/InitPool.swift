@@ -6,16 +6,34 @@ import Synchronization
     import Glibc
 #endif
 
-/// A jobworker-init started ahead of time: PID 1 of fresh PID, mount, network, UTS and IPC
-/// namespaces, waiting on its control socket for a job.
+/// A jobworker-init started ahead of time for a job that does not exist yet: it already has the
+/// job's id, sits in the job's (still unlimited) cgroup, is PID 1 of fresh PID, mount, network,
+/// UTS and IPC namespaces with the job's host name, and waits on its control socket.
 struct ParkedInit: Sendable {
+    /// The id the job will have.
+    let id: JobID
     let pid: Int32
     let pidfd: Int32
     /// The worker's end of the control socket.
     let control: Int32
+    /// The job's cgroup, unless resource control is disabled.
+    let cgroup: (any JobCgroup)?
 
-    /// Ends an init that will not get a job (or failed to start one) and reaps it.
-    func discard() {
+    /// Ends an init that will not get a job (or failed to start one), reaps it, and removes its
+    /// cgroup (emptied by the init's end).
+    func discard() async {
+        endProcess()
+        await cgroup?.remove()
+    }
+
+    /// `discard` for callers that cannot wait: a cgroup the kernel still reports busy is left to
+    /// the next start of the worker, which removes leftovers.
+    func discardNow() {
+        endProcess()
+        for directory in cgroup?.directories ?? [] { rmdir(directory) }
+    }
+
+    private func endProcess() {
         kill(pid, SIGKILL)
         var info = siginfo_t()
         while waitid(P_PIDFD, id_t(pidfd), &info, WEXITED) < 0 && errno == EINTR {}
@@ -24,13 +42,15 @@ struct ParkedInit: Sendable {
     }
 }
 
-/// Keeps a few inits parked, so a start only hands over the job.
+/// Keeps a few inits parked, so a start only writes the job's limits and hands over the job.
 ///
 /// Measured here, the namespaces cost ≈ 0.45 ms at p50 (≈ 5 ms at p99, mostly the network
-/// namespace) and exec'ing even a small static init ≈ 0.35 ms: together more than everything
-/// else a start does. A dedicated thread starts inits in advance and refills after every take;
-/// when the pool is empty (or sized 0) a start launches its init on the spot, through the very
-/// same code, so the pool changes when the work is done, never what is done.
+/// namespace), exec'ing even a small static init ≈ 0.35 ms, and on cgroup v1 every move of a
+/// process into a cgroup may wait for an RCU grace period (≈ 10 ms now and then): together far
+/// more than everything else a start does. A dedicated thread at idle priority creates cgroups and
+/// starts inits in them in advance, and refills after every take; when the pool is empty (or
+/// sized 0) a start prepares its init on the spot, through the very same code, so the pool
+/// changes when the work is done, never what is done.
 final class InitPool: Sendable {
     private struct State {
         var parked: [ParkedInit] = []
@@ -40,14 +60,16 @@ final class InitPool: Sendable {
 
     private let initPath: String
     private let capacity: Int
+    private let cgroups: (any CgroupBackend)?
     /// /dev/null, read-write: the stdio of a parked init.
     private let devNull: Int32
     private let wakeDescriptor: Int32
     private let state = Mutex(State())
 
-    init(initPath: String, capacity: Int, devNull: Int32) throws(JobWorkerError) {
+    init(initPath: String, capacity: Int, devNull: Int32, cgroups: (any CgroupBackend)?) throws(JobWorkerError) {
         self.initPath = initPath
         self.capacity = capacity
+        self.cgroups = cgroups
         self.devNull = devNull
         wakeDescriptor = try systemCall("eventfd") { eventfd(0, Int32(EFD_CLOEXEC)) }
         guard capacity > 0 else { return }
@@ -80,50 +102,54 @@ final class InitPool: Sendable {
         wake()
     }
 
-    /// Stops the thread and ends the inits still parked.
-    func shutdown() {
-        let thread = state.withLock { state -> pthread_t? in
-            state.isShutDown = true
-            return state.thread
+    /// Stops the thread and ends the inits still parked, removing their cgroups.
+    func shutdown() async {
+        let (thread, wasShutDown) = state.withLock { state -> (pthread_t?, Bool) in
+            defer { state.isShutDown = true }
+            return (state.thread, state.isShutDown)
         }
+        guard !wasShutDown else { return }
         wake()
         if let thread { pthread_join(thread, nil) }
         let parked = state.withLock { state in
             defer { state.parked.removeAll() }
             return state.parked
         }
-        for process in parked { process.discard() }
+        for process in parked { await process.discard() }
         closeDescriptor(wakeDescriptor)
     }
 
-    /// Starts one init in new namespaces; it waits on its control socket.
+    /// Creates a job's cgroup (without limits) and starts an init in it, in new namespaces; the
+    /// init waits on its control socket.
     func startInit() throws(JobWorkerError) -> ParkedInit {
+        let id = JobID()
+        let cgroup = try cgroups?.createCgroup(named: id.description, limits: ResourceLimits())
+        do {
+            return try startInit(id: id, cgroup: cgroup)
+        } catch {
+            for directory in cgroup?.directories ?? [] { rmdir(directory) }
+            throw error
+        }
+    }
+
+    private func startInit(id: JobID, cgroup: (any JobCgroup)?) throws(JobWorkerError) -> ParkedInit {
+        let placement = try cgroup?.openPlacement() ?? .none
+        defer { placement.descriptors.forEach(closeDescriptor) }
         var ends: [Int32] = [-1, -1]
-        try systemCall("socketpair") { socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &ends) }
+        try systemCall("socketpair") {
+            socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &ends)
+        }
         defer { closeDescriptor(ends[1]) }
-        var result = jw_spawn_result()
-        let status = initPath.withCString { path in
-            var argv: [UnsafeMutablePointer<CChar>?] = [strdup("jobworker-init"), nil]
-            var envp: [UnsafeMutablePointer<CChar>?] = [nil]
-            defer { free(argv[0]) }
-            return argv.withUnsafeMutableBufferPointer { argv in
-                envp.withUnsafeMutableBufferPointer { envp in
-                    "/".withCString { root in
-                        var attributes = jw_spawn_attributes(
-                            path: path, argv: argv.baseAddress, envp: envp.baseAddress, working_directory: root,
-                            stdin_fd: devNull, output_fd: devNull, cgroup_fd: -1, cgroup_procs_fds: nil,
-                            cgroup_procs_count: 0, namespace_flags: JW_ALL_NAMESPACES, hostname: nil,
-                            control_fd: ends[1])
-                        return jw_spawn(&attributes, &result)
-                    }
-                }
-            }
-        }
-        guard status == 0 else {
+        let launcher = ProcessLauncher(
+            executablePath: initPath, argumentVector: ["jobworker-init"], environment: [:], workingDirectory: "/",
+            stdinDescriptor: devNull, outputDescriptor: devNull, cgroup: placement, hostname: id.shortDescription)
+        do {
+            let process = try launcher.launch(namespaces: JW_ALL_NAMESPACES, control: ends[1])
+            return ParkedInit(id: id, pid: process.pid, pidfd: process.pidfd, control: ends[0], cgroup: cgroup)
+        } catch {
             closeDescriptor(ends[0])
-            throw ProcessLauncher.error(step: result.failed_step, errno: result.error, path: initPath)
+            throw error
         }
-        return ParkedInit(pid: result.pid, pidfd: result.pidfd, control: ends[0])
     }
 
     private func wake() {
@@ -146,7 +172,7 @@ final class InitPool: Sendable {
                     return true
                 }
                 if !kept {
-                    process.discard()
+                    process.discardNow()
                     return
                 }
             }

@@ -29,10 +29,15 @@ struct ProcessLauncher {
     /// The job's host name, when it runs in its own UTS namespace.
     var hostname: String?
 
-    /// Starts the program directly, as a child of the worker, in the worker's namespaces.
-    func launch() throws(JobWorkerError) -> LaunchedProcess {
+    /// Starts the program as a child of the worker: in the worker's namespaces, or (for
+    /// jobworker-init) in new `namespaces` with `control` as its control socket.
+    func launch(namespaces: UInt64 = 0, control: Int32 = -1) throws(JobWorkerError) -> LaunchedProcess {
         var result = jw_spawn_result()
-        let status = withAttributes { attributes in jw_spawn(&attributes, &result) }
+        let status = withAttributes { attributes in
+            attributes.namespace_flags = namespaces
+            attributes.control_fd = control
+            return jw_spawn(&attributes, &result)
+        }
         guard status == 0 else {
             throw Self.error(step: result.failed_step, errno: result.error, path: executablePath)
         }
