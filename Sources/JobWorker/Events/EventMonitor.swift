@@ -100,19 +100,7 @@ final class EventMonitor: Sendable {
     // MARK: - The monitor thread
 
     private func startThread() throws(JobWorkerError) {
-        let context = Unmanaged.passRetained(self).toOpaque()
-        var thread = pthread_t()
-        let result = pthread_create(
-            &thread, nil,
-            { context in
-                let monitor = Unmanaged<EventMonitor>.fromOpaque(context!).takeRetainedValue()
-                monitor.run()
-                return nil
-            }, context)
-        guard result == 0 else {
-            Unmanaged<EventMonitor>.fromOpaque(context).release()
-            throw JobWorkerError.system("starting the event monitor thread", errno: result)
-        }
+        let thread = try startDedicatedThread("event monitor") { self.run() }
         state.withLock { $0.thread = thread }
     }
 

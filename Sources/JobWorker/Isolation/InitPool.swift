@@ -73,18 +73,12 @@ final class InitPool: Sendable {
         self.devNull = devNull
         wakeDescriptor = try systemCall("eventfd") { eventfd(0, Int32(EFD_CLOEXEC)) }
         guard capacity > 0 else { return }
-        let context = Unmanaged.passRetained(self).toOpaque()
-        var thread = pthread_t()
-        let result = pthread_create(
-            &thread, nil,
-            { context in
-                Unmanaged<InitPool>.fromOpaque(context!).takeRetainedValue().run()
-                return nil
-            }, context)
-        guard result == 0 else {
-            Unmanaged<InitPool>.fromOpaque(context).release()
+        let thread: pthread_t
+        do {
+            thread = try startDedicatedThread("init pool") { self.run() }
+        } catch {
             closeDescriptor(wakeDescriptor)
-            throw JobWorkerError.system("starting the init pool thread", errno: result)
+            throw error
         }
         state.withLock { $0.thread = thread }
     }
