@@ -11,7 +11,9 @@ import Synchronization
 ///
 /// One epoll set serves every job, so the cost of a job is two registrations, not a thread, and
 /// nothing is ever polled. Handlers run on the monitor thread: they must be short and must not
-/// block (reaping an exited child and resuming continuations are both immediate).
+/// block (reaping an exited child and resuming continuations are both immediate). Registrations
+/// make their (non-blocking) system call under the lock, so none can touch a descriptor that
+/// `shutdown` has closed and the process may have reused.
 final class EventMonitor: Sendable {
     typealias Handler = @Sendable () -> Void
 
@@ -59,29 +61,41 @@ final class EventMonitor: Sendable {
 
     /// Calls `handler` once, when the process behind `pidfd` has exited.
     func onExit(of pidfd: Int32, _ handler: @escaping Handler) throws(JobWorkerError) {
-        state.withLock { $0.exitHandlers[pidfd] = handler }
-        do {
-            try Self.add(pidfd, key: Key.firstPidfd + UInt64(pidfd), to: epollDescriptor)
-        } catch {
-            state.withLock { _ = $0.exitHandlers.removeValue(forKey: pidfd) }
-            throw error
+        // Registered under the lock, so that shutdown cannot close the epoll set meanwhile.
+        try state.withLock { state throws(JobWorkerError) in
+            guard !state.isShutDown else { throw Self.shutDownError }
+            state.exitHandlers[pidfd] = handler
+            do throws(JobWorkerError) {
+                try Self.add(pidfd, key: Key.firstPidfd + UInt64(pidfd), to: epollDescriptor)
+            } catch {
+                state.exitHandlers.removeValue(forKey: pidfd)
+                throw error
+            }
         }
     }
 
     /// Calls `handler` after writes to the file at `path`, until the watch is removed.
     /// Bursts of writes may be reported once (inotify merges identical pending events).
     func onWrite(to path: String, _ handler: @escaping Handler) throws(JobWorkerError) -> WriteWatch {
-        let descriptor = try systemCall("inotify_add_watch") {
-            inotify_add_watch(inotifyDescriptor, path, UInt32(IN_MODIFY))
+        try state.withLock { state throws(JobWorkerError) in
+            guard !state.isShutDown else { throw Self.shutDownError }
+            let descriptor = try systemCall("inotify_add_watch") {
+                inotify_add_watch(inotifyDescriptor, path, UInt32(IN_MODIFY))
+            }
+            state.writeHandlers[descriptor] = handler
+            return WriteWatch(descriptor: descriptor)
         }
-        state.withLock { $0.writeHandlers[descriptor] = handler }
-        return WriteWatch(descriptor: descriptor)
     }
 
     func removeWriteWatch(_ watch: WriteWatch) {
-        state.withLock { _ = $0.writeHandlers.removeValue(forKey: watch.descriptor) }
-        _ = inotify_rm_watch(inotifyDescriptor, watch.descriptor)
+        state.withLock { state in
+            guard !state.isShutDown else { return }
+            state.writeHandlers.removeValue(forKey: watch.descriptor)
+            _ = inotify_rm_watch(inotifyDescriptor, watch.descriptor)
+        }
     }
+
+    private static let shutDownError = JobWorkerError(.shuttingDown, "the worker is shutting down")
 
     /// Stops the thread and closes the monitor's descriptors. Pending handlers are dropped.
     func shutdown() {

@@ -86,14 +86,18 @@ final class InitPool: Sendable {
     /// A parked init, from the pool or started now. Call `refill()` once the job has started:
     /// starting the replacement meanwhile would compete with this start for the CPU.
     func take() throws(JobWorkerError) -> ParkedInit {
-        let pooled = state.withLock { $0.parked.popLast() }
+        let (pooled, isShutDown) = state.withLock { ($0.parked.popLast(), $0.isShutDown) }
+        guard !isShutDown else { throw JobWorkerError(.shuttingDown, "the worker is shutting down") }
         guard let pooled else { return try startInit() }
         return pooled
     }
 
     /// Lets the thread start inits until the pool is full again.
     func refill() {
-        wake()
+        // Under the lock: after shutdown the eventfd is closed and its number may be reused.
+        state.withLock { state in
+            if !state.isShutDown { wake() }
+        }
     }
 
     /// Stops the thread and ends the inits still parked, removing their cgroups.
@@ -146,6 +150,7 @@ final class InitPool: Sendable {
         }
     }
 
+    /// Wakes the thread (an eventfd write never blocks here).
     private func wake() {
         var one: UInt64 = 1
         _ = write(wakeDescriptor, &one, MemoryLayout<UInt64>.size)
