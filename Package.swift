@@ -10,6 +10,12 @@ let package = Package(
         .executable(name: "jobctl", targets: ["jobctl"]),
         .executable(name: "jobworker-init", targets: ["jobworker-init"]),
     ],
+    dependencies: [
+        // Pinned exactly: Package.resolved is not shared, and builds must be reproducible.
+        .package(url: "https://github.com/grpc/grpc-swift-2.git", exact: "2.4.3"),
+        .package(url: "https://github.com/grpc/grpc-swift-protobuf.git", exact: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-protobuf.git", exact: "1.39.0"),
+    ],
     targets: [
         // Process creation only: clone3 + the async-signal-safe steps before exec. Must be C.
         .target(name: "CJobLauncher"),
@@ -25,12 +31,27 @@ let package = Package(
             dependencies: ["CJobLauncher"],
             linkerSettings: [.unsafeFlags(["-static-executable", "-nostartfiles"])]
         ),
+        // The gRPC API: the contract's generated code, the service over the library, authorization.
+        .target(
+            name: "JobWorkerAPI",
+            dependencies: [
+                "JobWorker",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]),
         .executableTarget(name: "jobworkerd", dependencies: ["JobWorker", "jobworker-init"]),
         .executableTarget(name: "jobctl"),
         // Measures the library beside bare posix_spawn and cat (see BENCHMARKS.md).
         .executableTarget(name: "JobWorkerBenchmarks", dependencies: ["JobWorker", "jobworker-init"]),
         // A small C program whose behaviour the tests control (exit codes, signals, output patterns).
         .executableTarget(name: "JobWorkerTestHelper", path: "Tests/JobWorkerTestHelper"),
+        .testTarget(
+            name: "JobWorkerAPITests",
+            dependencies: [
+                "JobWorkerAPI", "JobWorkerTestHelper", "jobworker-init",
+                .product(name: "GRPCInProcessTransport", package: "grpc-swift-2"),
+            ]),
         .testTarget(
             name: "JobWorkerTests",
             dependencies: ["JobWorker", "CLinuxEvents", "JobWorkerTestHelper", "jobworker-init"]),

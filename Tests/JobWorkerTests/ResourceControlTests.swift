@@ -198,8 +198,12 @@ struct ResourceControlTests {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         var configuration = WorkerConfiguration(stateDirectory: directory)
         configuration.cgroupParentName = parent
-        // A first worker starts a job and "crashes": it is never shut down.
+        // A first worker starts a job and "crashes": it is never shut down. (Without parked inits:
+        // in one test process they would stay unreaped children of ours, which a real crash does
+        // not leave behind.)
+        configuration.prestartedInits = 0
         let first = try await Worker(configuration: configuration)
+        configuration.prestartedInits = 4
         let job = try await first.startHelper("sleep")
         _ = try await first.waitForOutput(of: job.id, containing: "ready")
         #expect(try cgroupDirectories(of: first).contains { $0.hasSuffix("/\(job.id)") })

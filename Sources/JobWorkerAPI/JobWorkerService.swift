@@ -1,0 +1,87 @@
+import Foundation
+import GRPCCore
+import JobWorker
+
+/// The `jobworker.v1.JobWorker` service: each RPC validates its request, applies the caller's
+/// grant (set by `AuthorizationInterceptor`) and delegates to the library's `Worker`.
+///
+/// A job the caller may not see is NOT_FOUND, exactly like a job that does not exist, so that
+/// nobody learns which other jobs exist.
+public struct JobWorkerService: Jobworker_V1_JobWorker.SimpleServiceProtocol {
+    public let worker: Worker
+    /// Jobs running at once; StartJob beyond it is RESOURCE_EXHAUSTED.
+    public let maximumRunningJobs: Int
+
+    public init(worker: Worker, maximumRunningJobs: Int = 256) {
+        self.worker = worker
+        self.maximumRunningJobs = maximumRunningJobs
+    }
+
+    public func startJob(request: Jobworker_V1_StartJobRequest, context: ServerContext) async throws
+        -> Jobworker_V1_StartJobResponse
+    {
+        let grant = try context.grant
+        let running = worker.list().count { $0.state == .running }
+        guard running < maximumRunningJobs else {
+            throw RPCError(
+                code: .resourceExhausted, message: "the server runs \(running) jobs, its limit; try again later")
+        }
+        let status = try await worker.start(
+            command: request.command, arguments: request.args, owner: grant.identity.name,
+            limits: ResourceLimits(request.limits))
+        return .with { $0.status = Jobworker_V1_JobStatus(status) }
+    }
+
+    public func stopJob(request: Jobworker_V1_StopJobRequest, context: ServerContext) async throws
+        -> Jobworker_V1_StopJobResponse
+    {
+        let job = try visibleJob(request.id, context)
+        let grace = request.gracePeriodMs == 0 ? nil : Duration.milliseconds(Int64(request.gracePeriodMs))
+        let status = try await worker.stop(job.id, gracePeriod: grace)
+        return .with { $0.status = Jobworker_V1_JobStatus(status) }
+    }
+
+    public func getJobStatus(request: Jobworker_V1_GetJobStatusRequest, context: ServerContext) async throws
+        -> Jobworker_V1_GetJobStatusResponse
+    {
+        let job = try visibleJob(request.id, context)
+        return .with { $0.status = Jobworker_V1_JobStatus(job) }
+    }
+
+    public func streamJobOutput(
+        request: Jobworker_V1_StreamJobOutputRequest, response: RPCWriter<Jobworker_V1_StreamJobOutputResponse>,
+        context: ServerContext
+    ) async throws {
+        let job = try visibleJob(request.id, context)
+        var offset = request.offset
+        for try await chunk in try worker.output(of: job.id, from: offset) {
+            try await response.write(
+                .with {
+                    $0.data = Data(chunk)
+                    $0.offset = offset
+                })
+            offset += UInt64(chunk.count)
+        }
+    }
+
+    public func listJobs(request: Jobworker_V1_ListJobsRequest, context: ServerContext) async throws
+        -> Jobworker_V1_ListJobsResponse
+    {
+        let grant = try context.grant
+        let visible = worker.list().filter { grant.mayAccess(jobOwnedBy: $0.owner) }
+        return .with { $0.jobs = visible.map(Jobworker_V1_JobStatus.init) }
+    }
+
+    /// The status of a job the caller may see: INVALID_ARGUMENT for a malformed id, NOT_FOUND for
+    /// an unknown job and for another owner's job when the grant covers only the caller's own.
+    private func visibleJob(_ text: String, _ context: ServerContext) throws -> JobStatus {
+        let grant = try context.grant
+        guard let id = JobID(text) else {
+            throw RPCError(code: .invalidArgument, message: "malformed job id \"\(text.prefix(64))\": expected a UUID")
+        }
+        guard let status = try? worker.status(of: id), grant.mayAccess(jobOwnedBy: status.owner) else {
+            throw JobWorkerError(.jobNotFound, "job \(id) not found")
+        }
+        return status
+    }
+}

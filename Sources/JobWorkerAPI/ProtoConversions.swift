@@ -1,0 +1,64 @@
+import Foundation
+import JobWorker
+import SwiftProtobuf
+
+extension ResourceLimits {
+    init(_ message: Jobworker_V1_ResourceLimits) {
+        self.init(
+            cpuMillis: message.cpuMillis, memoryBytes: message.memoryBytes,
+            ioReadBytesPerSecond: message.ioReadBytesPerSecond, ioWriteBytesPerSecond: message.ioWriteBytesPerSecond,
+            ioReadOpsPerSecond: message.ioReadOpsPerSecond, ioWriteOpsPerSecond: message.ioWriteOpsPerSecond,
+            maxProcesses: message.maxProcesses)
+    }
+}
+
+extension Jobworker_V1_ResourceLimits {
+    init(_ limits: ResourceLimits) {
+        self.init()
+        cpuMillis = limits.cpuMillis
+        memoryBytes = limits.memoryBytes
+        ioReadBytesPerSecond = limits.ioReadBytesPerSecond
+        ioWriteBytesPerSecond = limits.ioWriteBytesPerSecond
+        ioReadOpsPerSecond = limits.ioReadOpsPerSecond
+        ioWriteOpsPerSecond = limits.ioWriteOpsPerSecond
+        maxProcesses = limits.maxProcesses
+    }
+}
+
+extension Jobworker_V1_JobState {
+    init(_ state: JobState) {
+        switch state {
+        case .running: self = .running
+        case .exited: self = .exited
+        case .stopped: self = .stopped
+        case .killed: self = .killed
+        case .oomKilled: self = .oomKilled
+        }
+    }
+}
+
+extension Jobworker_V1_JobStatus {
+    init(_ status: JobStatus) {
+        self.init()
+        id = status.id.description
+        owner = status.owner
+        command = status.command
+        args = status.arguments
+        state = Jobworker_V1_JobState(status.state)
+        pid = status.pid
+        exitCode = status.exitCode ?? 0
+        signal = status.signal ?? 0
+        startedAt = Google_Protobuf_Timestamp(date: status.startedAt)
+        if let endedAt = status.endedAt {
+            self.endedAt = Google_Protobuf_Timestamp(date: endedAt)
+        }
+        limits = Jobworker_V1_ResourceLimits(status.limits)
+        usage = .with {
+            $0.cpuUsec = status.usage.cpuMicroseconds
+            $0.memoryPeakBytes = status.usage.memoryPeakBytes
+            $0.ioReadBytes = status.usage.ioReadBytes
+            $0.ioWriteBytes = status.usage.ioWriteBytes
+        }
+        outputBytes = status.outputBytes
+    }
+}

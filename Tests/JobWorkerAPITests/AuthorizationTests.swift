@@ -1,0 +1,89 @@
+import GRPCCore
+import GRPCInProcessTransport
+import JobWorkerAPI
+import Testing
+
+@Suite("Authorization matrix", .timeLimit(.minutes(2)))
+struct AuthorizationTests {
+    typealias Client = Jobworker_V1_JobWorker.Client<InProcessTransport.Client>
+
+    /// Every RPC, as `caller`, against the job `id`: the status code each one returns (nil = OK).
+    func codes(_ client: Client, as caller: Caller, job id: String) async -> [String: RPCError.Code?] {
+        var result: [String: RPCError.Code?] = [:]
+        result["GetJobStatus"] = await statusCode {
+            _ = try await client.getJobStatus(.with { $0.id = id }, metadata: caller.metadata)
+        }
+        result["StreamJobOutput"] = await statusCode {
+            _ = try await client.output(of: id, as: caller)
+        }
+        result["StopJob"] = await statusCode {
+            _ = try await client.stopJob(.with { $0.id = id }, metadata: caller.metadata)
+        }
+        result["StartJob"] = await statusCode {
+            _ = try await client.startHelper("exit", "0", as: caller)
+        }
+        result["ListJobs"] = await statusCode {
+            _ = try await client.listJobs(.init(), metadata: caller.metadata)
+        }
+        return result
+    }
+
+    @Test(
+        "each role gets exactly its codes on its own job and on another user's",
+        arguments: [
+            // caller, whose job, expected codes (nil = OK)
+            (Caller.admin, Caller.bob, [RPCError.Code?](repeating: nil, count: 5)),
+            (Caller.alice, Caller.alice, [nil, nil, nil, nil, nil]),
+            (Caller.alice, Caller.bob, [.notFound, .notFound, .notFound, nil, nil]),
+            (Caller.viewer, Caller.bob, [nil, nil, .permissionDenied, .permissionDenied, nil]),
+            (
+                Caller.stranger, Caller.bob,
+                [.permissionDenied, .permissionDenied, .permissionDenied, .permissionDenied, .permissionDenied]
+            ),
+        ])
+    func matrix(caller: Caller, owner: Caller, expected: [RPCError.Code?]) async throws {
+        try await withAPI { client in
+            // The job ends by itself, so streams end and every RPC returns.
+            let job = try await client.startHelper("echo-args", "hello", as: owner)
+            let actual = await codes(client, as: caller, job: job.id)
+            let names = ["GetJobStatus", "StreamJobOutput", "StopJob", "StartJob", "ListJobs"]
+            for (name, code) in zip(names, expected) {
+                #expect(actual[name] == code, "\(caller) calling \(name) on \(owner)'s job")
+            }
+        }
+    }
+
+    @Test("a caller without an identity is UNAUTHENTICATED for every RPC")
+    func unauthenticated() async throws {
+        try await withAPI { client in
+            let anonymous = await statusCode { _ = try await client.listJobs(.init()) }
+            #expect(anonymous == .unauthenticated)
+            let start = await statusCode { _ = try await client.startJob(.with { $0.command = "/bin/true" }) }
+            #expect(start == .unauthenticated)
+        }
+    }
+
+    @Test("a user lists only its own jobs, and cannot tell another user's job from a missing one")
+    func listAndExistence() async throws {
+        try await withAPI { client in
+            let mine = try await client.startHelper("exit", "0", as: .alice)
+            let theirs = try await client.startHelper("exit", "0", as: .bob)
+            let listed = try await client.listJobs(.init(), metadata: Caller.alice.metadata).jobs.map(\.id)
+            #expect(listed == [mine.id])
+            let all = try await client.listJobs(.init(), metadata: Caller.viewer.metadata).jobs.map(\.id)
+            #expect(all == [theirs.id, mine.id], "newest first")
+
+            let missing = "00000000-0000-4000-8000-000000000000"
+            var messages: [String] = []
+            for id in [theirs.id, missing] {
+                do {
+                    _ = try await client.getJobStatus(.with { $0.id = id }, metadata: Caller.alice.metadata)
+                } catch let error as RPCError {
+                    #expect(error.code == .notFound)
+                    messages.append(error.message.replacingOccurrences(of: id, with: "ID"))
+                }
+            }
+            #expect(messages.count == 2 && messages[0] == messages[1])
+        }
+    }
+}
