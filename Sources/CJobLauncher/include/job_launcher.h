@@ -48,12 +48,8 @@ typedef enum jw_step {
     JW_STEP_HOSTNAME = 12,
     /// Child, new network namespace: bringing the loopback interface up.
     JW_STEP_LOOPBACK = 13,
-    /// Init: forking the job.
-    JW_STEP_INIT_FORK = 14,
     /// Child, new PID namespace: execve of the init.
     JW_STEP_EXEC_INIT = 15,
-    /// Worker or init: handing the job to the init, or its answer.
-    JW_STEP_INIT_PROTOCOL = 16,
 } jw_step;
 
 /// The descriptor on which jobworker-init talks to the worker: one end of a stream socketpair.

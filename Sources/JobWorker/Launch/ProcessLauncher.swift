@@ -129,9 +129,7 @@ struct ProcessLauncher {
         case JW_STEP_MOUNT_PROC: "mount /proc"
         case JW_STEP_HOSTNAME: "sethostname"
         case JW_STEP_LOOPBACK: "bring up lo"
-        case JW_STEP_INIT_FORK: "init: fork"
         case JW_STEP_EXEC_INIT: "execve of the init"
-        case JW_STEP_INIT_PROTOCOL: "talking to the init"
         default: "step \(step.rawValue)"
         }
     }
