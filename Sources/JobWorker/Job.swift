@@ -28,6 +28,8 @@ final class Job: Sendable {
     let outputChanged: ChangeSignal
     /// Closed once the job has ended and its final status is known.
     private let ended = ChangeSignal()
+    /// Called once, when the job has ended, before anyone waiting is woken.
+    private let onEnded: @Sendable () -> Void
 
     private struct State {
         /// The pidfd while the process is unreaped; nil afterwards.
@@ -54,7 +56,7 @@ final class Job: Sendable {
     init(
         id: JobID, owner: String, command: String, arguments: [String], executablePath: String,
         process: LaunchedProcess, startedAt: Date, outputPath: String, outputChanged: ChangeSignal,
-        limits: ResourceLimits, cgroup: (any JobCgroup)?
+        limits: ResourceLimits, cgroup: (any JobCgroup)?, onEnded: @escaping @Sendable () -> Void
     ) {
         self.id = id
         self.owner = owner
@@ -67,6 +69,7 @@ final class Job: Sendable {
         self.outputChanged = outputChanged
         self.limits = limits
         self.cgroup = cgroup
+        self.onEnded = onEnded
         self.state = Mutex(State(pidfd: process.pidfd, control: process.control))
     }
 
@@ -184,6 +187,7 @@ final class Job: Sendable {
 
     private func finish(_ account: FinalAccount) {
         state.withLock { $0.final = account }
+        onEnded()
         outputChanged.close()
         ended.close()
     }

@@ -36,6 +36,10 @@ public final class Worker: Sendable {
         var jobs: [JobID: Job] = [:]
         /// Start order, oldest first.
         var order: [JobID] = []
+        /// Jobs that have not ended, and starts under way: together bounded by
+        /// `maximumRunningJobs`, checked and reserved in one step.
+        var running: Set<JobID> = []
+        var startsUnderWay = 0
         var isShuttingDown = false
     }
 
@@ -86,9 +90,8 @@ public final class Worker: Sendable {
     public func start(
         command: String, arguments: [String] = [], owner: String, limits requested: ResourceLimits = ResourceLimits()
     ) async throws(JobWorkerError) -> JobStatus {
-        guard !registry.withLock({ $0.isShuttingDown }) else {
-            throw JobWorkerError(.shuttingDown, "the worker is shutting down")
-        }
+        try reserveStart()
+        defer { registry.withLock { $0.startsUnderWay -= 1 } }
         let executablePath = try commandLine.resolve(command: command, arguments: arguments)
         let limits = try applyLimits(requested)
         // With isolation, the job's init — and with it the job's id and cgroup — is ready.
@@ -135,9 +138,13 @@ public final class Worker: Sendable {
         let job = Job(
             id: id, owner: owner, command: command, arguments: arguments,
             executablePath: executablePath, process: process, startedAt: startedAt,
-            outputPath: outputPath, outputChanged: outputChanged, limits: limits, cgroup: cgroup)
+            outputPath: outputPath, outputChanged: outputChanged, limits: limits, cgroup: cgroup
+        ) { [weak self] in
+            self?.registry.withLock { _ = $0.running.remove(id) }
+        }
         let isShuttingDown = registry.withLock { registry in
             registry.jobs[id] = job
+            registry.running.insert(id)
             registry.order.append(id)
             return registry.isShuttingDown
         }
@@ -228,6 +235,21 @@ public final class Worker: Sendable {
         closeDescriptor(devNull)
         for directory in cgroups?.parentDirectories ?? [] {
             rmdir(directory)
+        }
+    }
+
+    /// Reserves one of `maximumRunningJobs` for a start, or refuses it.
+    private func reserveStart() throws(JobWorkerError) {
+        let limit = configuration.maximumRunningJobs
+        try registry.withLock { registry throws(JobWorkerError) in
+            guard !registry.isShuttingDown else {
+                throw JobWorkerError(.shuttingDown, "the worker is shutting down")
+            }
+            guard registry.running.count + registry.startsUnderWay < limit else {
+                throw JobWorkerError(
+                    .resourceExhausted, "\(limit) jobs are running, the server's limit: try again when one has ended")
+            }
+            registry.startsUnderWay += 1
         }
     }
 

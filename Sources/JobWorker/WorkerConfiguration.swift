@@ -18,6 +18,9 @@ public struct WorkerConfiguration: Sendable {
     /// The working directory of every job.
     public var jobWorkingDirectory: String = "/"
 
+    /// How many jobs may run at once; a start beyond it fails with `.resourceExhausted`.
+    public var maximumRunningJobs = 256
+
     /// Upper bounds on a request's argument list, checked before anything is created.
     public var argumentLimits = ArgumentLimits()
 

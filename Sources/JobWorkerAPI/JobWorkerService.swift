@@ -9,23 +9,16 @@ import JobWorker
 /// nobody learns which other jobs exist.
 public struct JobWorkerService: Jobworker_V1_JobWorker.SimpleServiceProtocol {
     public let worker: Worker
-    /// Jobs running at once; StartJob beyond it is RESOURCE_EXHAUSTED.
-    public let maximumRunningJobs: Int
 
-    public init(worker: Worker, maximumRunningJobs: Int = 256) {
+    /// StartJob beyond the worker's `maximumRunningJobs` is RESOURCE_EXHAUSTED.
+    public init(worker: Worker) {
         self.worker = worker
-        self.maximumRunningJobs = maximumRunningJobs
     }
 
     public func startJob(request: Jobworker_V1_StartJobRequest, context: ServerContext) async throws
         -> Jobworker_V1_StartJobResponse
     {
         let grant = try context.grant
-        let running = worker.list().count { $0.state == .running }
-        guard running < maximumRunningJobs else {
-            throw RPCError(
-                code: .resourceExhausted, message: "the server runs \(running) jobs, its limit; try again later")
-        }
         let status = try await worker.start(
             command: request.command, arguments: request.args, owner: grant.identity.name,
             limits: ResourceLimits(request.limits))

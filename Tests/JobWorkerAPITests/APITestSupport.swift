@@ -49,7 +49,6 @@ let canUseCgroups = geteuid() == 0 || ProcessInfo.processInfo.environment["CI"] 
 /// Runs `body` with a client of a real `JobWorkerService` over the in-process transport, with the
 /// authorization interceptor in front of it.
 func withAPI<Result: Sendable>(
-    maximumRunningJobs: Int = 256,
     configure: (inout WorkerConfiguration) -> Void = { _ in },
     _ body: (Jobworker_V1_JobWorker.Client<InProcessTransport.Client>) async throws -> Result
 ) async throws -> Result {
@@ -62,7 +61,7 @@ func withAPI<Result: Sendable>(
     configuration.cgroupParentName = "jobworker-api-test-\(JobID().shortDescription)"
     configure(&configuration)
     let worker = try await Worker(configuration: configuration)
-    let service = JobWorkerService(worker: worker, maximumRunningJobs: maximumRunningJobs)
+    let service = JobWorkerService(worker: worker)
     let transport = InProcessTransport()
     do {
         let result = try await withGRPCServer(

@@ -111,7 +111,9 @@ struct ServiceTests {
 
     @Test("the running-job limit is RESOURCE_EXHAUSTED")
     func runningJobLimit() async throws {
-        try await withAPI(maximumRunningJobs: 2) { client in
+        try await withAPI {
+            $0.maximumRunningJobs = 2
+        } _: { client in
             _ = try await client.startHelper("sleep", as: .alice)
             _ = try await client.startHelper("sleep", as: .alice)
             let third = await statusCode { _ = try await client.startHelper("sleep", as: .alice) }

@@ -210,6 +210,37 @@ struct LifecycleTests {
         }
     }
 
+    @Test("starts beyond the running-job limit are refused, atomically, until a job ends")
+    func runningJobLimit() async throws {
+        try await withWorker {
+            $0.maximumRunningJobs = 3
+        } _: { worker in
+            // 10 concurrent starts of jobs that keep running: exactly 3 may succeed.
+            let results = await withTaskGroup(of: Result<JobStatus, JobWorkerError>.self) { group in
+                for _ in 0..<10 {
+                    group.addTask {
+                        do throws(JobWorkerError) {
+                            return .success(
+                                try await worker.start(command: helperPath, arguments: ["sleep"], owner: "t"))
+                        } catch {
+                            return .failure(error)
+                        }
+                    }
+                }
+                return await group.reduce(into: []) { $0.append($1) }
+            }
+            let started = results.compactMap { try? $0.get() }
+            #expect(started.count == 3)
+            #expect(
+                results.allSatisfy { result in
+                    if case .failure(let error) = result { return error.code == .resourceExhausted }
+                    return true
+                })
+            _ = try await worker.stop(started[0].id, gracePeriod: .zero)
+            _ = try await worker.startHelper("exit", "0")
+        }
+    }
+
     @Test("unknown job ids are reported as not found by every operation")
     func unknownJob() async throws {
         try await withWorker { worker in
