@@ -15,6 +15,8 @@ let package = Package(
         .package(url: "https://github.com/grpc/grpc-swift-2.git", exact: "2.4.3"),
         .package(url: "https://github.com/grpc/grpc-swift-protobuf.git", exact: "2.4.1"),
         .package(url: "https://github.com/apple/swift-protobuf.git", exact: "1.39.0"),
+        .package(url: "https://github.com/apple/swift-certificates.git", exact: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-crypto.git", exact: "3.12.3"),
     ],
     targets: [
         // Process creation only: clone3 + the async-signal-safe steps before exec. Must be C.
@@ -39,6 +41,8 @@ let package = Package(
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]),
         .executableTarget(name: "jobworkerd", dependencies: ["JobWorker", "jobworker-init"]),
         .executableTarget(name: "jobctl"),
@@ -51,6 +55,7 @@ let package = Package(
             dependencies: [
                 "JobWorkerAPI", "JobWorkerTestHelper", "jobworker-init",
                 .product(name: "GRPCInProcessTransport", package: "grpc-swift-2"),
+                .product(name: "X509", package: "swift-certificates"),
             ]),
         .testTarget(
             name: "JobWorkerTests",
