@@ -17,6 +17,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-protobuf.git", exact: "1.39.0"),
         .package(url: "https://github.com/apple/swift-certificates.git", exact: "1.21.1"),
         .package(url: "https://github.com/apple/swift-crypto.git", exact: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-log.git", exact: "1.16.2"),
     ],
     targets: [
         // Process creation only: clone3 + the async-signal-safe steps before exec. Must be C.
@@ -24,7 +25,9 @@ let package = Package(
         // Linux event headers (epoll, eventfd, inotify) that the Glibc module does not export.
         .target(name: "CLinuxEvents"),
         // The job library: lifecycle, output storage and streaming.
-        .target(name: "JobWorker", dependencies: ["CJobLauncher", "CLinuxEvents"]),
+        .target(
+            name: "JobWorker",
+            dependencies: ["CJobLauncher", "CLinuxEvents", .product(name: "Logging", package: "swift-log")]),
         // PID 1 of every job's PID namespace; starts the job with CJobLauncher. Plain static C:
         // `-nostartfiles` keeps swiftc's swiftrt.o (and with it the Swift runtime) out, so the
         // binary is ~750 KB and cheap to exec.

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Synchronization
 
 #if canImport(Glibc)
@@ -64,12 +65,20 @@ public final class Worker: Sendable {
         do throws(JobWorkerError) {
             let monitor = try EventMonitor()
             self.monitor = monitor
+            let logger = configuration.logger
+            logger.info("resource control: \(cgroups?.summary ?? "disabled: jobs run without cgroups or limits")")
+            logger.info(
+                "isolation: \(initPath.map { "PID, mount, network, UTS and IPC namespaces; init \($0)" } ?? "none")")
             // Before the pool creates cgroups of its own under the same parent.
-            if let cgroups { await Self.removeLeftovers(of: cgroups, monitor: monitor) }
+            if let cgroups {
+                let removed = await Self.removeLeftovers(of: cgroups, monitor: monitor)
+                if removed > 0 { logger.notice("removed \(removed) job cgroup(s) left by a previous run") }
+            }
             do throws(JobWorkerError) {
                 inits = try initPath.map { path throws(JobWorkerError) in
                     try InitPool(
-                        initPath: path, capacity: configuration.prestartedInits, devNull: devNull, cgroups: cgroups)
+                        initPath: path, capacity: configuration.prestartedInits, devNull: devNull, cgroups: cgroups,
+                        logger: configuration.logger)
                 }
             } catch {
                 monitor.shutdown()
@@ -282,7 +291,7 @@ public final class Worker: Sendable {
     }
 
     /// Kills and removes every job cgroup a previous run left under the parent directories.
-    private static func removeLeftovers(of cgroups: any CgroupBackend, monitor: EventMonitor) async {
+    private static func removeLeftovers(of cgroups: any CgroupBackend, monitor: EventMonitor) async -> Int {
         let names = Set(
             cgroups.parentDirectories.flatMap { directory in
                 ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter {
@@ -293,6 +302,7 @@ public final class Worker: Sendable {
         for name in names {
             _ = await cgroups.existingCgroup(named: name).tearDown(monitor: monitor)
         }
+        return names.count
     }
 
     private func job(_ id: JobID) throws(JobWorkerError) -> Job {

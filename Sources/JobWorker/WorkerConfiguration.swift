@@ -1,5 +1,11 @@
+import Logging
+
 /// How a `Worker` runs its jobs. The defaults suit a server running as root.
 public struct WorkerConfiguration: Sendable {
+    /// Where the worker reports its setup (cgroup mode and controllers, isolation, leftovers it
+    /// removed) and host failures. Never job output.
+    public var logger = Logger(label: "jobworker")
+
     /// Where the worker keeps everything: one directory per job holding its output log.
     /// Created (mode 0700) if missing.
     public var stateDirectory: String

@@ -26,12 +26,11 @@ struct ExtendedKeyUsagePolicy: VerifierPolicy {
 
 @Suite("Certificate authority and identities")
 struct CertificateAuthorityTests {
-    /// Validates `leaf` against `authority` as a TLS peer would, for `usage`, at `time`.
-    func validate(
-        _ leaf: Certificate, by authority: CertificateAuthority, usage: ExtendedKeyUsage.Usage, at time: Date = Date()
-    ) async -> Bool {
+    /// Validates `leaf` against `authority` as a TLS peer would, for `usage`, now.
+    func validate(_ leaf: Certificate, by authority: CertificateAuthority, usage: ExtendedKeyUsage.Usage) async -> Bool
+    {
         var verifier = Verifier(rootCertificates: CertificateStore([authority.root.certificate])) {
-            RFC5280Policy(validationTime: time)
+            RFC5280Policy()
             ExtendedKeyUsagePolicy(usage)
         }
         let result = await verifier.validate(leaf: leaf, intermediates: CertificateStore())

@@ -1,5 +1,6 @@
 import CJobLauncher
 import CLinuxEvents
+import Logging
 import Synchronization
 
 #if canImport(Glibc)
@@ -61,15 +62,19 @@ final class InitPool: Sendable {
     private let initPath: String
     private let capacity: Int
     private let cgroups: (any CgroupBackend)?
+    private let logger: Logger
     /// /dev/null, read-write: the stdio of a parked init.
     private let devNull: Int32
     private let wakeDescriptor: Int32
     private let state = Mutex(State())
 
-    init(initPath: String, capacity: Int, devNull: Int32, cgroups: (any CgroupBackend)?) throws(JobWorkerError) {
+    init(
+        initPath: String, capacity: Int, devNull: Int32, cgroups: (any CgroupBackend)?, logger: Logger
+    ) throws(JobWorkerError) {
         self.initPath = initPath
         self.capacity = capacity
         self.cgroups = cgroups
+        self.logger = logger
         self.devNull = devNull
         wakeDescriptor = try systemCall("eventfd") { eventfd(0, Int32(EFD_CLOEXEC)) }
         guard capacity > 0 else { return }
@@ -164,7 +169,13 @@ final class InitPool: Sendable {
             if isShutDown { return }
             for _ in 0..<max(0, missing) {
                 // On failure, leave the pool short: starts launch their own init and report why.
-                guard let process = try? startInit() else { break }
+                let process: ParkedInit
+                do {
+                    process = try startInit()
+                } catch {
+                    logger.warning("cannot prepare a job init ahead of time: \(error)")
+                    break
+                }
                 let kept = state.withLock { state -> Bool in
                     guard !state.isShutDown else { return false }
                     state.parked.append(process)
