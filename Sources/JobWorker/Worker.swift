@@ -26,7 +26,7 @@ public final class Worker: Sendable {
     /// nil when resource control is disabled.
     private let cgroups: (any CgroupBackend)?
     /// Inits started ahead of time, when jobs run in their own namespaces.
-    private let inits: InitPool?
+    let inits: InitPool?
 
     /// Which cgroup mode, controllers and directories the worker uses, for the startup log.
     public var resourceControlSummary: String {
@@ -104,7 +104,7 @@ public final class Worker: Sendable {
         let executablePath = try commandLine.resolve(command: command, arguments: arguments)
         let limits = try applyLimits(requested)
         // With isolation, the job's init — and with it the job's id and cgroup — is ready.
-        let parked = try inits?.take()
+        var parked = try inits?.take()
         defer { inits?.refill() }
         let id = parked?.id ?? JobID()
         let outputPath = stateDirectory.outputPath(id)
@@ -121,9 +121,22 @@ public final class Worker: Sendable {
                 executablePath: executablePath, argumentVector: [command] + arguments,
                 environment: configuration.jobEnvironment, workingDirectory: configuration.jobWorkingDirectory,
                 stdinDescriptor: devNull, outputDescriptor: output)
-            if let parked {
+            if let inits, let taken = parked {
                 try cgroup?.apply(limits)
-                process = try launcher.launch(in: parked)
+                if let started = try launcher.launch(in: taken) {
+                    process = started
+                } else {
+                    // The parked init was killed from outside: one more try, with a fresh init in
+                    // the same cgroup. `replace` ends `taken`; until `fresh` exists, a failure
+                    // only has the cgroup left to remove.
+                    parked = nil
+                    let fresh = try inits.replace(taken)
+                    parked = fresh
+                    guard let started = try launcher.launch(in: fresh) else {
+                        throw JobWorkerError.system("starting the job (its init went away)", errno: ECONNRESET)
+                    }
+                    process = started
+                }
             } else {
                 cgroup = try cgroups?.createCgroup(named: id.description, limits: limits)
                 launcher.cgroup = try cgroup?.openPlacement() ?? .none

@@ -1,6 +1,7 @@
 import Foundation
-import JobWorker
 import Testing
+
+@testable import JobWorker
 
 #if canImport(Glibc)
     import Glibc
@@ -162,6 +163,20 @@ struct IsolationTests {
             let logs = try FileManager.default.contentsOfDirectory(
                 atPath: worker.configuration.stateDirectory + "/output")
             #expect(logs.isEmpty)
+        }
+    }
+
+    @Test("a start whose parked init was killed from outside still succeeds, with a fresh init")
+    func killedParkedInit() async throws {
+        try await withWorker { worker in
+            let inits = try #require(worker.inits)
+            await inits.waitUntilParked(worker.configuration.prestartedInits)
+            let parked = inits.parkedProcesses
+            #expect(parked.count == worker.configuration.prestartedInits)
+            for pid in parked { kill(pid, SIGKILL) }
+            let job = try await worker.startHelper("echo-args", "still works")
+            #expect(try await worker.waitUntilEnded(job.id).exitCode == 0)
+            #expect(String(decoding: try await worker.collectOutput(of: job.id), as: UTF8.self) == "still works\n")
         }
     }
 

@@ -34,7 +34,7 @@ struct ParkedInit: Sendable {
         for directory in cgroup?.directories ?? [] { rmdir(directory) }
     }
 
-    private func endProcess() {
+    fileprivate func endProcess() {
         kill(pid, SIGKILL)
         var info = siginfo_t()
         while waitid(P_PIDFD, id_t(pidfd), &info, WEXITED) < 0 && errno == EINTR {}
@@ -67,6 +67,8 @@ final class InitPool: Sendable {
     private let devNull: Int32
     private let wakeDescriptor: Int32
     private let state = Mutex(State())
+    /// Signalled whenever an init is parked.
+    private let parkedChanged = ChangeSignal()
 
     init(
         initPath: String, capacity: Int, devNull: Int32, cgroups: (any CgroupBackend)?, logger: Logger
@@ -120,6 +122,25 @@ final class InitPool: Sendable {
         }
         for process in parked { await process.discard() }
         closeDescriptor(wakeDescriptor)
+    }
+
+    /// Returns once `count` inits are parked (or the pool shut down, or the task was cancelled).
+    func waitUntilParked(_ count: Int) async {
+        while !Task.isCancelled {
+            let before = parkedChanged.snapshot
+            let done = state.withLock { $0.parked.count >= count || $0.isShutDown }
+            if done { return }
+            await parkedChanged.wait(whileGenerationIs: before.generation)
+        }
+    }
+
+    /// The PIDs of the parked inits.
+    var parkedProcesses: [Int32] { state.withLock { $0.parked.map(\.pid) } }
+
+    /// A fresh init for the same job id and cgroup, in place of one that is gone.
+    func replace(_ gone: ParkedInit) throws(JobWorkerError) -> ParkedInit {
+        gone.endProcess()
+        return try startInit(id: gone.id, cgroup: gone.cgroup)
     }
 
     /// Creates a job's cgroup (without limits) and starts an init in it, in new namespaces; the
@@ -181,6 +202,7 @@ final class InitPool: Sendable {
                     state.parked.append(process)
                     return true
                 }
+                parkedChanged.signal()
                 if !kept {
                     process.discardNow()
                     return

@@ -44,16 +44,15 @@ struct ProcessLauncher {
         return LaunchedProcess(pid: result.pid, pidfd: result.pidfd, control: nil)
     }
 
-    /// Hands the job to a parked init, which forks and execs it as PID 2 of its namespaces, and
-    /// returns once the job has exec'd. On failure the init exits by itself; the caller reaps it.
-    func launch(in parked: ParkedInit) throws(JobWorkerError) -> LaunchedProcess {
+    /// Hands the job to a parked init, which starts it as PID 2 of its namespaces, and returns
+    /// once the job has exec'd. Returns nil if the init is gone (it was killed while parked): the
+    /// caller may retry with another. Throws if the job itself could not be started; the init
+    /// then exits by itself and the caller reaps it.
+    func launch(in parked: ParkedInit) throws(JobWorkerError) -> LaunchedProcess? {
         let sent = withAttributes { attributes in jw_send_job(parked.control, &attributes) }
-        guard sent == 0 else {
-            throw JobWorkerError.system("starting the job (handing it to its init)")
-        }
         var reply = jw_init_reply()
-        guard jw_receive_reply(parked.control, 0, &reply) == 0 else {
-            throw JobWorkerError.system("starting the job (waiting for its init)")
+        guard sent == 0, jw_receive_reply(parked.control, 0, &reply) == 0 else {
+            return nil
         }
         guard reply.kind == Int32(JW_REPLY_STARTED.rawValue) else {
             throw Self.error(step: jw_step(UInt32(bitPattern: reply.step)), errno: reply.error, path: executablePath)
