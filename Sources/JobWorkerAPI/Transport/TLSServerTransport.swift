@@ -1,0 +1,100 @@
+import GRPCCore
+import GRPCNIOTransportHTTP2Posix
+import NIOCore
+import NIOPosix
+import NIOSSL
+
+/// The server's gRPC transport: HTTP/2 over TLS 1.3 only, with a verified client certificate.
+///
+/// grpc-swift-nio-transport's Posix TLS configuration accepts TLS 1.2, so the listener is ours
+/// (`HTTP2ServerTransport.Custom` with a `ListenerFactory`): NIOSSL with `minimumTLSVersion =
+/// .tlsv13`, the client CA as the only trust root, client certificates required. A handler after
+/// the TLS handler records each connection's verified certificate; this wrapper puts it into
+/// `ServerContext.transportSpecific` for every RPC, before any interceptor runs.
+public final class TLSServerTransport: ServerTransport {
+    public typealias Bytes = HTTP2ServerTransport.Custom<TLSListenerFactory>.Bytes
+
+    private let transport: HTTP2ServerTransport.Custom<TLSListenerFactory>
+    private let peers: PeerCertificates
+
+    /// - Parameters:
+    ///   - host: the address to listen on, e.g. "127.0.0.1".
+    ///   - port: the port, 0 for one the kernel picks (see `listeningAddress`).
+    ///   - certificateChainPEM, privateKeyPEM: the server's certificate (EKU serverAuth) and key.
+    ///   - clientCAPEM: the only CA whose client certificates are accepted.
+    public init(
+        host: String, port: Int, certificateChainPEM: String, privateKeyPEM: String, clientCAPEM: String,
+        config: HTTP2ServerTransport.Custom<TLSListenerFactory>.Config = .defaults
+    ) throws {
+        var tls = TLSConfiguration.makeServerConfiguration(
+            certificateChain: try NIOSSLCertificate.fromPEMBytes(Array(certificateChainPEM.utf8)).map {
+                .certificate($0)
+            },
+            privateKey: .privateKey(try NIOSSLPrivateKey(bytes: Array(privateKeyPEM.utf8), format: .pem)))
+        tls.minimumTLSVersion = .tlsv13
+        tls.certificateVerification = .noHostnameVerification
+        tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(Array(clientCAPEM.utf8)))
+        tls.applicationProtocols = ["grpc-exp", "h2"]
+        let peers = PeerCertificates()
+        self.peers = peers
+        transport = HTTP2ServerTransport.Custom(
+            listenerFactory: TLSListenerFactory(
+                eventLoopGroup: MultiThreadedEventLoopGroup.singleton, host: host, port: port,
+                context: try NIOSSLContext(configuration: tls), peers: peers),
+            config: config)
+    }
+
+    /// The bound address, once listening.
+    public var listeningAddress: GRPCNIOTransportCore.SocketAddress? {
+        get async { await transport.listeningAddress }
+    }
+
+    public func configure(context: GRPCServerContext) {
+        transport.configure(context: context)
+    }
+
+    public func listen(
+        streamHandler: @escaping @Sendable (RPCStream<Inbound, Outbound>, ServerContext) async -> Void
+    ) async throws {
+        let peers = peers
+        try await transport.listen { stream, context in
+            var context = context
+            context.transportSpecific = peers.certificate(for: context.remotePeer).map(PeerCertificate.init)
+            await streamHandler(stream, context)
+        }
+    }
+
+    public func beginGracefulShutdown() {
+        transport.beginGracefulShutdown()
+    }
+}
+
+/// Binds the listening socket and sets up each connection: TLS, certificate recording, HTTP/2.
+public struct TLSListenerFactory: HTTP2ServerTransport.ListenerFactory {
+    public let eventLoopGroup: any EventLoopGroup
+    let host: String
+    let port: Int
+    let context: NIOSSLContext
+    let peers: PeerCertificates
+
+    public func makeListeningChannel(
+        listenerConfigurator: HTTP2ServerTransport.ListenerConfigurator,
+        connectionConfigurator: HTTP2ServerTransport.ConnectionConfigurator
+    ) async throws -> NIOAsyncChannel<HTTP2ServerTransport.ConnectionConfigurator.ConnectionChannel, Never> {
+        let context = context
+        let peers = peers
+        return try await ServerBootstrap(group: eventLoopGroup)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelInitializer { channel in
+                listenerConfigurator.configure(channel: channel)
+            }
+            .bind(host: host, port: port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context))
+                    try channel.pipeline.syncOperations.addHandler(PeerCertificateRecorder(registry: peers))
+                }.flatMap {
+                    connectionConfigurator.configure(channel: channel, tls: .configured(requireALPN: false))
+                }
+            }
+    }
+}

@@ -1,0 +1,165 @@
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2Posix
+import JobWorker
+import JobWorkerAPI
+import NIOCore
+import NIOPosix
+import NIOSSL
+import NIOTLS
+import Testing
+
+/// The real transport: TLS 1.3 only, client certificates verified, identities from them.
+@Suite("Mutual TLS 1.3", .timeLimit(.minutes(2)))
+struct TLSTests {
+    let authority: CertificateAuthority
+    let server: IssuedCertificate
+
+    init() throws {
+        authority = try CertificateAuthority.create()
+        server = try authority.issueServerCertificate(dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"])
+    }
+
+    var caPEM: String { get throws { try authority.root.certificatePEM } }
+
+    /// Runs `body` with the port of a TLS server in front of a real service.
+    func withServer(_ body: (Int) async throws -> Void) async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tls-\(UUID())").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var configuration = WorkerConfiguration(stateDirectory: directory)
+        configuration.resourceControl = canUseCgroups ? .cgroups : .disabled
+        configuration.isolation = canUseCgroups ? .namespaces : .none
+        configuration.cgroupParentName = "jobworker-tls-test-\(JobID().shortDescription)"
+        let worker = try await Worker(configuration: configuration)
+        let transport = try TLSServerTransport(
+            host: "127.0.0.1", port: 0, certificateChainPEM: try server.certificatePEM,
+            privateKeyPEM: server.privateKeyPEM, clientCAPEM: try caPEM)
+        do {
+            try await withGRPCServer(
+                transport: transport, services: [JobWorkerService(worker: worker)],
+                interceptors: [AuthorizationInterceptor(resolver: CertificateIdentityResolver())]
+            ) { grpcServer in
+                defer { grpcServer.beginGracefulShutdown() }
+                let port = try #require(await transport.listeningAddress?.ipv4?.port)
+                try await body(port)
+            }
+        } catch {
+            await worker.shutdown(gracePeriod: .zero)
+            throw error
+        }
+        await worker.shutdown(gracePeriod: .zero)
+    }
+
+    /// ListJobs over mTLS with `client` (nil: no client certificate): nil on success, else the code.
+    func listJobs(port: Int, client: IssuedCertificate?) async throws -> RPCError.Code? {
+        let caPEM = try self.caPEM
+        let security: HTTP2ClientTransport.Posix.TransportSecurity
+        if let client {
+            security = .mTLS(
+                certificateChain: [.bytes(Array(try client.certificatePEM.utf8), format: .pem)],
+                privateKey: .bytes(Array(client.privateKeyPEM.utf8), format: .pem)
+            ) { $0.trustRoots = .certificates([.bytes(Array(caPEM.utf8), format: .pem)]) }
+        } else {
+            security = .tls { $0.trustRoots = .certificates([.bytes(Array(caPEM.utf8), format: .pem)]) }
+        }
+        var options = CallOptions.defaults
+        options.timeout = .seconds(10)
+        let callOptions = options
+        return try await withGRPCClient(
+            transport: .http2NIOPosix(target: .ipv4(address: "127.0.0.1", port: port), transportSecurity: security)
+        ) { grpcClient in
+            let jobs = Jobworker_V1_JobWorker.Client(wrapping: grpcClient)
+            do {
+                _ = try await jobs.listJobs(.init(), options: callOptions)
+                return nil
+            } catch let error as RPCError {
+                return error.code
+            }
+        }
+    }
+
+    @Test("valid admin, user and viewer certificates are accepted")
+    func validRoles() async throws {
+        try await withServer { port in
+            for role in Role.allCases {
+                let client = try authority.issueClientCertificate(name: "n-\(role)", role: role.rawValue)
+                #expect(try await listJobs(port: port, client: client) == nil, "\(role)")
+            }
+        }
+    }
+
+    @Test("a certificate whose OU names no role is authenticated but may do nothing")
+    func unknownRole() async throws {
+        try await withServer { port in
+            let client = try authority.issueClientCertificate(name: "sam", role: "operator")
+            #expect(try await listJobs(port: port, client: client) == .permissionDenied)
+        }
+    }
+
+    @Test("refused: no client certificate, another CA's, an expired one, a server-only (EKU) one")
+    func refusedCertificates() async throws {
+        try await withServer { port in
+            let other = try CertificateAuthority.create(commonName: "another CA")
+            let foreign = try other.issueClientCertificate(name: "mallory", role: "admin")
+            let expired = try authority.issueClientCertificate(
+                name: "old", role: "admin", notValidBefore: Date() - 3 * 86_400, validity: 86_400)
+            let serverOnly = try authority.issueServerCertificate(dnsNames: ["client"], ipAddresses: [])
+            for (what, client) in [
+                ("none", nil), ("other CA", foreign), ("expired", expired), ("serverAuth only", serverOnly),
+            ]
+                as [(String, IssuedCertificate?)]
+            {
+                let code = try await listJobs(port: port, client: client)
+                #expect(code != nil && code != .permissionDenied, "\(what): \(String(describing: code))")
+            }
+        }
+    }
+
+    @Test("a client limited to TLS 1.2 is refused at the handshake")
+    func tls12Refused() async throws {
+        try await withServer { port in
+            let client = try authority.issueClientCertificate(name: "alice", role: "admin")
+            var tls = TLSConfiguration.makeClientConfiguration()
+            tls.maximumTLSVersion = .tlsv12
+            tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(Array(try caPEM.utf8)))
+            tls.certificateChain = try NIOSSLCertificate.fromPEMBytes(Array(try client.certificatePEM.utf8))
+                .map { .certificate($0) }
+            tls.privateKey = .privateKey(try NIOSSLPrivateKey(bytes: Array(client.privateKeyPEM.utf8), format: .pem))
+            let context = try NIOSSLContext(configuration: tls)
+            let outcome = HandshakeOutcome()
+            let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(
+                            try NIOSSLClientHandler(context: context, serverHostname: "localhost"))
+                        try channel.pipeline.syncOperations.addHandler(outcome)
+                    }
+                }
+                .connect(host: "127.0.0.1", port: port).get()
+            try await channel.closeFuture.get()
+            #expect(outcome.completed == false)
+            #expect(outcome.failed)
+        }
+    }
+}
+
+/// Records whether a TLS handshake completed or failed (the channel closes either way).
+final class HandshakeOutcome: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = Any
+    // Touched only on the channel's event loop, read after the channel has closed.
+    var completed = false
+    var failed = false
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case TLSUserEvent.handshakeCompleted = event {
+            completed = true
+            context.close(promise: nil)  // nothing more to learn: the server accepted TLS 1.2
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        failed = true
+        context.close(promise: nil)
+    }
+}
