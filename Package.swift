@@ -68,6 +68,7 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ]),
         .executableTarget(name: "jobworkerd", dependencies: ["JobWorker", "jobworker-init"]),
         .executableTarget(name: "jobctl"),
@@ -86,6 +87,7 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
+                .product(name: "Logging", package: "swift-log"),
             ]),
         .testTarget(
             name: "JobWorkerTests",

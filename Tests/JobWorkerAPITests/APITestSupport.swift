@@ -3,6 +3,7 @@ import GRPCCore
 import GRPCInProcessTransport
 import JobWorker
 import JobWorkerAPI
+import Logging
 import Testing
 
 #if canImport(Glibc)
@@ -49,6 +50,7 @@ let canUseCgroups = geteuid() == 0 || ProcessInfo.processInfo.environment["CI"] 
 /// Runs `body` with a client of a real `JobWorkerService` over the in-process transport, with the
 /// authorization interceptor in front of it.
 func withAPI<Result: Sendable>(
+    auditLogger: Logger? = nil,
     configure: (inout WorkerConfiguration) -> Void = { _ in },
     _ body: (Jobworker_V1_JobWorker.Client<InProcessTransport.Client>) async throws -> Result
 ) async throws -> Result {
@@ -66,7 +68,8 @@ func withAPI<Result: Sendable>(
     do {
         let result = try await withGRPCServer(
             transport: transport.server, services: [service],
-            interceptors: [AuthorizationInterceptor(resolver: HeaderIdentityResolver())]
+            interceptors: (auditLogger.map { [AuditInterceptor(logger: $0, resolver: HeaderIdentityResolver())] } ?? [])
+                + [AuthorizationInterceptor(resolver: HeaderIdentityResolver())]
         ) { server in
             try await withGRPCClient(transport: transport.client) { client in
                 defer { server.beginGracefulShutdown() }

@@ -1,0 +1,128 @@
+import GRPCCore
+import Logging
+import Synchronization
+
+/// Requests and responses that name a job, so the audit trail can too.
+protocol NamesJob {
+    var jobID: String { get }
+}
+
+extension Jobworker_V1_StopJobRequest: NamesJob { var jobID: String { id } }
+extension Jobworker_V1_GetJobStatusRequest: NamesJob { var jobID: String { id } }
+extension Jobworker_V1_StreamJobOutputRequest: NamesJob { var jobID: String { id } }
+extension Jobworker_V1_StartJobResponse: NamesJob { var jobID: String { status.id } }
+
+/// Records every RPC in the server log once it has finished: caller identity and role, method,
+/// job id, and outcome (OK or the status code). Never request contents beyond the job id, and
+/// never job output.
+///
+/// Put it first among the interceptors, before `AuthorizationInterceptor`, so that refused calls
+/// are recorded too.
+public struct AuditInterceptor: ServerInterceptor {
+    public let logger: Logger
+    public let resolver: any IdentityResolver
+
+    public init(logger: Logger, resolver: any IdentityResolver) {
+        self.logger = logger
+        self.resolver = resolver
+    }
+
+    public func intercept<Input: Sendable, Output: Sendable>(
+        request: StreamingServerRequest<Input>, context: ServerContext,
+        next: @Sendable (StreamingServerRequest<Input>, ServerContext) async throws -> StreamingServerResponse<Output>
+    ) async throws -> StreamingServerResponse<Output> {
+        let record = AuditRecord(
+            logger: logger, identity: resolver.identity(of: context, metadata: request.metadata),
+            method: context.descriptor.fullyQualifiedMethod)
+        var request = request
+        let messages = request.messages
+        request.messages = RPCAsyncSequence(
+            wrapping: messages.map { message in
+                record.noteJob(in: message)
+                return message
+            })
+        var response: StreamingServerResponse<Output>
+        do {
+            response = try await next(request, context)
+        } catch {
+            record.finish(error)
+            throw error
+        }
+        switch response.accepted {
+        case .failure(let error):
+            record.finish(error)
+        case .success(var contents):
+            let produce = contents.producer
+            contents.producer = { writer in
+                do {
+                    let trailers = try await produce(RPCWriter(wrapping: NotingWriter(writer: writer, record: record)))
+                    record.finish(nil)
+                    return trailers
+                } catch {
+                    record.finish(error)
+                    throw error
+                }
+            }
+            response.accepted = .success(contents)
+        }
+        return response
+    }
+}
+
+/// One RPC's audit entry, filled as the call goes and written once.
+private final class AuditRecord: Sendable {
+    private let logger: Logger
+    private let identity: Identity?
+    private let method: String
+    private let state = Mutex<(jobID: String?, written: Bool)>((nil, false))
+
+    init(logger: Logger, identity: Identity?, method: String) {
+        self.logger = logger
+        self.identity = identity
+        self.method = method
+    }
+
+    func noteJob(in message: Any) {
+        guard let named = message as? NamesJob else { return }
+        state.withLock { state in
+            if state.jobID == nil { state.jobID = String(named.jobID.prefix(64)) }
+        }
+    }
+
+    func finish(_ error: (any Error)?) {
+        let jobID = state.withLock { state -> String?? in
+            guard !state.written else { return .none }
+            state.written = true
+            return .some(state.jobID)
+        }
+        guard case .some(let job) = jobID else { return }
+        let outcome: String
+        switch error {
+        case nil: outcome = "ok"
+        case let error as RPCError: outcome = "\(error.code)"
+        case let error as any RPCErrorConvertible: outcome = "\(error.rpcErrorCode)"
+        default: outcome = "unknown"
+        }
+        logger.info(
+            "rpc",
+            metadata: [
+                "caller": "\(identity?.name ?? "-")", "role": "\(identity?.role?.rawValue ?? "-")",
+                "method": "\(method)", "job": "\(job ?? "-")", "outcome": "\(outcome)",
+            ])
+    }
+}
+
+/// Passes responses through, noting the job a response names (StartJob's new job).
+private struct NotingWriter<Element: Sendable>: RPCWriterProtocol {
+    let writer: RPCWriter<Element>
+    let record: AuditRecord
+
+    func write(_ element: Element) async throws {
+        record.noteJob(in: element)
+        try await writer.write(element)
+    }
+
+    func write(contentsOf elements: some Sequence<Element>) async throws {
+        for element in elements { try await write(element) }
+    }
+}
