@@ -115,6 +115,33 @@ struct TLSTests {
         }
     }
 
+    @Test("a request over the 2 MiB limit is refused, and the server goes on serving")
+    func oversizedRequest() async throws {
+        try await withServer { port in
+            let client = try authority.issueClientCertificate(name: "alice", role: "user")
+            let security = HTTP2ClientTransport.Posix.TransportSecurity.mTLS(
+                certificateChain: [.bytes(Array(try client.certificatePEM.utf8), format: .pem)],
+                privateKey: .bytes(Array(client.privateKeyPEM.utf8), format: .pem)
+            ) { [caPEM = try caPEM] in $0.trustRoots = .certificates([.bytes(Array(caPEM.utf8), format: .pem)]) }
+            try await withGRPCClient(
+                transport: .http2NIOPosix(target: .ipv4(address: "127.0.0.1", port: port), transportSecurity: security)
+            ) { grpcClient in
+                let jobs = Jobworker_V1_JobWorker.Client(wrapping: grpcClient)
+                let huge = String(repeating: "x", count: 100_000)
+                let code = await statusCode {
+                    _ = try await jobs.startJob(
+                        .with {
+                            $0.command = "/bin/true"
+                            $0.args = [String](repeating: huge, count: 30)
+                        })
+                }
+                // grpc-swift-nio-transport 2.9.2 resets the stream: the client sees UNAVAILABLE.
+                #expect(code == .resourceExhausted || code == .unavailable, "\(String(describing: code))")
+                _ = try await jobs.listJobs(.init())
+            }
+        }
+    }
+
     @Test("a client limited to TLS 1.2 is refused at the handshake")
     func tls12Refused() async throws {
         try await withServer { port in

@@ -22,9 +22,10 @@ public final class TLSServerTransport: ServerTransport {
     ///   - port: the port, 0 for one the kernel picks (see `listeningAddress`).
     ///   - certificateChainPEM, privateKeyPEM: the server's certificate (EKU serverAuth) and key.
     ///   - clientCAPEM: the only CA whose client certificates are accepted.
+    ///   - config: HTTP/2 and RPC settings; by default `TLSServerTransport.abuseLimits`.
     public init(
         host: String, port: Int, certificateChainPEM: String, privateKeyPEM: String, clientCAPEM: String,
-        config: HTTP2ServerTransport.Custom<TLSListenerFactory>.Config = .defaults
+        config: HTTP2ServerTransport.Custom<TLSListenerFactory>.Config = TLSServerTransport.abuseLimits
     ) throws {
         var tls = TLSConfiguration.makeServerConfiguration(
             certificateChain: try NIOSSLCertificate.fromPEMBytes(Array(certificateChainPEM.utf8)).map {
@@ -42,6 +43,16 @@ public final class TLSServerTransport: ServerTransport {
                 eventLoopGroup: MultiThreadedEventLoopGroup.singleton, host: host, port: port,
                 context: try NIOSSLContext(configuration: tls), peers: peers),
             config: config)
+    }
+
+    /// The transport's defaults with limits on what one client can take: at most 100 concurrent
+    /// streams per connection (gRPC's default is unlimited) and requests of at most 2 MiB (a
+    /// StartJob's command line may be 1 MiB; 4 MiB is gRPC's default).
+    public static var abuseLimits: HTTP2ServerTransport.Custom<TLSListenerFactory>.Config {
+        var config = HTTP2ServerTransport.Custom<TLSListenerFactory>.Config.defaults
+        config.http2.maxConcurrentStreams = 100
+        config.rpc.maxRequestPayloadSize = 2 * 1024 * 1024
+        return config
     }
 
     /// The bound address, once listening.
