@@ -21,6 +21,8 @@ let package = Package(
         .package(url: "https://github.com/grpc/grpc-swift-nio-transport.git", exact: "2.9.2"),
         .package(url: "https://github.com/apple/swift-nio.git", exact: "2.101.3"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", exact: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", exact: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", exact: "2.13.0"),
         // Transitive only: named so that they too are pinned, and every build resolves one graph.
         .package(url: "https://github.com/apple/swift-algorithms.git", exact: "1.2.1"),
         .package(url: "https://github.com/apple/swift-asn1.git", exact: "1.7.4"),
@@ -33,7 +35,6 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-http2.git", exact: "1.46.0"),
         .package(url: "https://github.com/apple/swift-nio-transport-services.git", exact: "1.28.0"),
         .package(url: "https://github.com/apple/swift-numerics.git", exact: "1.1.1"),
-        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", exact: "2.13.0"),
         .package(url: "https://github.com/apple/swift-system.git", exact: "1.8.1"),
     ],
     targets: [
@@ -70,7 +71,15 @@ let package = Package(
                 .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
-        .executableTarget(name: "jobworkerd", dependencies: ["JobWorker", "jobworker-init"]),
+        .executableTarget(
+            name: "jobworkerd",
+            dependencies: [
+                "JobWorker", "JobWorkerAPI", "jobworker-init",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         .executableTarget(name: "jobctl"),
         // Measures the library beside bare posix_spawn and cat (see BENCHMARKS.md).
         .executableTarget(name: "JobWorkerBenchmarks", dependencies: ["JobWorker", "jobworker-init"]),
@@ -79,7 +88,7 @@ let package = Package(
         .testTarget(
             name: "JobWorkerAPITests",
             dependencies: [
-                "JobWorkerAPI", "JobWorkerTestHelper", "jobworker-init",
+                "JobWorkerAPI", "JobWorkerTestHelper", "jobworker-init", "jobworkerd",
                 .product(name: "GRPCInProcessTransport", package: "grpc-swift-2"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "NIOCore", package: "swift-nio"),

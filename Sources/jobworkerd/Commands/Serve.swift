@@ -1,0 +1,162 @@
+import ArgumentParser
+import Foundation
+import GRPCCore
+import JobWorker
+import JobWorkerAPI
+import Logging
+import ServiceLifecycle
+
+/// `jobworkerd [serve]`: the API server. SIGTERM or SIGINT: stop accepting, finish the calls in
+/// flight, stop every running job with the grace period, exit 0.
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Serve the jobworker API (the default command).")
+
+    @Option(help: "Address and port to listen on (port 0: any free port, printed at startup).")
+    var listen = "127.0.0.1:50051"
+
+    @Option(help: "Where job output and records are kept (created with mode 0700).")
+    var stateDir = "/var/lib/jobworker"
+
+    @Option(help: "The server's certificate chain (PEM, EKU serverAuth).")
+    var tlsCert: String?
+
+    @Option(help: "The server's private key (PEM).")
+    var tlsKey: String?
+
+    @Option(help: "The CA whose client certificates are accepted (PEM); no other is trusted.")
+    var clientCa: String?
+
+    @Flag(
+        help:
+            "Development: create (if missing) a CA, server and admin/user/viewer client certificates under <state-dir>/dev-pki, and use them."
+    )
+    var dev = false
+
+    @Option(help: "CPU for jobs that ask for none: millicores (500m) or CPUs (0.5, 2).")
+    var defaultCpu = "1"
+    @Option(help: "Memory for jobs that ask for none (256M, 1Gi).")
+    var defaultMemory = "1Gi"
+    @Option(help: "Processes for jobs that ask for no limit.")
+    var defaultMaxProcesses: UInt32 = 1024
+    @Option(help: "Most CPU a job may ask for (0: no ceiling).")
+    var maxCpu = "0"
+    @Option(help: "Most memory a job may ask for (0: no ceiling).")
+    var maxMemory = "0"
+    @Option(help: "Most disk reads per second a job may ask for, in bytes (0: no ceiling).")
+    var maxIoRead = "0"
+    @Option(help: "Most disk writes per second a job may ask for, in bytes (0: no ceiling).")
+    var maxIoWrite = "0"
+    @Option(help: "Most processes a job may ask for (0: no ceiling).")
+    var maxProcesses: UInt32 = 0
+    @Option(
+        name: .customLong("io-device"),
+        help:
+            "A whole disk IO limits apply to, e.g. /dev/vda (repeatable; default: the disks backing / and the state directory)."
+    )
+    var ioDevices: [String] = []
+    @Option(help: "Jobs that may run at once; StartJob beyond it is RESOURCE_EXHAUSTED.")
+    var maxRunningJobs = 256
+    @Option(help: "Seconds between SIGTERM and SIGKILL when a stop request gives none.")
+    var gracePeriod = 10
+
+    func validate() throws {
+        guard dev || (tlsCert != nil && tlsKey != nil && clientCa != nil) else {
+            throw ValidationError("give --tls-cert, --tls-key and --client-ca, or --dev for a development PKI")
+        }
+        for (flag, value) in [("--default-cpu", defaultCpu), ("--max-cpu", maxCpu)]
+        where Quantity.cpuMillis(value) == nil {
+            throw ValidationError("\(flag): \"\(value)\" is not a CPU amount (500m, 0.5, 2)")
+        }
+        for (flag, value) in [
+            ("--default-memory", defaultMemory), ("--max-memory", maxMemory), ("--max-io-read", maxIoRead),
+            ("--max-io-write", maxIoWrite),
+        ]
+        where Quantity.bytes(value) == nil {
+            throw ValidationError("\(flag): \"\(value)\" is not a size (256M, 1Gi)")
+        }
+        guard ListenAddress(listen) != nil else {
+            throw ValidationError("--listen: \"\(listen)\" is not HOST:PORT")
+        }
+    }
+
+    func run() async throws {
+        LoggingSystem.bootstrap(StreamLogHandler.standardError)
+        let logger = Logger(label: "jobworkerd")
+        let address = ListenAddress(listen)!
+        let pki = try dev ? DevelopmentPKI.ensure(in: stateDir + "/dev-pki") : nil
+
+        var configuration = WorkerConfiguration(stateDirectory: stateDir)
+        configuration.logger = logger
+        configuration.defaultGracePeriod = .seconds(gracePeriod)
+        configuration.maximumRunningJobs = maxRunningJobs
+        configuration.ioDevices = ioDevices.isEmpty ? nil : ioDevices
+        configuration.resourcePolicy = ResourcePolicy(
+            defaults: ResourceLimits(
+                cpuMillis: Quantity.cpuMillis(defaultCpu)!, memoryBytes: Quantity.bytes(defaultMemory)!,
+                maxProcesses: defaultMaxProcesses),
+            ceilings: ResourceLimits(
+                cpuMillis: Quantity.cpuMillis(maxCpu)!, memoryBytes: Quantity.bytes(maxMemory)!,
+                ioReadBytesPerSecond: Quantity.bytes(maxIoRead)!, ioWriteBytesPerSecond: Quantity.bytes(maxIoWrite)!,
+                maxProcesses: maxProcesses))
+        let worker = try await Worker(configuration: configuration)
+
+        let transport = try TLSServerTransport(
+            host: address.host, port: address.port,
+            certificateChainPEM: try String(contentsOfFile: pki?.serverCertificate ?? tlsCert!, encoding: .utf8),
+            privateKeyPEM: try String(contentsOfFile: pki?.serverKey ?? tlsKey!, encoding: .utf8),
+            clientCAPEM: try String(contentsOfFile: pki?.authority ?? clientCa!, encoding: .utf8))
+        let resolver = CertificateIdentityResolver()
+        let server = GRPCServer(
+            transport: transport, services: [JobWorkerService(worker: worker)],
+            interceptors: [
+                AuditInterceptor(logger: logger, resolver: resolver), AuthorizationInterceptor(resolver: resolver),
+            ])
+        let service = APIServerService(server: server, worker: worker, grace: .seconds(gracePeriod)) {
+            let bound = await transport.listeningAddress
+            let port = bound?.ipv4?.port ?? bound?.ipv6?.port ?? address.port
+            print("jobworkerd listening on \(address.host):\(port)")
+            if let pki { pki.printInstructions(host: address.host, port: port) }
+            fflush(nil)  // scripts read the port: flush now, not at exit
+        }
+        try await ServiceGroup(
+            services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger
+        ).run()
+    }
+}
+
+/// Serves until a graceful shutdown, then stops the jobs.
+struct APIServerService: Service {
+    let server: GRPCServer<TLSServerTransport>
+    let worker: Worker
+    let grace: Duration
+    let onListening: @Sendable () async -> Void
+
+    func run() async throws {
+        try await withGracefulShutdownHandler {
+            try await withThrowingDiscardingTaskGroup { group in
+                group.addTask { try await server.serve() }
+                await onListening()
+            }
+        } onGracefulShutdown: {
+            server.beginGracefulShutdown()
+        }
+        await worker.shutdown(gracePeriod: grace)
+    }
+}
+
+/// "HOST:PORT", with IPv6 hosts in brackets ("[::1]:50051").
+struct ListenAddress {
+    var host: String
+    var port: Int
+
+    init?(_ text: String) {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+            (0...65535).contains(port)
+        else { return nil }
+        var host = String(text[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard !host.isEmpty else { return nil }
+        self.host = host
+        self.port = port
+    }
+}

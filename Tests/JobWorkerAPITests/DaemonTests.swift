@@ -1,0 +1,111 @@
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2Posix
+import JobWorkerAPI
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The jobworkerd binary, built next to the test binary.
+let daemonPath = URL(fileURLWithPath: helperPath).deletingLastPathComponent().appendingPathComponent("jobworkerd").path
+
+/// Runs jobworkerd with `arguments` to completion; returns its exit status and output.
+func runDaemon(_ arguments: [String]) throws -> (status: Int32, output: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: daemonPath)
+    process.arguments = arguments
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = pipe
+    try process.run()
+    let output = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+}
+
+@Suite(
+    "jobworkerd", .enabled(if: canUseCgroups, "runs as root, with cgroups and namespaces (always under CI=true)"),
+    .timeLimit(.minutes(2)))
+struct DaemonTests {
+    @Test("certs init and certs issue write a CA, a server and a client certificate, keys 0600")
+    func certificates() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("certs-\(UUID())").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        #expect(try runDaemon(["certs", "init", "--dir", directory]).status == 0)
+        let issued = try runDaemon(["certs", "issue", "--dir", directory, "--name", "bob", "--role", "viewer"])
+        #expect(issued.status == 0)
+        for (file, mode) in [
+            ("ca-key.pem", 0o600), ("server-key.pem", 0o600), ("bob-key.pem", 0o600), ("bob.pem", 0o644),
+        ] {
+            var info = stat()
+            #expect(stat(directory + "/" + file, &info) == 0 && Int(info.st_mode) & 0o777 == mode, "\(file)")
+        }
+        let bad = try runDaemon(["certs", "issue", "--dir", directory, "--name", "eve", "--role", "root"])
+        #expect(bad.status != 0)
+        #expect(bad.output.contains("role must be admin, user or viewer"))
+    }
+
+    @Test("--dev serves over mTLS with its own PKI, and SIGTERM stops the jobs and exits 0")
+    func devServer() async throws {
+        let state = FileManager.default.temporaryDirectory.appendingPathComponent("jwd-\(UUID())").path
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: daemonPath)
+        process.arguments = ["--dev", "--state-dir", state, "--listen", "127.0.0.1:0"]
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        defer { if process.isRunning { process.terminate() } }
+
+        // The first line says where it listens (it waits for the pipe: EOF if the daemon died).
+        var port: Int?
+        var text = ""
+        while port == nil {
+            let data = output.fileHandleForReading.availableData
+            if data.isEmpty { break }
+            text += String(decoding: data, as: UTF8.self)
+            if let range = text.range(of: "jobworkerd listening on 127.0.0.1:") {
+                port = Int(text[range.upperBound...].prefix { $0.isNumber })
+            }
+        }
+        let serverPort = try #require(port)
+        let pki = state + "/dev-pki"
+        let security = HTTP2ClientTransport.Posix.TransportSecurity.mTLS(
+            certificateChain: [.file(path: pki + "/alice.pem", format: .pem)],
+            privateKey: .file(path: pki + "/alice-key.pem", format: .pem)
+        ) { $0.trustRoots = .certificates([.file(path: pki + "/ca.pem", format: .pem)]) }
+        let marker = "marker-\(UUID())"
+        let job = try await withGRPCClient(
+            transport: .http2NIOPosix(
+                target: .ipv4(address: "127.0.0.1", port: serverPort), transportSecurity: security)
+        ) { grpcClient in
+            let client = Jobworker_V1_JobWorker.Client(wrapping: grpcClient)
+            let job = try await client.startJob(
+                .with {
+                    $0.command = helperPath
+                    $0.args = ["trap-term", marker]
+                }
+            ).status
+            #expect(job.owner == "alice")
+            #expect(try await client.listJobs(.init()).jobs.map(\.id) == [job.id])
+            return job
+        }
+        #expect(job.state == .running)
+
+        process.terminate()  // SIGTERM
+        process.waitUntilExit()
+        #expect(process.terminationReason == .exit)
+        #expect(process.terminationStatus == 0)
+        // The job was stopped with the server: nothing with its marker is left.
+        let processes = try FileManager.default.contentsOfDirectory(atPath: "/proc").filter { entry in
+            guard Int32(entry) != nil, let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline") else {
+                return false
+            }
+            return String(decoding: data, as: UTF8.self).contains(marker)
+        }
+        #expect(processes.isEmpty)
+    }
+}
