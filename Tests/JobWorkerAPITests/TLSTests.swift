@@ -142,6 +142,75 @@ struct TLSTests {
         }
     }
 
+    func security(for client: IssuedCertificate) throws -> HTTP2ClientTransport.Posix.TransportSecurity {
+        let caPEM = try self.caPEM
+        return .mTLS(
+            certificateChain: [.bytes(Array(try client.certificatePEM.utf8), format: .pem)],
+            privateKey: .bytes(Array(client.privateKeyPEM.utf8), format: .pem)
+        ) { $0.trustRoots = .certificates([.bytes(Array(caPEM.utf8), format: .pem)]) }
+    }
+
+    /// Streams the job's output from `offset` on a connection of its own, checking every byte
+    /// against the helper's pattern; stops after `limit` bytes (a disconnect) if given.
+    func streamPattern(
+        port: Int, security: HTTP2ClientTransport.Posix.TransportSecurity, job: String, from offset: UInt64,
+        limit: UInt64? = nil
+    ) async throws -> UInt64 {
+        try await withGRPCClient(
+            transport: .http2NIOPosix(target: .ipv4(address: "127.0.0.1", port: port), transportSecurity: security)
+        ) { grpcClient in
+            try await Jobworker_V1_JobWorker.Client(wrapping: grpcClient).streamJobOutput(
+                .with {
+                    $0.id = job
+                    $0.offset = offset
+                }
+            ) { response in
+                var position = offset
+                for try await message in response.messages {
+                    #expect(message.offset == position)
+                    guard matchesPattern(message.data, at: position) else {
+                        Issue.record("bytes at \(position) differ from the pattern")
+                        return position
+                    }
+                    position += UInt64(message.data.count)
+                    if let limit, position - offset >= limit { return position }  // hang up mid-stream
+                }
+                return position
+            }
+        }
+    }
+
+    @Test("20 concurrent clients of one job writing 50 MB each get every byte; a client that hangs up resumes exactly")
+    func concurrentStreamsAndResume() async throws {
+        try await withServer { port in
+            let alice = try security(for: try authority.issueClientCertificate(name: "alice", role: "user"))
+            let size: UInt64 = 50 * 1024 * 1024
+            let job = try await withGRPCClient(
+                transport: .http2NIOPosix(target: .ipv4(address: "127.0.0.1", port: port), transportSecurity: alice)
+            ) { grpcClient in
+                try await Jobworker_V1_JobWorker.Client(wrapping: grpcClient).startJob(
+                    .with {
+                        $0.command = helperPath
+                        $0.args = ["pattern", "\(size)"]
+                    }
+                ).status.id
+            }
+            let ends = try await withThrowingTaskGroup(of: UInt64.self) { group in
+                for _ in 0..<20 {
+                    group.addTask { try await streamPattern(port: port, security: alice, job: job, from: 0) }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(ends == [UInt64](repeating: size, count: 20))
+
+            // Hang up somewhere in the middle, then resume from the next offset.
+            let cut = UInt64.random(in: 1..<size)
+            let reached = try await streamPattern(port: port, security: alice, job: job, from: 0, limit: cut)
+            #expect(reached >= cut)
+            #expect(try await streamPattern(port: port, security: alice, job: job, from: reached) == size)
+        }
+    }
+
     @Test("a client limited to TLS 1.2 is refused at the handshake")
     func tls12Refused() async throws {
         try await withServer { port in
@@ -188,5 +257,20 @@ final class HandshakeOutcome: ChannelInboundHandler, @unchecked Sendable {
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         failed = true
         context.close(promise: nil)
+    }
+}
+
+/// The helper's pattern: byte i is i mod 251.
+private let pattern: [UInt8] = (0..<(1 << 20) + 251).map { UInt8($0 % 251) }
+
+/// Whether `data`, starting at output offset `position`, is the pattern there (memcmp: these
+/// tests compare a gigabyte in a debug build).
+func matchesPattern(_ data: Data, at position: UInt64) -> Bool {
+    let phase = Int(position % 251)
+    guard data.count <= pattern.count - phase else { return false }
+    return data.withUnsafeBytes { actual in
+        pattern.withUnsafeBytes { expected in
+            actual.count == 0 || memcmp(actual.baseAddress!, expected.baseAddress! + phase, actual.count) == 0
+        }
     }
 }
