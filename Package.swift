@@ -82,7 +82,13 @@ let package = Package(
             ]),
         .executableTarget(name: "jobctl"),
         // Measures the library beside bare posix_spawn and cat (see BENCHMARKS.md).
-        .executableTarget(name: "JobWorkerBenchmarks", dependencies: ["JobWorker", "jobworker-init"]),
+        .executableTarget(
+            name: "JobWorkerBenchmarks",
+            dependencies: [
+                "JobWorker", "JobWorkerAPI", "jobworker-init",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
+            ]),
         // A small C program whose behaviour the tests control (exit codes, signals, output patterns).
         .executableTarget(name: "JobWorkerTestHelper", path: "Tests/JobWorkerTestHelper"),
         .testTarget(

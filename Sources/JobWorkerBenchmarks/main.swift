@@ -227,6 +227,8 @@ print("|---|---|---|")
 print(String(format: "| cat to /dev/null | %.0f | 1.00 |", cat))
 print(String(format: "| 1 reader | %.0f | %.2f |", one, one / cat))
 print(String(format: "| 50 readers together | %.0f | %.2f |", fifty, fifty / cat))
+try await benchmarkAPI(
+    worker: isolatedWorker, directory: stateDirectory, starts: startIterations, outputBytes: outputFileBytes)
 await worker.shutdown(gracePeriod: .zero)
 await limitedWorker.shutdown(gracePeriod: .zero)
 await isolatedWorker.shutdown(gracePeriod: .zero)
