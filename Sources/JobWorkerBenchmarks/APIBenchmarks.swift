@@ -4,6 +4,14 @@ import GRPCNIOTransportHTTP2Posix
 import JobWorker
 import JobWorkerAPI
 
+/// A client that lets the server send 1 MiB HTTP/2 frames (the default is 16 KiB): a 128 KiB
+/// output chunk then travels in one frame instead of eight.
+let streamingClientConfig: HTTP2ClientTransport.Posix.Config = {
+    var config = HTTP2ClientTransport.Posix.Config.defaults
+    config.http2.maxFrameSize = 1 << 20
+    return config
+}()
+
 /// StartJob over mutual TLS and StreamJobOutput throughput to 1 and 20 clients, beside a plain
 /// TLS 1.3 transfer (Python's ssl module) as the ceiling.
 func benchmarkAPI(worker: Worker, directory: String, starts: Int, outputBytes: UInt64) async throws {
@@ -55,7 +63,8 @@ func benchmarkAPI(worker: Worker, directory: String, starts: Int, outputBytes: U
                 for _ in 0..<clients {
                     group.addTask {
                         let target = try HTTP2ClientTransport.Posix(
-                            target: .ipv4(address: "127.0.0.1", port: port), transportSecurity: security)
+                            target: .ipv4(address: "127.0.0.1", port: port), transportSecurity: security,
+                            config: streamingClientConfig)
                         return try await withGRPCClient(transport: target) { grpcClient in
                             try await Jobworker_V1_JobWorker.Client(wrapping: grpcClient).streamJobOutput(
                                 .with { $0.id = writerID }
