@@ -53,15 +53,9 @@ struct TLSTests {
     /// ListJobs over mTLS with `client` (nil: no client certificate): nil on success, else the code.
     func listJobs(port: Int, client: IssuedCertificate?) async throws -> RPCError.Code? {
         let caPEM = try self.caPEM
-        let security: HTTP2ClientTransport.Posix.TransportSecurity
-        if let client {
-            security = .mTLS(
-                certificateChain: [.bytes(Array(try client.certificatePEM.utf8), format: .pem)],
-                privateKey: .bytes(Array(client.privateKeyPEM.utf8), format: .pem)
-            ) { $0.trustRoots = .certificates([.bytes(Array(caPEM.utf8), format: .pem)]) }
-        } else {
-            security = .tls { $0.trustRoots = .certificates([.bytes(Array(caPEM.utf8), format: .pem)]) }
-        }
+        let security: HTTP2ClientTransport.Posix.TransportSecurity =
+            try client.map(security(for:))
+            ?? .tls { $0.trustRoots = .certificates([.bytes(Array(caPEM.utf8), format: .pem)]) }
         var options = CallOptions.defaults
         options.timeout = .seconds(10)
         let callOptions = options
@@ -118,11 +112,7 @@ struct TLSTests {
     @Test("a request over the 2 MiB limit is refused, and the server goes on serving")
     func oversizedRequest() async throws {
         try await withServer { port in
-            let client = try authority.issueClientCertificate(name: "alice", role: "user")
-            let security = HTTP2ClientTransport.Posix.TransportSecurity.mTLS(
-                certificateChain: [.bytes(Array(try client.certificatePEM.utf8), format: .pem)],
-                privateKey: .bytes(Array(client.privateKeyPEM.utf8), format: .pem)
-            ) { [caPEM = try caPEM] in $0.trustRoots = .certificates([.bytes(Array(caPEM.utf8), format: .pem)]) }
+            let security = try security(for: try authority.issueClientCertificate(name: "alice", role: "user"))
             try await withGRPCClient(
                 transport: .http2NIOPosix(target: .ipv4(address: "127.0.0.1", port: port), transportSecurity: security)
             ) { grpcClient in
@@ -142,6 +132,7 @@ struct TLSTests {
         }
     }
 
+    /// mTLS as `client`, trusting only the test CA.
     func security(for client: IssuedCertificate) throws -> HTTP2ClientTransport.Posix.TransportSecurity {
         let caPEM = try self.caPEM
         return .mTLS(
