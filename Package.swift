@@ -80,7 +80,17 @@ let package = Package(
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
-        .executableTarget(name: "jobctl"),
+        .executableTarget(
+            name: "jobctl",
+            dependencies: [
+                "JobWorkerAPI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]),
         // Measures the library beside bare posix_spawn and cat (see BENCHMARKS.md).
         .executableTarget(
             name: "JobWorkerBenchmarks",
@@ -94,7 +104,7 @@ let package = Package(
         .testTarget(
             name: "JobWorkerAPITests",
             dependencies: [
-                "JobWorkerAPI", "JobWorkerTestHelper", "jobworker-init", "jobworkerd",
+                "JobWorkerAPI", "JobWorkerTestHelper", "jobworker-init", "jobworkerd", "jobctl",
                 .product(name: "GRPCInProcessTransport", package: "grpc-swift-2"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -28,10 +28,15 @@ struct DevelopmentPKI {
         return pki
     }
 
-    func printInstructions(host: String, port: Int) {
+    /// Where the client files are, and the jobctl command to try: with no flags when jobctl's
+    /// defaults (127.0.0.1:50051, /var/lib/jobworker/dev-pki) find this server.
+    func printInstructions(address: HostAndPort) {
         print("development PKI in \(directory): ca.pem; clients admin, alice (user), viewer (NAME.pem, NAME-key.pem)")
-        print(
-            "try: jobctl --server \(host):\(port) --ca \(authority) --cert \(directory)/admin.pem "
-                + "--key \(directory)/admin-key.pem run -- echo hello")
+        let defaults = address == HostAndPort("127.0.0.1:50051") && directory == "/var/lib/jobworker/dev-pki"
+        let flags =
+            defaults
+            ? ""
+            : " --server \(address) --ca \(authority) --cert \(directory)/admin.pem --key \(directory)/admin-key.pem"
+        print("try: jobctl run\(flags) -- echo hello")
     }
 }

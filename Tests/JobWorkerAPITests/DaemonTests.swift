@@ -49,38 +49,14 @@ struct DaemonTests {
 
     @Test("--dev serves over mTLS with its own PKI, and SIGTERM stops the jobs and exits 0")
     func devServer() async throws {
-        let state = FileManager.default.temporaryDirectory.appendingPathComponent("jwd-\(UUID())").path
-        defer { try? FileManager.default.removeItem(atPath: state) }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: daemonPath)
-        process.arguments = ["--dev", "--state-dir", state, "--listen", "127.0.0.1:0"]
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        defer { if process.isRunning { process.terminate() } }
-
-        // The first line says where it listens (it waits for the pipe: EOF if the daemon died).
-        var port: Int?
-        var text = ""
-        while port == nil {
-            let data = output.fileHandleForReading.availableData
-            if data.isEmpty { break }
-            text += String(decoding: data, as: UTF8.self)
-            if let range = text.range(of: "jobworkerd listening on 127.0.0.1:") {
-                port = Int(text[range.upperBound...].prefix { $0.isNumber })
-            }
-        }
-        let serverPort = try #require(port)
-        let pki = state + "/dev-pki"
-        let security = HTTP2ClientTransport.Posix.TransportSecurity.mTLS(
-            certificateChain: [.file(path: pki + "/alice.pem", format: .pem)],
-            privateKey: .file(path: pki + "/alice-key.pem", format: .pem)
-        ) { $0.trustRoots = .certificates([.file(path: pki + "/ca.pem", format: .pem)]) }
+        let daemon = try RunningDaemon()
+        let alice = try ClientCredentials(
+            certificateChainPEM: String(contentsOfFile: daemon.pki + "/alice.pem", encoding: .utf8),
+            privateKeyPEM: String(contentsOfFile: daemon.pki + "/alice-key.pem", encoding: .utf8),
+            serverCAPEM: String(contentsOfFile: daemon.pki + "/ca.pem", encoding: .utf8))
         let marker = "marker-\(UUID())"
         let job = try await withGRPCClient(
-            transport: .http2NIOPosix(
-                target: .ipv4(address: "127.0.0.1", port: serverPort), transportSecurity: security)
+            transport: TLSClientTransport.make(to: HostAndPort(daemon.address)!, credentials: alice)
         ) { grpcClient in
             let client = Jobworker_V1_JobWorker.Client(wrapping: grpcClient)
             let job = try await client.startJob(
@@ -95,10 +71,8 @@ struct DaemonTests {
         }
         #expect(job.state == .running)
 
-        process.terminate()  // SIGTERM
-        process.waitUntilExit()
-        #expect(process.terminationReason == .exit)
-        #expect(process.terminationStatus == 0)
+        #expect(daemon.stop() == 0)  // SIGTERM: a graceful shutdown
+        #expect(daemon.process.terminationReason == .exit)
         // The job was stopped with the server: nothing with its marker is left.
         let processes = try FileManager.default.contentsOfDirectory(atPath: "/proc").filter { entry in
             guard Int32(entry) != nil, let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline") else {

@@ -74,7 +74,7 @@ struct Serve: AsyncParsableCommand {
         where Quantity.bytes(value) == nil {
             throw ValidationError("\(flag): \"\(value)\" is not a size (256M, 1Gi)")
         }
-        guard ListenAddress(listen) != nil else {
+        guard HostAndPort(listen) != nil else {
             throw ValidationError("--listen: \"\(listen)\" is not HOST:PORT")
         }
     }
@@ -82,7 +82,7 @@ struct Serve: AsyncParsableCommand {
     func run() async throws {
         LoggingSystem.bootstrap(StreamLogHandler.standardError)
         let logger = Logger(label: "jobworkerd")
-        let address = ListenAddress(listen)!
+        let address = HostAndPort(listen)!
         let pki = try dev ? DevelopmentPKI.ensure(in: stateDir + "/dev-pki") : nil
 
         var configuration = WorkerConfiguration(stateDirectory: stateDir)
@@ -114,8 +114,9 @@ struct Serve: AsyncParsableCommand {
         let service = APIServerService(server: server, worker: worker, grace: .seconds(gracePeriod)) {
             let bound = await transport.listeningAddress
             let port = bound?.ipv4?.port ?? bound?.ipv6?.port ?? address.port
-            print("jobworkerd listening on \(address.host):\(port)")
-            if let pki { pki.printInstructions(host: address.host, port: port) }
+            let listening = HostAndPort(host: address.host, port: port)
+            print("jobworkerd listening on \(listening)")
+            if let pki { pki.printInstructions(address: listening) }
             fflush(nil)  // scripts read the port: flush now, not at exit
         }
         try await ServiceGroup(
@@ -141,22 +142,5 @@ struct APIServerService: Service {
             server.beginGracefulShutdown()
         }
         await worker.shutdown(gracePeriod: grace)
-    }
-}
-
-/// "HOST:PORT", with IPv6 hosts in brackets ("[::1]:50051").
-struct ListenAddress {
-    var host: String
-    var port: Int
-
-    init?(_ text: String) {
-        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
-            (0...65535).contains(port)
-        else { return nil }
-        var host = String(text[..<colon])
-        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        guard !host.isEmpty else { return nil }
-        self.host = host
-        self.port = port
     }
 }

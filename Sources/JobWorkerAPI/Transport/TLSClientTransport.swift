@@ -1,0 +1,65 @@
+import GRPCCore
+import GRPCNIOTransportHTTP2Posix
+import NIOCore
+import NIOSSL
+
+/// A client's certificate, key and the CA it trusts for the server, as PEM text.
+public struct ClientCredentials: Sendable {
+    public var certificateChainPEM: String
+    public var privateKeyPEM: String
+    /// The only CA the server's certificate may chain to (the system store is never used).
+    public var serverCAPEM: String
+
+    public init(certificateChainPEM: String, privateKeyPEM: String, serverCAPEM: String) {
+        self.certificateChainPEM = certificateChainPEM
+        self.privateKeyPEM = privateKeyPEM
+        self.serverCAPEM = serverCAPEM
+    }
+}
+
+/// The client side of the API's transport: HTTP/2 over TLS 1.3 only, with a client certificate,
+/// verifying the server's certificate chain against `serverCAPEM` and its name against the host
+/// dialled (a DNS SAN for a name, an IP SAN for an address).
+///
+/// grpc-swift-nio-transport's own TLS client accepts TLS 1.2, so the transport runs with
+/// `.customSecure` and this file adds NIOSSL's handler, configured for TLS 1.3 only, in front
+/// of the pipeline of every connection it makes.
+public enum TLSClientTransport {
+    /// A transport to `address`; `config` defaults to the transport's defaults.
+    public static func make(
+        to address: HostAndPort, credentials: ClientCredentials,
+        config: HTTP2ClientTransport.Posix.Config = .defaults
+    ) throws -> HTTP2ClientTransport.Posix {
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.minimumTLSVersion = .tlsv13
+        tls.certificateVerification = .fullVerification
+        tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(Array(credentials.serverCAPEM.utf8)))
+        tls.certificateChain = try NIOSSLCertificate.fromPEMBytes(Array(credentials.certificateChainPEM.utf8))
+            .map { .certificate($0) }
+        tls.privateKey = .privateKey(try NIOSSLPrivateKey(bytes: Array(credentials.privateKeyPEM.utf8), format: .pem))
+        tls.applicationProtocols = ["grpc-exp", "h2"]
+        let context = try NIOSSLContext(configuration: tls)
+
+        let family = address.ipAddressFamily
+        // Names go out as SNI and are matched against DNS SANs; NIOSSL matches an address
+        // (no SNI allowed) against the IP SANs of the certificate instead.
+        let serverName = family == nil ? address.host : nil
+        var config = config
+        let previous = config.channelDebuggingCallbacks.onCreateTCPConnection
+        config.channelDebuggingCallbacks.onCreateTCPConnection = { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandler(
+                    try NIOSSLClientHandler(context: context, serverHostname: serverName), position: .first)
+            }.flatMap {
+                previous?(channel) ?? channel.eventLoop.makeSucceededVoidFuture()
+            }
+        }
+        let target: any ResolvableTarget =
+            switch family {
+            case .v4: .ipv4(address: address.host, port: address.port)
+            case .v6: .ipv6(address: address.host, port: address.port)
+            case nil: .dns(host: address.host, port: address.port)
+            }
+        return try HTTP2ClientTransport.Posix(target: target, transportSecurity: .customSecure, config: config)
+    }
+}

@@ -1,0 +1,115 @@
+import ArgumentParser
+import JobWorkerAPI
+
+/// `jobctl logs ID`: the job's output from its first byte, following live output until the job
+/// ends; a dropped connection is resumed at the next byte.
+struct Logs: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print a job's output from the first byte, following it until the job ends.")
+
+    @OptionGroup var connection: ConnectionOptions
+    @Argument(help: "The job's id.") var id: String
+
+    func run() async throws {
+        let connection = try connection.connection()
+        try await connection.withClient { client in
+            _ = try await OutputFollower(client: client, connection: connection, jobID: id).follow()
+        }
+    }
+}
+
+/// `jobctl status ID`.
+struct Status: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show a job's state, exit code or signal, times, limits and usage.")
+
+    @OptionGroup var connection: ConnectionOptions
+    @Flag(help: "Print the status as JSON.") var json = false
+    @Argument(help: "The job's id.") var id: String
+
+    func run() async throws {
+        let status = try await connection.connection().withClient { client in
+            try await client.getJobStatus(.with { $0.id = id }, options: Connection.prompt).status
+        }
+        print(json ? try JobStatusJSON.encode(status) : status.text)
+    }
+}
+
+/// `jobctl stop [--grace DURATION] ID`: returns once the job has ended, with its final status.
+struct Stop: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Stop a job: SIGTERM, then SIGKILL after the grace period; print its final status.")
+
+    @OptionGroup var connection: ConnectionOptions
+    @Option(
+        help: "Time between SIGTERM and SIGKILL: 10s, 500ms, 1m30s, 0 (default: the server's).",
+        transform: parseGracePeriod)
+    var grace: Duration?
+    @Flag(help: "Print the final status as JSON.") var json = false
+    @Argument(help: "The job's id.") var id: String
+
+    func run() async throws {
+        // The server answers once the job has ended: allow the grace period and some.
+        var options = Connection.prompt
+        options.timeout = (grace ?? .seconds(60)) + Connection.answerTimeout
+        let milliseconds = grace.map { max(1, Int64(($0 / .milliseconds(1)).rounded())) }  // 0 would mean "default"
+        let request = Jobworker_V1_StopJobRequest.with {
+            $0.id = id
+            $0.gracePeriodMs = UInt32(clamping: milliseconds ?? 0)  // 0: the server's default
+        }
+        let status = try await connection.connection().withClient { client in
+            try await client.stopJob(request, options: options).status
+        }
+        print(json ? try JobStatusJSON.encode(status) : status.text)
+    }
+}
+
+/// `jobctl list`: the jobs the caller may see, newest first.
+struct List: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "List the jobs you may see, newest first.")
+
+    @OptionGroup var connection: ConnectionOptions
+    @Flag(help: "Print the list as a JSON array of statuses.") var json = false
+
+    func run() async throws {
+        let jobs = try await connection.connection().withClient { client in
+            try await client.listJobs(.init(), options: Connection.prompt).jobs
+        }
+        if json {
+            print(try JobStatusJSON.encode(jobs))
+            return
+        }
+        let rows =
+            [["ID", "OWNER", "STATE", "AGE", "COMMAND"]]
+            + jobs.map { job in
+                [job.id, job.owner, job.outcome, job.hasStartedAt ? age(of: job.startedAt.date) : "-", job.commandLine]
+            }
+        let widths = (0..<4).map { column in rows.map { $0[column].count }.max() ?? 0 }
+        for row in rows {
+            let padded = zip(row.prefix(4), widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }
+            print((padded + [row[4]]).joined(separator: "   "))
+        }
+    }
+}
+
+/// "10s", "500ms", "1m30s", "2m", or a bare number of seconds.
+private func parseGracePeriod(_ text: String) throws -> Duration {
+    if let seconds = Double(text), seconds >= 0 { return .milliseconds(Int64(seconds * 1000)) }
+    var total = Duration.zero
+    var rest = Substring(text)
+    let units: [(String, Duration)] = [
+        ("ms", .milliseconds(1)), ("s", .seconds(1)), ("m", .seconds(60)), ("h", .seconds(3600)),
+    ]
+    while !rest.isEmpty {
+        let number = rest.prefix { $0.isNumber || $0 == "." }
+        rest = rest.dropFirst(number.count)
+        guard let value = Double(number), let (unit, scale) = units.first(where: { rest.hasPrefix($0.0) }) else {
+            throw ValidationError("\"\(text)\" is not a duration (10s, 500ms, 1m30s)")
+        }
+        rest = rest.dropFirst(unit.count)
+        total += scale * value
+    }
+    guard !text.isEmpty else { throw ValidationError("give a duration (10s, 500ms, 1m30s)") }
+    return total
+}

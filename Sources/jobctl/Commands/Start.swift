@@ -1,0 +1,55 @@
+import ArgumentParser
+import JobWorkerAPI
+
+/// The command line of a job: everything after `--` (or after the first word that is not a
+/// jobctl flag), passed to the server as it is, without a shell.
+struct JobCommandLine: ParsableArguments {
+    @Argument(
+        parsing: .captureForPassthrough,
+        help: ArgumentHelp("The program and its arguments (after --).", valueName: "command"))
+    var words: [String] = []
+
+    /// The words after an optional leading `--`.
+    private var commandWords: ArraySlice<String> { words.first == "--" ? words.dropFirst() : words[...] }
+    var command: String { commandWords.first ?? "" }
+    var arguments: [String] { Array(commandWords.dropFirst()) }
+
+    /// `jobctl run --help` (the capture takes every word, --help included); `jobctl run -- --help`
+    /// runs a program of that name.
+    var asksForHelp: Bool { words.first == "--help" || words.first == "-h" }
+
+    func validate() throws {
+        guard !command.isEmpty else { throw ValidationError("give the command to run after --") }
+    }
+
+    func request(limits: LimitOptions) -> Jobworker_V1_StartJobRequest {
+        .with {
+            $0.command = command
+            $0.args = arguments
+            $0.limits = limits.message
+        }
+    }
+}
+
+/// `jobctl start`: starts a job and prints only its id, for `id=$(jobctl start -- ...)`.
+struct Start: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Start a job and print its id.", usage: "jobctl start [<limits>] [--json] -- <command> [<args>...]")
+
+    @OptionGroup var connection: ConnectionOptions
+    @OptionGroup(title: "Limits") var limits: LimitOptions
+    @Flag(help: "Print the job's status as JSON instead of its id.") var json = false
+    @OptionGroup var commandLine: JobCommandLine
+
+    func validate() throws {
+        if commandLine.asksForHelp { throw CleanExit.helpRequest(Self.self) }
+    }
+
+    func run() async throws {
+        let request = commandLine.request(limits: limits)
+        let status = try await connection.connection().withClient { client in
+            try await client.startJob(request, options: Connection.prompt).status
+        }
+        print(json ? try JobStatusJSON.encode(status) : status.id)
+    }
+}

@@ -1,0 +1,85 @@
+import Foundation
+import JobWorkerAPI
+
+/// The `--json` shape of a job's status (documented in README.md; scripts depend on it): field
+/// names in snake_case as in the proto (converted by the encoder), the state as a lowercase word, times in RFC 3339, and
+/// `exit_code` / `signal` present only when they say how the job ended.
+struct JobStatusJSON: Encodable {
+    struct Limits: Encodable {
+        var cpuMillis: UInt32
+        var memoryBytes: UInt64
+        var ioReadBytesPerSecond: UInt64
+        var ioWriteBytesPerSecond: UInt64
+        var ioReadOpsPerSecond: UInt64
+        var ioWriteOpsPerSecond: UInt64
+        var maxProcesses: UInt32
+    }
+
+    struct Usage: Encodable {
+        var cpuUsec: UInt64
+        var memoryPeakBytes: UInt64
+        var ioReadBytes: UInt64
+        var ioWriteBytes: UInt64
+    }
+
+    var id: String
+    var owner: String
+    var command: String
+    var args: [String]
+    var state: String
+    var pid: Int32
+    var exitCode: Int32?
+    var signal: Int32?
+    var startedAt: String?
+    var endedAt: String?
+    var limits: Limits
+    var usage: Usage
+    var outputBytes: UInt64
+
+    init(_ status: Jobworker_V1_JobStatus) {
+        id = status.id
+        owner = status.owner
+        command = status.command
+        args = status.args
+        state = status.state.word
+        pid = status.pid
+        exitCode = status.endedWithExitCode ? status.exitCode : nil
+        signal = status.signal != 0 ? status.signal : nil
+        startedAt = status.hasStartedAt ? rfc3339(status.startedAt.date) : nil
+        endedAt = status.hasEndedAt ? rfc3339(status.endedAt.date) : nil
+        let limits = status.limits
+        self.limits = Limits(
+            cpuMillis: limits.cpuMillis, memoryBytes: limits.memoryBytes,
+            ioReadBytesPerSecond: limits.ioReadBytesPerSecond,
+            ioWriteBytesPerSecond: limits.ioWriteBytesPerSecond,
+            ioReadOpsPerSecond: limits.ioReadOpsPerSecond, ioWriteOpsPerSecond: limits.ioWriteOpsPerSecond,
+            maxProcesses: limits.maxProcesses)
+        usage = Usage(
+            cpuUsec: status.usage.cpuUsec, memoryPeakBytes: status.usage.memoryPeakBytes,
+            ioReadBytes: status.usage.ioReadBytes, ioWriteBytes: status.usage.ioWriteBytes)
+        outputBytes = status.outputBytes
+    }
+
+    /// One status as a JSON object.
+    static func encode(_ status: Jobworker_V1_JobStatus) throws -> String {
+        try encode(JobStatusJSON(status))
+    }
+
+    /// Several statuses as a JSON array.
+    static func encode(_ statuses: [Jobworker_V1_JobStatus]) throws -> String {
+        try encode(statuses.map(JobStatusJSON.init))
+    }
+
+    private static func encode(_ value: some Encodable) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        return String(decoding: try encoder.encode(value), as: UTF8.self)
+    }
+}
+
+private func rfc3339(_ date: Date) -> String {
+    let formatter = ISO8601DateFormatter()
+    formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+    return formatter.string(from: date)
+}

@@ -1,0 +1,112 @@
+import Foundation
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A loopback TCP proxy that cuts its first connection after the server has sent `cutAfter`
+/// bytes through it, and relays every later connection whole: a connection that drops in the
+/// middle of a stream, with TLS untouched end to end.
+final class CuttingProxy: Sendable {
+    let port: Int
+    private let listener: Int32
+    private let upstreamPort: Int
+    private let cutAfter: Int
+    private let connections = Mutex(0)
+
+    init(upstreamPort: Int, cutAfter: Int) throws {
+        self.upstreamPort = upstreamPort
+        self.cutAfter = cutAfter
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        self.listener = listener
+        var address = loopback(port: 0)
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        guard
+            withSockaddr(&address, { bind(listener, $0, length) }) == 0, listen(listener, 16) == 0,
+            withSockaddr(&address, { getsockname(listener, $0, &length) }) == 0
+        else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
+        port = Int(UInt16(bigEndian: address.sin_port))
+        Thread.detachNewThread { [self] in acceptConnections() }
+    }
+
+    /// Stops accepting (the accept thread ends with an error).
+    func close() {
+        shutdown(listener, Int32(SHUT_RDWR))
+    }
+
+    private func acceptConnections() {
+        while true {
+            let client = accept(listener, nil, nil)
+            guard client >= 0 else { return }
+            let upstream = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var address = loopback(port: upstreamPort)
+            guard withSockaddr(&address, { connect(upstream, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }) == 0
+            else {
+                Glibc.close(client)
+                Glibc.close(upstream)
+                continue
+            }
+            let isFirst = connections.withLock { count in
+                count += 1
+                return count == 1
+            }
+            let limit = isFirst ? cutAfter : Int.max
+            let pair = SocketPair(client, upstream)
+            Thread.detachNewThread { relay(from: client, to: upstream, limit: .max, pair: pair) }
+            Thread.detachNewThread { relay(from: upstream, to: client, limit: limit, pair: pair) }
+        }
+    }
+}
+
+/// The two sockets of a relayed connection, closed by whichever direction finishes last.
+private final class SocketPair: Sendable {
+    private let sockets: (Int32, Int32)
+    private let running = Mutex(2)
+
+    init(_ first: Int32, _ second: Int32) { sockets = (first, second) }
+
+    func finished() {
+        let last = running.withLock { count in
+            count -= 1
+            return count == 0
+        }
+        if last {
+            Glibc.close(sockets.0)
+            Glibc.close(sockets.1)
+        }
+    }
+}
+
+/// Copies bytes until EOF, an error or `limit` bytes; then shuts both sockets down, which ends
+/// the other direction too.
+private func relay(from source: Int32, to destination: Int32, limit: Int, pair: SocketPair) {
+    defer { pair.finished() }
+    var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+    var relayed = 0
+    while relayed < limit {
+        let count = buffer.withUnsafeMutableBytes { read(source, $0.baseAddress, min($0.count, limit - relayed)) }
+        guard count > 0 else { break }
+        var written = 0
+        while written < count {
+            let result = buffer.withUnsafeBytes { write(destination, $0.baseAddress! + written, count - written) }
+            guard result > 0 else { break }
+            written += result
+        }
+        relayed += count
+    }
+    shutdown(source, Int32(SHUT_RDWR))
+    shutdown(destination, Int32(SHUT_RDWR))
+}
+
+private func loopback(port: Int) -> sockaddr_in {
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = UInt16(port).bigEndian
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    return address
+}
+
+private func withSockaddr<T>(_ address: inout sockaddr_in, _ body: (UnsafeMutablePointer<sockaddr>) -> T) -> T {
+    withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1, body) }
+}
