@@ -27,6 +27,12 @@ public final class Worker: Sendable {
     private let cgroups: (any CgroupBackend)?
     /// Inits started ahead of time, when jobs run in their own namespaces.
     let inits: InitPool?
+    private let readers = ReaderTally()
+
+    /// How many output iterators are open now, across every job. Each holds a descriptor and a
+    /// buffer; a reader that goes away (the job ended, the task was cancelled, the client hung up)
+    /// takes them with it, so this returns to its former value.
+    public var openOutputReaders: Int { readers.count.load(ordering: .relaxed) }
 
     /// Which cgroup mode, controllers and directories the worker uses, for the startup log.
     public var resourceControlSummary: String {
@@ -226,7 +232,7 @@ public final class Worker: Sendable {
                     .invalidArgument, "offset \(offset) is beyond the end of the output (\(size) bytes)")
             }
         }
-        return JobOutput(path: job.outputPath, offset: offset, changed: job.outputChanged)
+        return JobOutput(path: job.outputPath, offset: offset, changed: job.outputChanged, tally: readers)
     }
 
     /// Every job's status, newest first.

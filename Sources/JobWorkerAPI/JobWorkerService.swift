@@ -46,14 +46,30 @@ public struct JobWorkerService: Jobworker_V1_JobWorker.SimpleServiceProtocol {
         context: ServerContext
     ) async throws {
         let job = try visibleJob(request.id, context)
-        var offset = request.offset
-        for try await chunk in try worker.output(of: job.id, from: offset) {
-            try await response.write(
-                .with {
-                    $0.data = Data(chunk)
-                    $0.offset = offset
-                })
-            offset += UInt64(chunk.count)
+        let output = try worker.output(of: job.id, from: request.offset)
+        let start = request.offset
+        // gRPC reports a client that went away (a reset stream, a dropped connection) through the
+        // context's cancellation handle, not by cancelling this task. A reader waiting for a live
+        // job's next byte would never notice, and keep its task and descriptor until the job
+        // ended; so the first of "all sent" and "RPC cancelled" ends the other.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                var offset = start
+                for try await chunk in output {
+                    try await response.write(
+                        .with {
+                            $0.data = Data(chunk)
+                            $0.offset = offset
+                        })
+                    offset += UInt64(chunk.count)
+                }
+            }
+            group.addTask {
+                try await context.cancellation.cancelled
+                throw CancellationError()
+            }
+            try await group.next()
+            group.cancelAll()
         }
     }
 

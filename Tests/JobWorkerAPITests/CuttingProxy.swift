@@ -6,18 +6,22 @@ import Synchronization
 #endif
 
 /// A loopback TCP proxy that cuts its first connection after the server has sent `cutAfter`
-/// bytes through it, and relays every later connection whole: a connection that drops in the
-/// middle of a stream, with TLS untouched end to end.
+/// bytes through it (or when `cut()` is called), and relays every later connection whole: a
+/// connection that drops in the middle of a stream, with TLS untouched end to end.
 final class CuttingProxy: Sendable {
     let port: Int
     private let listener: Int32
     private let upstreamPort: Int
     private let cutAfter: Int
     private let connections = Mutex(0)
+    private let open = Mutex<[SocketPair]>([])
+    private let closed: AsyncStream<Void>
+    private let closedContinuation: AsyncStream<Void>.Continuation
 
-    init(upstreamPort: Int, cutAfter: Int) throws {
+    init(upstreamPort: Int, cutAfter: Int = .max) throws {
         self.upstreamPort = upstreamPort
         self.cutAfter = cutAfter
+        (closed, closedContinuation) = AsyncStream<Void>.makeStream()
         let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         self.listener = listener
         var address = loopback(port: 0)
@@ -33,6 +37,20 @@ final class CuttingProxy: Sendable {
     /// Stops accepting (the accept thread ends with an error).
     func close() {
         shutdown(listener, Int32(SHUT_RDWR))
+    }
+
+    /// Returns once a relayed connection has been closed on both sides (its sockets are gone).
+    func waitUntilClosed() async {
+        var iterator = closed.makeAsyncIterator()
+        await iterator.next()
+    }
+
+    /// Drops every open connection now, as a network failure would: no TLS alert, no HTTP/2
+    /// frame, just the end of the TCP stream. The proxy stops accepting first, so a client that
+    /// reconnects at once is refused rather than let through.
+    func cut() {
+        close()
+        for pair in open.withLock({ $0 }) { pair.shutDown() }
     }
 
     private func acceptConnections() {
@@ -52,7 +70,8 @@ final class CuttingProxy: Sendable {
                 return count == 1
             }
             let limit = isFirst ? cutAfter : Int.max
-            let pair = SocketPair(client, upstream)
+            let pair = SocketPair(client, upstream, onClose: closedContinuation)
+            open.withLock { $0.append(pair) }
             Thread.detachNewThread { relay(from: client, to: upstream, limit: .max, pair: pair) }
             Thread.detachNewThread { relay(from: upstream, to: client, limit: limit, pair: pair) }
         }
@@ -63,8 +82,21 @@ final class CuttingProxy: Sendable {
 private final class SocketPair: Sendable {
     private let sockets: (Int32, Int32)
     private let running = Mutex(2)
+    private let onClose: AsyncStream<Void>.Continuation
 
-    init(_ first: Int32, _ second: Int32) { sockets = (first, second) }
+    init(_ first: Int32, _ second: Int32, onClose: AsyncStream<Void>.Continuation) {
+        sockets = (first, second)
+        self.onClose = onClose
+    }
+
+    /// Ends both directions; the relays then finish and the last one closes the sockets.
+    func shutDown() {
+        running.withLock { count in
+            guard count > 0 else { return }
+            shutdown(sockets.0, Int32(SHUT_RDWR))
+            shutdown(sockets.1, Int32(SHUT_RDWR))
+        }
+    }
 
     func finished() {
         let last = running.withLock { count in
@@ -74,6 +106,7 @@ private final class SocketPair: Sendable {
         if last {
             Glibc.close(sockets.0)
             Glibc.close(sockets.1)
+            onClose.yield()
         }
     }
 }

@@ -1,13 +1,14 @@
 import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2Posix
-import JobWorker
 import JobWorkerAPI
 import NIOCore
 import NIOPosix
 import NIOSSL
 import NIOTLS
 import Testing
+
+@testable import JobWorker
 
 /// The real transport: TLS 1.3 only, client certificates verified, identities from them.
 @Suite("Mutual TLS 1.3", .timeLimit(.minutes(2)))
@@ -24,6 +25,14 @@ struct TLSTests {
 
     /// Runs `body` with the port of a TLS server in front of a real service.
     func withServer(_ body: (Int) async throws -> Void) async throws {
+        try await withServer(interceptors: []) { port, _, _ in try await body(port) }
+    }
+
+    /// Runs `body` with the port of a TLS server in front of a real service, its worker and its
+    /// transport; `interceptors` run before authorization.
+    func withServer(
+        interceptors: [any ServerInterceptor], _ body: (Int, Worker, TLSServerTransport) async throws -> Void
+    ) async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tls-\(UUID())").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
         var configuration = WorkerConfiguration(stateDirectory: directory)
@@ -37,11 +46,11 @@ struct TLSTests {
         do {
             try await withGRPCServer(
                 transport: transport, services: [JobWorkerService(worker: worker)],
-                interceptors: [AuthorizationInterceptor(resolver: CertificateIdentityResolver())]
+                interceptors: interceptors + [AuthorizationInterceptor(resolver: CertificateIdentityResolver())]
             ) { grpcServer in
                 defer { grpcServer.beginGracefulShutdown() }
                 let port = try #require(await transport.listeningAddress?.ipv4?.port)
-                try await body(port)
+                try await body(port, worker, transport)
             }
         } catch {
             await worker.shutdown(gracePeriod: .zero)
@@ -202,6 +211,68 @@ struct TLSTests {
         }
     }
 
+    @Test(
+        "a client whose connection drops mid-stream leaves no handler task, descriptor or reader behind",
+        arguments: ["a finished job's output", "a live job, its reader waiting for output"])
+    func disconnectLeavesNothing(scenario: String) async throws {
+        let (completions, finished) = AsyncStream<String>.makeStream()
+        try await withServer(interceptors: [HandlerCompletions(finished: finished)]) { port, worker, transport in
+            var completed = completions.makeAsyncIterator()
+            let alice = try security(for: try authority.issueClientCertificate(name: "alice", role: "user"))
+            let live = scenario.hasPrefix("a live job")
+            let job = try await withGRPCClient(
+                transport: .http2NIOPosix(target: .ipv4(address: "127.0.0.1", port: port), transportSecurity: alice)
+            ) { grpcClient in
+                try await Jobworker_V1_JobWorker.Client(wrapping: grpcClient).startJob(
+                    .with {
+                        $0.command = helperPath
+                        $0.args = live ? ["sleep"] : ["pattern", "\(20 << 20)"]
+                    }
+                ).status.id
+            }
+            #expect(await completed.next() == "StartJob")
+            if !live {
+                // The job's own descriptors close at its end: let that happen first.
+                _ = try await worker.waitUntilEnded(JobID(job)!)
+            }
+            // The pool replaces the init the job took (a socket, a pidfd), and the server closes
+            // the starting client's connection: let both finish first.
+            await worker.inits?.waitUntilParked(worker.configuration.prestartedInits)
+            await transport.waitUntilOpenConnections(atMost: 0)
+            let proxy = try CuttingProxy(upstreamPort: port)
+            defer { proxy.close() }
+            let before = try openDescriptors()
+            let readers = worker.openOutputReaders
+
+            let (firstData, gotData) = AsyncStream<Void>.makeStream()
+            let streaming = Task {
+                try await withGRPCClient(
+                    transport: .http2NIOPosix(
+                        target: .ipv4(address: "127.0.0.1", port: proxy.port), transportSecurity: alice)
+                ) { grpcClient in
+                    try await Jobworker_V1_JobWorker.Client(wrapping: grpcClient).streamJobOutput(
+                        .with { $0.id = job }
+                    ) { response in
+                        for try await message in response.messages where !message.data.isEmpty { gotData.yield() }
+                    }
+                }
+            }
+            var data = firstData.makeAsyncIterator()
+            await data.next()  // the server's reader is open and delivering (a live one then waits)
+            #expect(worker.openOutputReaders == readers + 1)
+
+            proxy.cut()  // the network fails: no RST_STREAM, no GOAWAY, no close_notify
+            await #expect(throws: (any Error).self) { try await streaming.value }
+            await proxy.waitUntilClosed()
+            #expect(await completed.next() == "StreamJobOutput")  // the handler's task has ended
+            await transport.waitUntilOpenConnections(atMost: 0)  // the server closed its socket
+            #expect(worker.openOutputReaders == readers)
+            let after = try openDescriptors()
+            #expect(after.subtracting(before).isEmpty, "left open: \(after.subtracting(before))")
+            if live { _ = try await worker.stop(JobID(job)!, gracePeriod: .zero) }
+        }
+    }
+
     @Test("a client limited to TLS 1.2 is refused at the handshake")
     func tls12Refused() async throws {
         try await withServer { port in
@@ -270,5 +341,52 @@ func matchesPattern(_ data: Data, at position: UInt64) -> Bool {
             }
             return true
         }
+    }
+}
+
+/// The sockets and files this process has open, as "number -> target" (a socket's target names
+/// its inode, so a new connection on a reused number still differs). Left out: one closed while
+/// the list was read, and event-loop plumbing (epoll, eventfd, timerfd), which SwiftNIO creates
+/// once per loop thread the first time that thread runs and keeps for the process's life.
+func openDescriptors() throws -> Set<String> {
+    Set(
+        try FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").compactMap { entry in
+            guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/" + entry),
+                !target.hasPrefix("anon_inode:")
+            else { return nil }
+            return "\(entry) -> \(target)"
+        })
+}
+
+/// Reports the method of each RPC whose handler has finished, its response stream included: the
+/// event a test waits for instead of sleeping.
+struct HandlerCompletions: ServerInterceptor {
+    let finished: AsyncStream<String>.Continuation
+
+    func intercept<Input: Sendable, Output: Sendable>(
+        request: StreamingServerRequest<Input>, context: ServerContext,
+        next: @Sendable (StreamingServerRequest<Input>, ServerContext) async throws -> StreamingServerResponse<Output>
+    ) async throws -> StreamingServerResponse<Output> {
+        let method = context.descriptor.method
+        var response: StreamingServerResponse<Output>
+        do {
+            response = try await next(request, context)
+        } catch {
+            finished.yield(method)
+            throw error
+        }
+        switch response.accepted {
+        case .failure:
+            finished.yield(method)
+        case .success(var contents):
+            let produce = contents.producer
+            let finished = finished
+            contents.producer = { writer in
+                defer { finished.yield(method) }
+                return try await produce(writer)
+            }
+            response.accepted = .success(contents)
+        }
+        return response
     }
 }

@@ -1,3 +1,5 @@
+import Synchronization
+
 #if canImport(Glibc)
     import Glibc
 #endif
@@ -19,9 +21,10 @@ public struct JobOutput: AsyncSequence, Sendable {
     let path: String
     let offset: UInt64
     let changed: ChangeSignal
+    let tally: ReaderTally
 
     public func makeAsyncIterator() -> Iterator {
-        Iterator(reader: OutputReader(path: path, offset: offset, changed: changed))
+        Iterator(reader: OutputReader(path: path, offset: offset, changed: changed, tally: tally))
     }
 
     public struct Iterator: AsyncIteratorProtocol {
@@ -42,14 +45,20 @@ private final class OutputReader {
     private var offset: UInt64
     private var descriptor: Int32 = -1
     private var isFinished = false
+    private let tally: ReaderTally
 
-    init(path: String, offset: UInt64, changed: ChangeSignal) {
+    init(path: String, offset: UInt64, changed: ChangeSignal, tally: ReaderTally) {
         self.path = path
         self.offset = offset
         self.changed = changed
+        self.tally = tally
+        tally.count.add(1, ordering: .relaxed)
     }
 
-    deinit { release() }
+    deinit {
+        release()
+        tally.count.subtract(1, ordering: .relaxed)
+    }
 
     func next() async throws -> [UInt8]? {
         guard !isFinished else { return nil }
@@ -104,4 +113,10 @@ private final class OutputReader {
             descriptor = -1
         }
     }
+}
+
+/// How many output iterators exist (each holds a descriptor and a chunk buffer): a gauge for
+/// operators, and how tests show that a reader that went away left nothing behind.
+final class ReaderTally: Sendable {
+    let count = Atomic<Int>(0)
 }

@@ -7,20 +7,60 @@ import X509
 
 /// The verified client certificate of each open connection, by the connection's peer address in
 /// the form gRPC reports it in `ServerContext.remotePeer` ("ipv4:127.0.0.1:PORT",
-/// "ipv6:[::1]:PORT"). Filled when a TLS handshake completes, emptied when the connection closes.
+/// "ipv6:[::1]:PORT"). Filled when a TLS handshake completes, emptied when the connection closes
+/// (after its socket is closed), which also makes it the count of open authenticated connections.
 final class PeerCertificates: Sendable {
-    private let certificates = Mutex<[String: Certificate]>([:])
+    private struct State {
+        var certificates: [String: Certificate] = [:]
+        var nextWaiterID = 0
+        var waiters: [Int: (limit: Int, continuation: CheckedContinuation<Void, Never>)] = [:]
+
+        /// Removes and returns the waiters whose limit the count now meets.
+        mutating func takeSatisfiedWaiters() -> [CheckedContinuation<Void, Never>] {
+            let satisfied = waiters.filter { $0.value.limit >= certificates.count }
+            for id in satisfied.keys { waiters[id] = nil }
+            return satisfied.values.map(\.continuation)
+        }
+    }
+
+    private let state = Mutex(State())
 
     func certificate(for peer: String) -> Certificate? {
-        certificates.withLock { $0[peer] }
+        state.withLock { $0.certificates[peer] }
+    }
+
+    var count: Int { state.withLock { $0.certificates.count } }
+
+    /// Returns once at most `limit` connections are open (or the task is cancelled).
+    func waitUntilCount(atMost limit: Int) async {
+        let id = state.withLock { state in
+            state.nextWaiterID += 1
+            return state.nextWaiterID
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let resumeNow = state.withLock { state in
+                    if state.certificates.count <= limit || Task.isCancelled { return true }
+                    state.waiters[id] = (limit, continuation)
+                    return false
+                }
+                if resumeNow { continuation.resume() }
+            }
+        } onCancel: {
+            state.withLock { $0.waiters.removeValue(forKey: id) }?.continuation.resume()
+        }
     }
 
     fileprivate func record(_ certificate: Certificate, for peer: String) {
-        certificates.withLock { $0[peer] = certificate }
+        state.withLock { $0.certificates[peer] = certificate }
     }
 
     fileprivate func forget(_ peer: String) {
-        certificates.withLock { _ = $0.removeValue(forKey: peer) }
+        let satisfied = state.withLock { state in
+            state.certificates.removeValue(forKey: peer)
+            return state.takeSatisfiedWaiters()
+        }
+        for waiter in satisfied { waiter.resume() }
     }
 
     static func key(for address: SocketAddress?) -> String? {

@@ -60,6 +60,15 @@ public final class TLSServerTransport: ServerTransport {
         get async { await transport.listeningAddress }
     }
 
+    /// How many client connections are open (TLS handshake completed, not yet closed).
+    public var openConnections: Int { peers.count }
+
+    /// Returns once at most `limit` client connections are open, their sockets closed: for an
+    /// orderly shutdown, and for tests that check what a departed client left behind.
+    public func waitUntilOpenConnections(atMost limit: Int) async {
+        await peers.waitUntilCount(atMost: limit)
+    }
+
     public func configure(context: GRPCServerContext) {
         transport.configure(context: context)
     }
