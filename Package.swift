@@ -58,7 +58,7 @@ let package = Package(
         .target(
             name: "JobWorkerAPI",
             dependencies: [
-                "JobWorker",
+                "JobWorker", "CLinuxEvents",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),

@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include "linux_events.h"
 
+#include <malloc.h>
 #include <sched.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -12,4 +13,8 @@ int linux_pidfd_open(pid_t pid) {
 int linux_make_thread_idle(void) {
     struct sched_param parameters = {.sched_priority = 0};
     return sched_setscheduler(0, SCHED_IDLE | SCHED_RESET_ON_FORK, &parameters);
+}
+
+int linux_set_malloc_thresholds(int mmap_threshold, int trim_threshold) {
+    return mallopt(M_MMAP_THRESHOLD, mmap_threshold) == 1 && mallopt(M_TRIM_THRESHOLD, trim_threshold) == 1 ? 0 : -1;
 }

@@ -4,28 +4,34 @@ import GRPCNIOTransportHTTP2Posix
 import JobWorker
 import JobWorkerAPI
 
-/// A client that lets the server send 1 MiB HTTP/2 frames (the default is 16 KiB): a 128 KiB
-/// output chunk then travels in one frame instead of eight.
-let streamingClientConfig: HTTP2ClientTransport.Posix.Config = {
-    var config = HTTP2ClientTransport.Posix.Config.defaults
-    config.http2.maxFrameSize = 1 << 20
-    return config
-}()
+/// `JobWorkerBenchmarks api DIRECTORY STARTS OUTPUT_BYTES LIBRARY_START_P50_MS`: the API
+/// benchmark, with a worker configured as the isolated one of the library benchmark.
+func runAPIBenchmarks(_ arguments: [String]) async throws {
+    guard arguments.count == 4, let starts = Int(arguments[1]), let outputBytes = UInt64(arguments[2]),
+        let libraryStart = Double(arguments[3])
+    else { fatalError("usage: JobWorkerBenchmarks api DIRECTORY STARTS OUTPUT_BYTES LIBRARY_START_P50_MS") }
+    var configuration = WorkerConfiguration(stateDirectory: arguments[0])
+    configuration.cgroupParentName = "jobworker-bench-\(getpid())"
+    let worker = try await Worker(configuration: configuration)
+    try await benchmarkAPI(
+        worker: worker, directory: arguments[0], starts: starts, outputBytes: outputBytes, libraryStart: libraryStart)
+    await worker.shutdown(gracePeriod: .zero)
+}
 
 /// StartJob over mutual TLS and StreamJobOutput throughput to 1 and 20 clients, beside a plain
 /// TLS 1.3 transfer (Python's ssl module) as the ceiling.
-func benchmarkAPI(worker: Worker, directory: String, starts: Int, outputBytes: UInt64) async throws {
+func benchmarkAPI(worker: Worker, directory: String, starts: Int, outputBytes: UInt64, libraryStart: Double)
+    async throws
+{
     let authority = try CertificateAuthority.create()
     let serverCertificate = try authority.issueServerCertificate(dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"])
     let client = try authority.issueClientCertificate(name: "bench", role: "admin")
     let transport = try TLSServerTransport(
         host: "127.0.0.1", port: 0, certificateChainPEM: try serverCertificate.certificatePEM,
         privateKeyPEM: serverCertificate.privateKeyPEM, clientCAPEM: try authority.root.certificatePEM)
-    let caPEM = try authority.root.certificatePEM
-    let security = HTTP2ClientTransport.Posix.TransportSecurity.mTLS(
-        certificateChain: [.bytes(Array(try client.certificatePEM.utf8), format: .pem)],
-        privateKey: .bytes(Array(client.privateKeyPEM.utf8), format: .pem)
-    ) { $0.trustRoots = .certificates([.bytes(Array(caPEM.utf8), format: .pem)]) }
+    let credentials = ClientCredentials(
+        certificateChainPEM: try client.certificatePEM, privateKeyPEM: client.privateKeyPEM,
+        serverCAPEM: try authority.root.certificatePEM)
     let resolver = CertificateIdentityResolver()
 
     try await withGRPCServer(
@@ -34,16 +40,30 @@ func benchmarkAPI(worker: Worker, directory: String, starts: Int, outputBytes: U
     ) { server in
         defer { server.beginGracefulShutdown() }
         let port = await transport.listeningAddress?.ipv4?.port ?? 0
-        let target = try HTTP2ClientTransport.Posix(
-            target: .ipv4(address: "127.0.0.1", port: port), transportSecurity: security)
+        let address = HostAndPort(host: "127.0.0.1", port: port)
+        try client.write(to: directory, name: "bench")
+        try authority.root.write(to: directory, name: "ca")
+        let remoteStartLatency = try await measureStartsFromAnotherProcess(
+            port: port, directory: directory, count: starts)
         var startLatency = Samples()
+        var statusLatency = Samples()
         var writer = ""
-        try await withGRPCClient(transport: target) { grpcClient in
+        try await withGRPCClient(transport: try TLSClientTransport.make(to: address, credentials: credentials)) {
+            grpcClient in
             let jobs = Jobworker_V1_JobWorker.Client(wrapping: grpcClient)
             _ = try await jobs.listJobs(.init())  // connection and TLS handshake out of the way
             for _ in 0..<starts {
+                var id = ""
                 try await startLatency.measure {
-                    _ = try await jobs.startJob(.with { $0.command = "/bin/true" })
+                    id = try await jobs.startJob(.with { $0.command = "/bin/true" }).status.id
+                }
+                // As in the library's measurement: the next start once this job has ended.
+                _ = try await worker.waitUntilEnded(JobID(id)!)
+            }
+            let id = try await jobs.listJobs(.init()).jobs[0].id
+            for _ in 0..<starts {
+                try await statusLatency.measure {
+                    _ = try await jobs.getJobStatus(.with { $0.id = id })
                 }
             }
             writer = try await jobs.startJob(
@@ -57,29 +77,10 @@ func benchmarkAPI(worker: Worker, directory: String, starts: Int, outputBytes: U
         _ = try await worker.waitUntilEnded(JobID(writerID)!)
 
         func stream(clients: Int) async throws -> Double {
-            let clock = ContinuousClock()
-            let began = clock.now
-            let total = try await withThrowingTaskGroup(of: Int.self) { group in
-                for _ in 0..<clients {
-                    group.addTask {
-                        let target = try HTTP2ClientTransport.Posix(
-                            target: .ipv4(address: "127.0.0.1", port: port), transportSecurity: security,
-                            config: streamingClientConfig)
-                        return try await withGRPCClient(transport: target) { grpcClient in
-                            try await Jobworker_V1_JobWorker.Client(wrapping: grpcClient).streamJobOutput(
-                                .with { $0.id = writerID }
-                            ) { response in
-                                var bytes = 0
-                                for try await message in response.messages { bytes += message.data.count }
-                                return bytes
-                            }
-                        }
-                    }
-                }
-                return try await group.reduce(0, +)
-            }
-            precondition(total == clients * Int(outputBytes), "streamed \(total) bytes")
-            return Double(total) / (clock.now - began).seconds / 1e6
+            let result = try await measureStreamingFromOtherProcesses(
+                port: port, directory: directory, job: writerID, clients: clients)
+            precondition(result.bytes == clients * Int(outputBytes), "streamed \(result.bytes) bytes")
+            return result.megabytesPerSecond
         }
         let one = try await stream(clients: 1)
         let twenty = try await stream(clients: 20)
@@ -105,11 +106,22 @@ func benchmarkAPI(worker: Worker, directory: String, starts: Int, outputBytes: U
 
         print("\n| over mutual TLS 1.3 | p50 ms | p99 ms |")
         print("|---|---|---|")
-        row("StartJob /bin/true, round trip (namespaces + init + cgroup)", startLatency.summary)
+        row("StartJob /bin/true, round trip, client in another process (as jobctl)", remoteStartLatency.summary)
+        row("StartJob /bin/true, round trip, client in the server's process", startLatency.summary)
+        row("GetJobStatus, round trip (the RPC alone)", statusLatency.summary)
+        print(
+            String(
+                format:
+                    "\nStartJob p50 over the library's isolated start p50 (%.3f ms): +%.3f ms (other process), +%.3f ms (same process)",
+                libraryStart, remoteStartLatency.percentile(0.5) - libraryStart,
+                startLatency.percentile(0.5) - libraryStart))
         print("\n| output streaming (\(outputBytes >> 20) MiB) | MB/s | share of plain TLS 1.3 |")
         print("|---|---|---|")
         print(String(format: "| plain TLS 1.3 transfer (Python ssl) | %.0f | 1.00 |", ceiling))
-        print(String(format: "| StreamJobOutput, 1 client | %.0f | %.2f |", one, one / ceiling))
-        print(String(format: "| StreamJobOutput, 20 clients together | %.0f | %.2f |", twenty, twenty / ceiling))
+        print(String(format: "| StreamJobOutput, 1 client process | %.0f | %.2f |", one, one / ceiling))
+        print(
+            String(
+                format: "| StreamJobOutput, 20 client processes together | %.0f | %.2f |", twenty,
+                twenty / ceiling))
     }
 }

@@ -7,11 +7,31 @@
 // Results go to stdout as a Markdown table; BENCHMARKS.md records them.
 import Foundation
 import JobWorker
+import JobWorkerAPI
 
 #if canImport(Glibc)
     import Glibc
 #endif
 
+// The API is measured in child processes that run as jobworkerd and jobctl do, with Swift
+// concurrency on SwiftNIO's event loops; the library is measured here on Swift's own executor,
+// as a program embedding it would run it.
+switch CommandLine.arguments.dropFirst().first {
+case "start-client":
+    RuntimeTuning.apply(eventLoops: 1)  // as jobctl
+    try await runStartClient(Array(CommandLine.arguments.dropFirst(2)))
+    exit(0)
+case "stream-client":
+    RuntimeTuning.apply(eventLoops: 1)  // as jobctl
+    try await runStreamClient(Array(CommandLine.arguments.dropFirst(2)))
+    exit(0)
+case "api":
+    RuntimeTuning.apply()  // as jobworkerd
+    try await runAPIBenchmarks(Array(CommandLine.arguments.dropFirst(2)))
+    exit(0)
+default:
+    break
+}
 let quick = CommandLine.arguments.contains("--quick")
 let startIterations = quick ? 200 : 2000
 let outputFileBytes: UInt64 = (quick ? 64 : 256) * 1024 * 1024
@@ -227,8 +247,17 @@ print("|---|---|---|")
 print(String(format: "| cat to /dev/null | %.0f | 1.00 |", cat))
 print(String(format: "| 1 reader | %.0f | %.2f |", one, one / cat))
 print(String(format: "| 50 readers together | %.0f | %.2f |", fifty, fifty / cat))
-try await benchmarkAPI(
-    worker: isolatedWorker, directory: stateDirectory, starts: startIterations, outputBytes: outputFileBytes)
 await worker.shutdown(gracePeriod: .zero)
 await limitedWorker.shutdown(gracePeriod: .zero)
 await isolatedWorker.shutdown(gracePeriod: .zero)
+
+// The API, in a process of its own (see the top), compared with the isolated start above.
+let api = Process()
+api.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+api.arguments = [
+    "api", stateDirectory + "/api", "\(startIterations)", "\(outputFileBytes)", "\(isolated.exec.percentile(0.5))",
+]
+fflush(nil)  // our tables first, then the child's
+try api.run()
+api.waitUntilExit()
+precondition(api.terminationStatus == 0, "the API benchmark failed")

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import JobWorkerAPI
 
 /// `jobctl`: the command-line client of jobworkerd.
 ///
@@ -22,6 +23,7 @@ struct JobCtl: AsyncParsableCommand {
     @OptionGroup var connection: ConnectionOptions
 
     static func main() async {
+        RuntimeTuning.apply(eventLoops: 1)  // one connection: one thread does all of it
         let command: any ParsableCommand
         do {
             command = try parseAsRoot()

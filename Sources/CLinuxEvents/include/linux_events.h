@@ -1,6 +1,6 @@
 // Linux APIs that Swift's Glibc module does not export: epoll, eventfd, inotify, pidfd_open
-// (glibc's variadic syscall() cannot be called from Swift) and the SCHED_IDLE policy (a GNU
-// extension). These are wrapped in linux_events.c: defining _GNU_SOURCE in this header
+// (glibc's variadic syscall() cannot be called from Swift), the SCHED_IDLE policy (a GNU
+// extension) and malloc's tuning (malloc.h). These are wrapped in linux_events.c: defining _GNU_SOURCE in this header
 // would make glibc's types differ from the Glibc module's.
 #ifndef LINUX_EVENTS_H
 #define LINUX_EVENTS_H
@@ -16,5 +16,9 @@ int linux_pidfd_open(pid_t pid);
 /// Moves the calling thread to SCHED_IDLE, with SCHED_RESET_ON_FORK so that processes it starts
 /// get the normal policy back: background work that only ever uses otherwise idle CPU.
 int linux_make_thread_idle(void);
+
+/// Sets glibc malloc's mmap threshold and trim threshold (mallopt), so that freed blocks up to
+/// `trim_threshold` stay in the process. Returns 0 on success.
+int linux_set_malloc_thresholds(int mmap_threshold, int trim_threshold);
 
 #endif
