@@ -12,7 +12,7 @@ struct Connection {
 
     /// How long a call that should answer at once may take, connecting included: an unreachable
     /// server fails within this, never hangs.
-    static let answerTimeout = Duration.seconds(10)
+    static let answerTimeout = Duration.seconds(5)
 
     /// Options for a call that should answer at once.
     static var prompt: CallOptions {
@@ -41,7 +41,10 @@ struct Connection {
     /// The server's own message for what the request got wrong; for transport failures, what
     /// went wrong with the connection, in words.
     func describe(_ error: RPCError) -> String {
-        if error.code == .unavailable || error.code == .deadlineExceeded, !error.isServerVerdict {
+        if error.code == .deadlineExceeded {
+            return "\(address) did not answer in time"  // the call's own deadline, on this side
+        }
+        if error.code == .unavailable, !error.isServerVerdict {
             return connectionFailure(error)
         }
         if error.code == .unknown || error.code == .internalError {
@@ -66,9 +69,6 @@ struct Connection {
         if detail.contains("alert") || String(describing: error).contains("HTTP/2 connection preface") {
             return
                 "the server at \(address) refused the TLS handshake: is your certificate issued by its client CA, unexpired, and for client use?"
-        }
-        if error.code == .deadlineExceeded {
-            return "cannot connect to \(address): no answer within \(Self.answerTimeout)"
         }
         return "cannot connect to \(address): \(cause)"
     }

@@ -213,7 +213,7 @@ func closedPort() throws -> Int {
     return Int(UInt16(bigEndian: address.sin_port))
 }
 
-@Suite("jobctl without a server")
+@Suite("jobctl without a server", .timeLimit(.minutes(1)))
 struct JobctlOfflineTests {
     @Test("shell completion scripts for bash, zsh and fish", arguments: ["bash", "zsh", "fish"])
     func completionScripts(shell: String) throws {
@@ -221,6 +221,36 @@ struct JobctlOfflineTests {
         #expect(result.status == 0)
         #expect(result.text.contains("jobctl"))
         #expect(result.text.contains("logs"))
+    }
+
+    @Test("a server that accepts the connection but never answers fails within the deadline, never hangs")
+    func silentServer() throws {
+        // A listening socket that nobody accepts from: the kernel completes the TCP handshake,
+        // then nothing ever comes back.
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(listener) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let listening = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(listener, $0, length) == 0 && listen(listener, 8) == 0 && getsockname(listener, $0, &length) == 0
+            }
+        }
+        try #require(listening)
+        let server = "127.0.0.1:\(UInt16(bigEndian: address.sin_port))"
+        let pki = FileManager.default.temporaryDirectory.appendingPathComponent("pki-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: pki, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: pki) }
+        let authority = try CertificateAuthority.create()
+        try authority.root.write(to: pki, name: "ca")
+        try authority.issueClientCertificate(name: "admin", role: "admin").write(to: pki, name: "admin")
+
+        let result = try jobctl(
+            "list", daemon: nil, environment: ["JOBCTL_SERVER": server, "JOBCTL_DEV_PKI": pki])
+        #expect(result.status == 1)
+        #expect(result.error == "jobctl: \(server) did not answer in time\n", "\(result)")
     }
 
     @Test("without a development PKI or flags, the message says which file is missing and what to do")

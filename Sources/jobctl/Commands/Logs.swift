@@ -13,6 +13,9 @@ struct Logs: AsyncParsableCommand {
     func run() async throws {
         let connection = try connection.connection()
         try await connection.withClient { client in
+            // A prompt answer first: an unreachable server or an unknown job fails within the
+            // deadline, before a stream that has none.
+            _ = try await client.getJobStatus(.with { $0.id = id }, options: Connection.prompt)
             _ = try await OutputFollower(client: client, connection: connection, jobID: id).follow()
         }
     }
@@ -49,9 +52,10 @@ struct Stop: AsyncParsableCommand {
     @Argument(help: "The job's id.") var id: String
 
     func run() async throws {
-        // The server answers once the job has ended: allow the grace period and some.
+        // The server answers once the job has ended: allow the grace period and some (the
+        // server's own default is unknown here: allow ten minutes for it).
         var options = Connection.prompt
-        options.timeout = (grace ?? .seconds(60)) + Connection.answerTimeout
+        options.timeout = (grace ?? .seconds(600)) + Connection.answerTimeout
         let milliseconds = grace.map { max(1, Int64(($0 / .milliseconds(1)).rounded())) }  // 0 would mean "default"
         let request = Jobworker_V1_StopJobRequest.with {
             $0.id = id
