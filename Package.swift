@@ -23,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl.git", exact: "2.37.6"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", exact: "1.8.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", exact: "2.13.0"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", exact: "7.10.0"),
         // Transitive only: named so that they too are pinned, and every build resolves one graph.
         .package(url: "https://github.com/apple/swift-algorithms.git", exact: "1.2.1"),
         .package(url: "https://github.com/apple/swift-asn1.git", exact: "1.7.4"),
@@ -45,7 +46,11 @@ let package = Package(
         // The job library: lifecycle, output storage and streaming.
         .target(
             name: "JobWorker",
-            dependencies: ["CJobLauncher", "CLinuxEvents", .product(name: "Logging", package: "swift-log")]),
+            dependencies: [
+                "CJobLauncher", "CLinuxEvents",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]),
         // PID 1 of every job's PID namespace; starts the job with CJobLauncher. Plain static C:
         // `-nostartfiles` keeps swiftc's swiftrt.o (and with it the Swift runtime) out, so the
         // binary is ~750 KB and cheap to exec.

@@ -29,7 +29,7 @@ final class Job: Sendable {
     /// Closed once the job has ended and its final status is known.
     private let ended = ChangeSignal()
     /// Called once, when the job has ended, before anyone waiting is woken.
-    private let onEnded: @Sendable () -> Void
+    private let onEnded: @Sendable (JobStatus) -> Void
 
     private struct State {
         /// The pidfd while the process is unreaped; nil afterwards.
@@ -56,7 +56,7 @@ final class Job: Sendable {
     init(
         id: JobID, owner: String, command: String, arguments: [String], executablePath: String,
         process: LaunchedProcess, startedAt: Date, outputPath: String, outputChanged: ChangeSignal,
-        limits: ResourceLimits, cgroup: (any JobCgroup)?, onEnded: @escaping @Sendable () -> Void
+        limits: ResourceLimits, cgroup: (any JobCgroup)?, onEnded: @escaping @Sendable (JobStatus) -> Void
     ) {
         self.id = id
         self.owner = owner
@@ -187,7 +187,7 @@ final class Job: Sendable {
 
     private func finish(_ account: FinalAccount) {
         state.withLock { $0.final = account }
-        onEnded()
+        onEnded(status)
         outputChanged.close()
         ended.close()
     }

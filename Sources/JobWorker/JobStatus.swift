@@ -12,6 +12,9 @@ public enum JobState: String, Sendable, Hashable, CaseIterable {
     case killed
     /// The kernel's OOM killer ended the job: it reached its memory limit.
     case oomKilled
+    /// The job was running when a previous worker went away, and this worker cannot tell how it
+    /// ended: its process was gone, or was ended with its cgroup at startup.
+    case lost
 }
 
 /// How a job's process ended.

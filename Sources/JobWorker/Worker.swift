@@ -41,8 +41,12 @@ public final class Worker: Sendable {
 
     private struct Registry {
         var jobs: [JobID: Job] = [:]
-        /// Start order, oldest first.
+        /// Jobs of previous runs of the worker, as recorded (ended, or lost).
+        var history: [JobID: JobStatus] = [:]
+        /// Start order, oldest first, this run's jobs and the history's.
         var order: [JobID] = []
+        /// The last sequence number given to a start; the store keeps the same order.
+        var lastSequence: Int64 = 0
         /// Jobs that have not ended, and starts under way: together bounded by
         /// `maximumRunningJobs`, checked and reserved in one step.
         var running: Set<JobID> = []
@@ -51,6 +55,8 @@ public final class Worker: Sendable {
     }
 
     private let registry = Mutex(Registry())
+    /// The durable record of every job (`<state>/jobs.sqlite`).
+    private let store: JobStore
 
     /// Prepares the state directory and the cgroup hierarchy, and removes job cgroups left by a
     /// previous run. Fails, saying how to fix the host, if a required cgroup controller is missing.
@@ -59,6 +65,9 @@ public final class Worker: Sendable {
         try configuration.resourcePolicy.validate()
         stateDirectory = StateDirectory(root: configuration.stateDirectory)
         try stateDirectory.prepare()
+        store = try JobStore(path: configuration.stateDirectory + "/jobs.sqlite")
+        let (history, lastSequence) = try Self.loadHistory(
+            from: store, stateDirectory: stateDirectory, logger: configuration.logger)
         let initPath = configuration.isolation == .namespaces ? try Self.locateInit(configuration.initPath) : nil
         let cgroups = configuration.resourceControl == .cgroups ? try makeCgroupBackend(configuration) : nil
         self.cgroups = cgroups
@@ -94,6 +103,38 @@ public final class Worker: Sendable {
             closeDescriptor(devNull)
             throw error
         }
+        registry.withLock { registry in
+            registry.lastSequence = lastSequence
+            for status in history {
+                registry.history[status.id] = status
+                registry.order.append(status.id)
+            }
+        }
+    }
+
+    /// The recorded jobs, oldest first. A job recorded as running belonged to a worker that went
+    /// away without seeing it end: it is recorded as lost (its cgroup, with anything still in
+    /// it, is removed with the other leftovers).
+    private static func loadHistory(
+        from store: JobStore, stateDirectory: StateDirectory, logger: Logger
+    ) throws(JobWorkerError) -> (jobs: [JobStatus], lastSequence: Int64) {
+        var (history, lastSequence) = try store.loadAll()
+        var lost = 0
+        for index in history.indices where history[index].state == .running {
+            var info = stat()
+            if stat(stateDirectory.outputPath(history[index].id), &info) == 0 {
+                history[index].outputBytes = UInt64(info.st_size)
+            }
+            history[index].state = .lost
+            try store.update(history[index])
+            lost += 1
+        }
+        if !history.isEmpty {
+            logger.info(
+                "job records: \(history.count) from previous runs, \(lost) of them lost (running when the worker went away)"
+            )
+        }
+        return (history, lastSequence)
     }
 
     /// Starts `command` with `arguments` (verbatim, never through a shell) on behalf of `owner`,
@@ -106,7 +147,9 @@ public final class Worker: Sendable {
         command: String, arguments: [String] = [], owner: String, limits requested: ResourceLimits = ResourceLimits()
     ) async throws(JobWorkerError) -> JobStatus {
         try reserveStart()
-        defer { registry.withLock { $0.startsUnderWay -= 1 } }
+        // The reservation becomes the job's running slot when it is registered, in one step.
+        var reserved = true
+        defer { if reserved { registry.withLock { $0.startsUnderWay -= 1 } } }
         let executablePath = try commandLine.resolve(command: command, arguments: arguments)
         let limits = try applyLimits(requested)
         // With isolation, the job's init — and with it the job's id and cgroup — is ready.
@@ -167,14 +210,33 @@ public final class Worker: Sendable {
             id: id, owner: owner, command: command, arguments: arguments,
             executablePath: executablePath, process: process, startedAt: startedAt,
             outputPath: outputPath, outputChanged: outputChanged, limits: limits, cgroup: cgroup
-        ) { [weak self] in
-            self?.registry.withLock { _ = $0.running.remove(id) }
+        ) { [weak self] final in
+            self?.recordEnd(final)
         }
-        let isShuttingDown = registry.withLock { registry in
+        reserved = false
+        let (sequence, isShuttingDown) = registry.withLock { registry in
+            registry.startsUnderWay -= 1
             registry.jobs[id] = job
             registry.running.insert(id)
             registry.order.append(id)
-            return registry.isShuttingDown
+            registry.lastSequence += 1
+            return (registry.lastSequence, registry.isShuttingDown)
+        }
+        do {
+            try store.insert(job.initialStatus, sequence: sequence)
+        } catch {
+            // Unrecorded, the job would be lost on a restart while its caller believes in it:
+            // undo the start.
+            registry.withLock { registry in
+                registry.jobs[id] = nil
+                registry.running.remove(id)
+                registry.order.removeAll { $0 == id }
+            }
+            job.killEverything()
+            job.reap(monitor: monitor)
+            monitor.removeWriteWatch(writeWatch)
+            stateDirectory.removeJob(id)
+            throw error
         }
         let monitor = monitor
         do {
@@ -201,22 +263,34 @@ public final class Worker: Sendable {
     /// share one grace period. If the calling task is cancelled, the stop still completes; only
     /// the wait for it is abandoned (and the current status returned).
     public func stop(_ id: JobID, gracePeriod: Duration? = nil) async throws(JobWorkerError) -> JobStatus {
-        let job = try job(id)
-        job.beginStop(gracePeriod: gracePeriod ?? configuration.defaultGracePeriod)
-        return await job.waitUntilEnded()
+        switch try entry(id) {
+        case .recorded(let status):
+            return status
+        case .live(let job):
+            job.beginStop(gracePeriod: gracePeriod ?? configuration.defaultGracePeriod)
+            return await job.waitUntilEnded()
+        }
     }
 
     /// The job's current status.
     public func status(of id: JobID) throws(JobWorkerError) -> JobStatus {
-        try job(id).status
+        switch try entry(id) {
+        case .recorded(let status): status
+        case .live(let job): job.status
+        }
     }
 
     /// Waits until the job has ended and returns its final status. Throws `CancellationError`
     /// if the calling task is cancelled first.
     public func waitUntilEnded(_ id: JobID) async throws -> JobStatus {
-        let status = try await job(id).waitUntilEnded()
-        try Task.checkCancellation()
-        return status
+        switch try entry(id) {
+        case .recorded(let status):
+            return status
+        case .live(let job):
+            let status = await job.waitUntilEnded()
+            try Task.checkCancellation()
+            return status
+        }
     }
 
     /// The job's output from byte `offset` (0 = the first byte), followed live until the job ends.
@@ -224,21 +298,36 @@ public final class Worker: Sendable {
     /// Throws `.invalidArgument` if the job has ended and `offset` is past its last byte; for a
     /// running job, a reader ahead of the output waits for the job to catch up.
     public func output(of id: JobID, from offset: UInt64 = 0) throws(JobWorkerError) -> JobOutput {
-        let job = try job(id)
-        if !job.isRunning {
-            let size = job.status.outputBytes
-            guard offset <= size else {
-                throw JobWorkerError(
-                    .invalidArgument, "offset \(offset) is beyond the end of the output (\(size) bytes)")
-            }
+        let (path, changed, endedSize): (String, ChangeSignal, UInt64?)
+        switch try entry(id) {
+        case .recorded(let status):
+            let ended = ChangeSignal()
+            ended.close()  // nothing more will be written
+            (path, changed, endedSize) = (stateDirectory.outputPath(id), ended, status.outputBytes)
+        case .live(let job):
+            (path, changed, endedSize) = (
+                job.outputPath, job.outputChanged, job.isRunning ? nil : job.status.outputBytes
+            )
         }
-        return JobOutput(path: job.outputPath, offset: offset, changed: job.outputChanged, tally: readers)
+        if let size = endedSize, offset > size {
+            throw JobWorkerError(.invalidArgument, "offset \(offset) is beyond the end of the output (\(size) bytes)")
+        }
+        return JobOutput(path: path, offset: offset, changed: changed, tally: readers)
     }
 
-    /// Every job's status, newest first.
+    /// Every job's status, this run's and the recorded ones of previous runs, newest first.
     public func list() -> [JobStatus] {
-        let jobs = registry.withLock { registry in registry.order.reversed().compactMap { registry.jobs[$0] } }
-        return jobs.map(\.status)
+        let entries = registry.withLock { registry in
+            registry.order.reversed().compactMap { id -> Entry? in
+                registry.jobs[id].map(Entry.live) ?? registry.history[id].map(Entry.recorded)
+            }
+        }
+        return entries.map { entry in
+            switch entry {
+            case .recorded(let status): status
+            case .live(let job): job.status
+            }
+        }
     }
 
     /// Refuses new jobs, stops every running job with `gracePeriod` and waits for them to end,
@@ -263,6 +352,16 @@ public final class Worker: Sendable {
         closeDescriptor(devNull)
         for directory in cgroups?.parentDirectories ?? [] {
             rmdir(directory)
+        }
+    }
+
+    /// A job has ended: its slot is free, and its final status is recorded.
+    private func recordEnd(_ final: JobStatus) {
+        registry.withLock { _ = $0.running.remove(final.id) }
+        do {
+            try store.update(final)
+        } catch {
+            configuration.logger.error("\(error.message)")
         }
     }
 
@@ -324,10 +423,17 @@ public final class Worker: Sendable {
         return names.count
     }
 
-    private func job(_ id: JobID) throws(JobWorkerError) -> Job {
-        guard let job = registry.withLock({ $0.jobs[id] }) else {
-            throw JobWorkerError.jobNotFound(id)
+    /// A job of this run, or the record of one from a previous run.
+    private enum Entry {
+        case live(Job)
+        case recorded(JobStatus)
+    }
+
+    private func entry(_ id: JobID) throws(JobWorkerError) -> Entry {
+        let found = registry.withLock { registry in
+            registry.jobs[id].map(Entry.live) ?? registry.history[id].map(Entry.recorded)
         }
-        return job
+        guard let found else { throw JobWorkerError.jobNotFound(id) }
+        return found
     }
 }

@@ -33,6 +33,7 @@ extension Jobworker_V1_JobState {
         case .stopped: self = .stopped
         case .killed: self = .killed
         case .oomKilled: self = .oomKilled
+        case .lost: self = .lost
         }
     }
 }

@@ -74,12 +74,47 @@ struct DaemonTests {
         #expect(daemon.stop() == 0)  // SIGTERM: a graceful shutdown
         #expect(daemon.process.terminationReason == .exit)
         // The job was stopped with the server: nothing with its marker is left.
-        let processes = try FileManager.default.contentsOfDirectory(atPath: "/proc").filter { entry in
+        #expect(processes(containing: marker).isEmpty)
+    }
+
+    @Test("after a SIGKILL, a restarted server lists every job: ended ones exactly, running ones lost and gone")
+    func restartAfterKill() throws {
+        let daemon = try RunningDaemon()
+        let marker = "marker-\(UUID())"
+        let ended = try jobctl("start", "--", helperPath, "exit", "3", daemon: daemon).text
+            .trimmingCharacters(in: .newlines)
+        _ = try jobctl("logs", ended, daemon: daemon)  // returns once the job has ended
+        let running = try jobctl("start", "--", helperPath, "trap-term", marker, daemon: daemon).text
+            .trimmingCharacters(in: .newlines)
+        #expect(processes(containing: marker).count == 1)
+
+        daemon.kill()
+        // The job outlives its server (its init is its supervisor) ...
+        #expect(processes(containing: marker).count == 1)
+
+        let restarted = try RunningDaemon(restarting: daemon)
+        // ... until a server that cannot adopt it ends it with its cgroup, and says so.
+        #expect(processes(containing: marker).isEmpty)
+        let list = try jobctl("list", "--json", daemon: restarted)
+        let jobs = try #require(try JSONSerialization.jsonObject(with: list.output) as? [[String: Any]])
+        #expect(jobs.map { $0["id"] as? String } == [running, ended])
+        #expect(jobs.first?["state"] as? String == "lost")
+        #expect(jobs.last?["state"] as? String == "exited")
+        #expect(jobs.last?["exit_code"] as? Int == 3)
+        #expect(try jobctl("logs", ended, daemon: restarted).status == 0)
+        let output = try jobctl("logs", running, daemon: restarted)
+        #expect(output.status == 0)
+        #expect(output.text.hasPrefix("ready"), "\(output)")
+        #expect(restarted.stop() == 0)
+    }
+
+    /// The PIDs of processes whose command line contains `marker`.
+    func processes(containing marker: String) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).filter { entry in
             guard Int32(entry) != nil, let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline") else {
                 return false
             }
             return String(decoding: data, as: UTF8.self).contains(marker)
         }
-        #expect(processes.isEmpty)
     }
 }

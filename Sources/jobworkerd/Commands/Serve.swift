@@ -58,6 +58,11 @@ struct Serve: AsyncParsableCommand {
     var maxRunningJobs = 256
     @Option(help: "Seconds between SIGTERM and SIGKILL when a stop request gives none.")
     var gracePeriod = 10
+    @Option(
+        help:
+            "The cgroup that holds the job cgroups, one per server on a host: at startup a server removes what a previous run left there."
+    )
+    var cgroupParent = "jobworker"
 
     func validate() throws {
         guard dev || (tlsCert != nil && tlsKey != nil && clientCa != nil) else {
@@ -74,6 +79,9 @@ struct Serve: AsyncParsableCommand {
         where Quantity.bytes(value) == nil {
             throw ValidationError("\(flag): \"\(value)\" is not a size (256M, 1Gi)")
         }
+        guard !cgroupParent.isEmpty, !cgroupParent.contains("/"), cgroupParent != ".", cgroupParent != ".." else {
+            throw ValidationError("--cgroup-parent: \"\(cgroupParent)\" is not a cgroup name")
+        }
         guard HostAndPort(listen) != nil else {
             throw ValidationError("--listen: \"\(listen)\" is not HOST:PORT")
         }
@@ -89,6 +97,7 @@ struct Serve: AsyncParsableCommand {
         configuration.logger = logger
         configuration.defaultGracePeriod = .seconds(gracePeriod)
         configuration.maximumRunningJobs = maxRunningJobs
+        configuration.cgroupParentName = cgroupParent
         configuration.ioDevices = ioDevices.isEmpty ? nil : ioDevices
         configuration.resourcePolicy = ResourcePolicy(
             defaults: ResourceLimits(

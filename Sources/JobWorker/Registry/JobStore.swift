@@ -1,0 +1,199 @@
+import Foundation
+import GRDB
+
+/// The durable record of every job: one SQLite database in the state directory, in WAL mode.
+///
+/// A job is inserted before `start` returns and updated when it ends, so a job that a caller was
+/// told about is never missing after a restart, whether the worker stopped or was killed.
+/// `synchronous = NORMAL`: a commit survives the worker's crash (the WAL is in the page cache),
+/// not a power loss of the host — the price of a start that does not wait for the disk.
+final class JobStore: Sendable {
+    private let database: DatabaseQueue
+    let path: String
+
+    /// Opens (creating if needed) and migrates the database. Throws a message an operator can act
+    /// on if it cannot be read, is not a jobworker database, or was written by a newer version;
+    /// nothing is ever discarded to make it fit.
+    init(path: String) throws(JobWorkerError) {
+        self.path = path
+        var configuration = Configuration()
+        configuration.journalMode = .wal
+        configuration.busyMode = .timeout(5)
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+        }
+        do {
+            database = try DatabaseQueue(path: path, configuration: configuration)
+            try database.write { db in
+                if try Self.migrator.hasBeenSuperseded(db) {
+                    throw JobWorkerError(
+                        .systemFailure,
+                        "the job database \(path) was written by a newer jobworker: run that version, or move the state directory aside"
+                    )
+                }
+            }
+            try Self.migrator.migrate(database)
+        } catch let error as JobWorkerError {
+            throw error
+        } catch {
+            throw JobWorkerError(
+                .systemFailure,
+                "cannot use the job database \(path): \(Self.describe(error)) (fix or move the state directory; nothing was changed)"
+            )
+        }
+    }
+
+    /// The schema, one migration per version; never edit a migration once released.
+    private static let migrator: DatabaseMigrator = {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1: jobs") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE job (
+                        sequence INTEGER PRIMARY KEY,
+                        id TEXT NOT NULL UNIQUE,
+                        owner TEXT NOT NULL,
+                        command TEXT NOT NULL,
+                        arguments TEXT NOT NULL,
+                        executable_path TEXT NOT NULL,
+                        state TEXT NOT NULL,
+                        pid INTEGER NOT NULL,
+                        exit_code INTEGER,
+                        signal INTEGER,
+                        started_at REAL NOT NULL,
+                        ended_at REAL,
+                        output_bytes INTEGER NOT NULL,
+                        cpu_millis INTEGER NOT NULL,
+                        memory_bytes INTEGER NOT NULL,
+                        io_read_bytes_per_second INTEGER NOT NULL,
+                        io_write_bytes_per_second INTEGER NOT NULL,
+                        io_read_ops_per_second INTEGER NOT NULL,
+                        io_write_ops_per_second INTEGER NOT NULL,
+                        max_processes INTEGER NOT NULL,
+                        cpu_usec INTEGER NOT NULL,
+                        memory_peak_bytes INTEGER NOT NULL,
+                        io_read_bytes INTEGER NOT NULL,
+                        io_write_bytes INTEGER NOT NULL
+                    )
+                    """)
+        }
+        return migrator
+    }()
+
+    /// Records a job that has just started, at `sequence` in the order of starts (the worker's
+    /// list order, which a restarted worker restores).
+    func insert(_ status: JobStatus, sequence: Int64) throws(JobWorkerError) {
+        try write("recording job \(status.id)") { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO job (sequence, id, owner, command, arguments, executable_path, state, pid, exit_code, signal,
+                        started_at, ended_at, output_bytes, cpu_millis, memory_bytes, io_read_bytes_per_second,
+                        io_write_bytes_per_second, io_read_ops_per_second, io_write_ops_per_second, max_processes,
+                        cpu_usec, memory_peak_bytes, io_read_bytes, io_write_bytes)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """, arguments: StatementArguments([sequence] + Self.values(of: status)))
+        }
+    }
+
+    /// Records a job's new state (its end, or that it was lost).
+    func update(_ status: JobStatus) throws(JobWorkerError) {
+        try write("recording the end of job \(status.id)") { db in
+            var values = Self.values(of: status)
+            let id = values.removeFirst()
+            try db.execute(
+                sql: """
+                    UPDATE job SET owner = ?, command = ?, arguments = ?, executable_path = ?, state = ?, pid = ?,
+                        exit_code = ?, signal = ?, started_at = ?, ended_at = ?, output_bytes = ?, cpu_millis = ?,
+                        memory_bytes = ?, io_read_bytes_per_second = ?, io_write_bytes_per_second = ?,
+                        io_read_ops_per_second = ?, io_write_ops_per_second = ?, max_processes = ?, cpu_usec = ?,
+                        memory_peak_bytes = ?, io_read_bytes = ?, io_write_bytes = ?
+                    WHERE id = ?
+                    """, arguments: StatementArguments(values + [id]))
+        }
+    }
+
+    /// Every recorded job, oldest first, and the last sequence number used.
+    func loadAll() throws(JobWorkerError) -> (jobs: [JobStatus], lastSequence: Int64) {
+        do {
+            return try database.read { db in
+                let rows = try Row.fetchAll(db, sql: "SELECT * FROM job ORDER BY sequence")
+                return (try rows.map(Self.status(from:)), rows.last?["sequence"] ?? 0)
+            }
+        } catch let error as JobWorkerError {
+            throw error
+        } catch {
+            throw JobWorkerError(.systemFailure, "reading the job database \(path): \(Self.describe(error))")
+        }
+    }
+
+    /// Marks a migration as applied without running it: how tests make a database look newer.
+    func recordMigrationForTests(_ identifier: String) throws(JobWorkerError) {
+        try write("recording a migration") { db in
+            try db.execute(sql: "INSERT INTO grdb_migrations (identifier) VALUES (?)", arguments: [identifier])
+        }
+    }
+
+    private func write(_ what: String, _ body: (Database) throws -> Void) throws(JobWorkerError) {
+        do {
+            try database.write(body)
+        } catch {
+            throw JobWorkerError(.systemFailure, "\(what) in \(path): \(Self.describe(error))")
+        }
+    }
+
+    private static func values(of status: JobStatus) -> [(any DatabaseValueConvertible)?] {
+        let arguments = String(
+            decoding: (try? JSONEncoder().encode(status.arguments)) ?? Data("[]".utf8), as: UTF8.self)
+        let limits = status.limits
+        let usage = status.usage
+        return [
+            status.id.description, status.owner, status.command, arguments, status.executablePath,
+            status.state.rawValue, Int64(status.pid), status.exitCode.map { Int64($0) },
+            status.signal.map { Int64($0) },
+            status.startedAt.timeIntervalSince1970, status.endedAt?.timeIntervalSince1970,
+            Int64(clamping: status.outputBytes), Int64(limits.cpuMillis), Int64(clamping: limits.memoryBytes),
+            Int64(clamping: limits.ioReadBytesPerSecond), Int64(clamping: limits.ioWriteBytesPerSecond),
+            Int64(clamping: limits.ioReadOpsPerSecond), Int64(clamping: limits.ioWriteOpsPerSecond),
+            Int64(limits.maxProcesses), Int64(clamping: usage.cpuMicroseconds),
+            Int64(clamping: usage.memoryPeakBytes), Int64(clamping: usage.ioReadBytes),
+            Int64(clamping: usage.ioWriteBytes),
+        ]
+    }
+
+    private static func status(from row: Row) throws -> JobStatus {
+        let id: String = row["id"]
+        let stateName: String = row["state"]
+        guard let jobID = JobID(id), let state = JobState(rawValue: stateName) else {
+            throw JobWorkerError(.systemFailure, "a job record has an unknown id or state (\(id), \(stateName))")
+        }
+        let argumentsText: String = row["arguments"]
+        let arguments = (try? JSONDecoder().decode([String].self, from: Data(argumentsText.utf8))) ?? []
+        let exitCode: Int64? = row["exit_code"]
+        let signal: Int64? = row["signal"]
+        let termination: Termination? =
+            exitCode.map { .exited(code: Int32($0)) } ?? signal.map { .signaled(Int32($0)) }
+        let endedAt: Double? = row["ended_at"]
+        func unsigned(_ column: String) -> UInt64 { UInt64(max(0, row[column] as Int64)) }
+        return JobStatus(
+            id: jobID, owner: row["owner"], command: row["command"], arguments: arguments,
+            executablePath: row["executable_path"], state: state, pid: Int32(row["pid"] as Int64),
+            termination: termination, startedAt: Date(timeIntervalSince1970: row["started_at"]),
+            endedAt: endedAt.map(Date.init(timeIntervalSince1970:)), outputBytes: unsigned("output_bytes"),
+            limits: ResourceLimits(
+                cpuMillis: UInt32(clamping: unsigned("cpu_millis")), memoryBytes: unsigned("memory_bytes"),
+                ioReadBytesPerSecond: unsigned("io_read_bytes_per_second"),
+                ioWriteBytesPerSecond: unsigned("io_write_bytes_per_second"),
+                ioReadOpsPerSecond: unsigned("io_read_ops_per_second"),
+                ioWriteOpsPerSecond: unsigned("io_write_ops_per_second"),
+                maxProcesses: UInt32(clamping: unsigned("max_processes"))),
+            usage: ResourceUsage(
+                cpuMicroseconds: unsigned("cpu_usec"), memoryPeakBytes: unsigned("memory_peak_bytes"),
+                ioReadBytes: unsigned("io_read_bytes"), ioWriteBytes: unsigned("io_write_bytes")))
+    }
+
+    /// SQLite's own words ("file is not a database"), without GRDB's statement dump.
+    private static func describe(_ error: any Error) -> String {
+        if let error = error as? DatabaseError { return error.message ?? "\(error.resultCode)" }
+        return "\(error)"
+    }
+}

@@ -1,0 +1,133 @@
+import Foundation
+import Testing
+
+@testable import JobWorker
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The durable job records: what a restarted worker knows about the jobs of the previous run.
+@Suite("Job records", .timeLimit(.minutes(2)))
+struct JobRecordTests {
+    /// A worker configuration on `directory` whose cgroups sit under one parent for every worker
+    /// of the test, as consecutive runs of a server do.
+    func configuration(_ directory: String, parent: String) -> WorkerConfiguration {
+        var configuration = WorkerConfiguration(stateDirectory: directory)
+        configuration.resourceControl = Privileges.canUseCgroups ? .cgroups : .disabled
+        configuration.isolation = Privileges.canUseCgroups ? .namespaces : .none
+        configuration.cgroupParentName = parent
+        return configuration
+    }
+
+    @Test("every job, its exact end and its output survive a restart of the worker")
+    func survivesRestart() async throws {
+        let directory = try makeStateDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let configuration = configuration(directory, parent: "jobworker-test-\(JobID().shortDescription)")
+
+        let first = try await Worker(configuration: configuration)
+        let exited = try await first.startHelper("exit", "3")
+        let signaled = try await first.startHelper("signal", "9", owner: "bob")
+        let printed = try await first.startHelper("pattern", "300000")
+        let stopped = try await first.startHelper("trap-term")
+        for job in [exited, signaled, printed] { _ = try await first.waitUntilEnded(job.id) }
+        await first.shutdown(gracePeriod: .seconds(5))  // stops the trap-term job
+        let recorded = first.list()
+        #expect(recorded.map(\.id) == [stopped.id, printed.id, signaled.id, exited.id])
+
+        let second = try await Worker(configuration: configuration)
+        let restored = second.list()
+        #expect(restored.map(\.id) == recorded.map(\.id))
+        for (before, after) in zip(recorded, restored) {
+            #expect(after.state == before.state)
+            #expect(after.termination == before.termination)
+            #expect(after.owner == before.owner && after.command == before.command)
+            #expect(after.arguments == before.arguments && after.executablePath == before.executablePath)
+            #expect(after.limits == before.limits && after.usage == before.usage)
+            #expect(after.outputBytes == before.outputBytes)
+            #expect(abs(after.startedAt.timeIntervalSince(before.startedAt)) < 0.001)
+            #expect(abs((after.endedAt ?? .distantPast).timeIntervalSince(before.endedAt ?? .distantFuture)) < 0.001)
+        }
+        #expect(try second.status(of: exited.id).exitCode == 3)
+        #expect(try second.status(of: signaled.id).signal == 9)
+        #expect(try second.status(of: stopped.id).state == .stopped)
+        let output = try await second.collectOutput(of: printed.id)
+        #expect(output.count == 300_000)
+        #expect(output.enumerated().allSatisfy { $0.element == UInt8($0.offset % 251) })
+        #expect(try await second.collectOutput(of: printed.id, from: 299_990).count == 10)
+        #expect(try await second.stop(exited.id).exitCode == 3)  // ended already: unchanged
+        #expect(throws: JobWorkerError.self) { try second.output(of: printed.id, from: 300_001) }
+
+        // New jobs go on top, and are recorded as well.
+        let third = try await second.startHelper("exit", "0")
+        _ = try await second.waitUntilEnded(third.id)
+        #expect(second.list().map(\.id) == [third.id] + recorded.map(\.id))
+        await second.shutdown(gracePeriod: .zero)
+        let again = try await Worker(configuration: configuration)
+        #expect(again.list().map(\.id) == [third.id] + recorded.map(\.id))
+        await again.shutdown(gracePeriod: .zero)
+    }
+
+    @Test("200 concurrent starts are all recorded")
+    func concurrentStarts() async throws {
+        let directory = try makeStateDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let configuration = configuration(directory, parent: "jobworker-test-\(JobID().shortDescription)")
+        let first = try await Worker(configuration: configuration)
+        let started = try await withThrowingTaskGroup(of: JobID.self) { group in
+            for index in 0..<200 {
+                group.addTask { try await first.startHelper("exit", "\(index % 100)").id }
+            }
+            return try await group.reduce(into: Set<JobID>()) { $0.insert($1) }
+        }
+        for id in started { _ = try await first.waitUntilEnded(id) }
+        let ended = first.list()
+        await first.shutdown(gracePeriod: .zero)
+
+        let second = try await Worker(configuration: configuration)
+        let restored = second.list()
+        await second.shutdown(gracePeriod: .zero)
+        #expect(restored.count == 200)
+        #expect(Set(restored.map(\.id)) == started)
+        #expect(restored.map(\.id) == ended.map(\.id))  // the same order
+        #expect(restored.allSatisfy { $0.state == .exited })
+        #expect(Set(restored.compactMap(\.exitCode)) == Set((0..<100).map { Int32($0) }))
+    }
+
+    @Test("a database that is not one stops the worker at startup, and is left as it was")
+    func corruptDatabase() async throws {
+        let directory = try makeStateDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = directory + "/jobs.sqlite"
+        let garbage = Data((0..<8192).map { UInt8(truncatingIfNeeded: $0 &* 37) })
+        try garbage.write(to: URL(fileURLWithPath: path))
+        do {
+            _ = try await Worker(configuration: configuration(directory, parent: "jobworker-test-unused"))
+            Issue.record("the worker started on a corrupt database")
+        } catch {
+            #expect(error.code == .systemFailure)
+            #expect(error.message.contains("cannot use the job database \(path)"), "\(error.message)")
+            #expect(error.message.contains("not a database"), "\(error.message)")
+        }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == garbage)
+    }
+
+    @Test("a database written by a newer version stops the worker at startup")
+    func newerSchema() async throws {
+        let directory = try makeStateDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let configuration = configuration(directory, parent: "jobworker-test-\(JobID().shortDescription)")
+        let worker = try await Worker(configuration: configuration)
+        await worker.shutdown(gracePeriod: .zero)
+        // What a later version's migration would leave behind.
+        let store = try JobStore(path: directory + "/jobs.sqlite")
+        try store.recordMigrationForTests("v2: from the future")
+        do {
+            _ = try await Worker(configuration: configuration)
+            Issue.record("the worker started on a newer database")
+        } catch {
+            #expect(error.message.contains("was written by a newer jobworker"), "\(error.message)")
+        }
+    }
+}
