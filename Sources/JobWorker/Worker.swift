@@ -57,6 +57,8 @@ public final class Worker: Sendable {
     private let registry = Mutex(Registry())
     /// The durable record of every job (`<state>/jobs.sqlite`).
     private let store: JobStore
+    /// Holds the state directory's lock until `shutdown`.
+    private let stateLock: Int32
 
     /// Prepares the state directory and the cgroup hierarchy, and removes job cgroups left by a
     /// previous run. Fails, saying how to fix the host, if a required cgroup controller is missing.
@@ -65,9 +67,6 @@ public final class Worker: Sendable {
         try configuration.resourcePolicy.validate()
         stateDirectory = StateDirectory(root: configuration.stateDirectory)
         try stateDirectory.prepare()
-        store = try JobStore(path: configuration.stateDirectory + "/jobs.sqlite")
-        let (history, lastSequence) = try Self.loadHistory(
-            from: store, stateDirectory: stateDirectory, logger: configuration.logger)
         let initPath = configuration.isolation == .namespaces ? try Self.locateInit(configuration.initPath) : nil
         let cgroups = configuration.resourceControl == .cgroups ? try makeCgroupBackend(configuration) : nil
         self.cgroups = cgroups
@@ -75,32 +74,46 @@ public final class Worker: Sendable {
             limits: configuration.argumentLimits,
             searchPath: configuration.jobEnvironment["PATH"] ?? "/usr/bin:/bin")
         // Last, the parts that own descriptors and threads, undone in reverse if one fails.
-        let devNull = try systemCall("opening /dev/null") { open("/dev/null", O_RDWR | O_CLOEXEC) }
-        self.devNull = devNull
+        let stateLock = try stateDirectory.lock()
+        self.stateLock = stateLock
+        let history: [JobStatus]
+        let lastSequence: Int64
         do throws(JobWorkerError) {
-            let monitor = try EventMonitor()
-            self.monitor = monitor
-            let logger = configuration.logger
-            logger.info("resource control: \(cgroups?.summary ?? "disabled: jobs run without cgroups or limits")")
-            logger.info(
-                "isolation: \(initPath.map { "PID, mount, network, UTS and IPC namespaces; init \($0)" } ?? "none")")
-            // Before the pool creates cgroups of its own under the same parent.
-            if let cgroups {
-                let removed = await Self.removeLeftovers(of: cgroups, monitor: monitor)
-                if removed > 0 { logger.notice("removed \(removed) job cgroup(s) left by a previous run") }
-            }
+            let store = try JobStore(path: configuration.stateDirectory + "/jobs.sqlite")
+            self.store = store
+            (history, lastSequence) = try Self.loadHistory(
+                from: store, stateDirectory: stateDirectory, logger: configuration.logger)
+            let devNull = try systemCall("opening /dev/null") { open("/dev/null", O_RDWR | O_CLOEXEC) }
+            self.devNull = devNull
             do throws(JobWorkerError) {
-                inits = try initPath.map { path throws(JobWorkerError) in
-                    try InitPool(
-                        initPath: path, capacity: configuration.prestartedInits, devNull: devNull, cgroups: cgroups,
-                        logger: configuration.logger)
+                let monitor = try EventMonitor()
+                self.monitor = monitor
+                let logger = configuration.logger
+                logger.info("resource control: \(cgroups?.summary ?? "disabled: jobs run without cgroups or limits")")
+                logger.info(
+                    "isolation: \(initPath.map { "PID, mount, network, UTS and IPC namespaces; init \($0)" } ?? "none")"
+                )
+                // Before the pool creates cgroups of its own under the same parent.
+                if let cgroups {
+                    let removed = await Self.removeLeftovers(of: cgroups, monitor: monitor)
+                    if removed > 0 { logger.notice("removed \(removed) job cgroup(s) left by a previous run") }
+                }
+                do throws(JobWorkerError) {
+                    inits = try initPath.map { path throws(JobWorkerError) in
+                        try InitPool(
+                            initPath: path, capacity: configuration.prestartedInits, devNull: devNull,
+                            cgroups: cgroups, logger: configuration.logger)
+                    }
+                } catch {
+                    monitor.shutdown()
+                    throw error
                 }
             } catch {
-                monitor.shutdown()
+                closeDescriptor(devNull)
                 throw error
             }
         } catch {
-            closeDescriptor(devNull)
+            closeDescriptor(stateLock)
             throw error
         }
         registry.withLock { registry in
@@ -350,6 +363,7 @@ public final class Worker: Sendable {
         monitor.shutdown()
         await inits?.shutdown()
         closeDescriptor(devNull)
+        closeDescriptor(stateLock)  // the next worker may take the directory
         for directory in cgroups?.parentDirectories ?? [] {
             rmdir(directory)
         }

@@ -124,4 +124,7 @@ func benchmarkAPI(worker: Worker, directory: String, starts: Int, outputBytes: U
                 format: "| StreamJobOutput, 20 client processes together | %.0f | %.2f |", twenty,
                 twenty / ceiling))
     }
+    try await benchmarkRecords(
+        directory: directory, credentials: credentials, serverCertificate: serverCertificate,
+        caPEM: try authority.root.certificatePEM)
 }

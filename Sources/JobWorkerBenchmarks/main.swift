@@ -25,6 +25,8 @@ case "stream-client":
     RuntimeTuning.apply(eventLoops: 1)  // as jobctl
     try await runStreamClient(Array(CommandLine.arguments.dropFirst(2)))
     exit(0)
+case "records-writer":
+    try await runRecordsWriter(Array(CommandLine.arguments.dropFirst(2)))
 case "api":
     RuntimeTuning.apply()  // as jobworkerd
     try await runAPIBenchmarks(Array(CommandLine.arguments.dropFirst(2)))
@@ -182,13 +184,17 @@ let stateDirectory =
     }
     ?? "/dev/shm/jobworker-bench-\(getpid())"
 defer { try? FileManager.default.removeItem(atPath: stateDirectory) }
-var configuration = WorkerConfiguration(stateDirectory: stateDirectory)
+// Each worker has a state directory of its own (a worker locks its directory).
+var configuration = WorkerConfiguration(stateDirectory: stateDirectory + "/plain")
 configuration.resourceControl = .disabled
 configuration.isolation = .none
 let worker = try await Worker(configuration: configuration)
+configuration.stateDirectory = stateDirectory + "/limited"
 configuration.resourceControl = .cgroups
 configuration.cgroupParentName = "jobworker-bench-\(getpid())"
 let limitedWorker = try await Worker(configuration: configuration)
+configuration.stateDirectory = stateDirectory + "/isolated"
+configuration.cgroupParentName = "jobworker-bench-isolated-\(getpid())"
 configuration.isolation = .namespaces
 let isolatedWorker = try await Worker(configuration: configuration)
 
@@ -237,7 +243,7 @@ print(
 let writer = try await worker.start(
     command: "/usr/bin/head", arguments: ["-c", "\(outputFileBytes)", "/dev/zero"], owner: "bench")
 _ = try await worker.waitUntilEnded(writer.id)
-let logPath = stateDirectory + "/output/\(writer.id).log"
+let logPath = stateDirectory + "/plain/output/\(writer.id).log"
 _ = measureCat(logPath)
 let cat = measureCat(logPath)
 let one = try await measureReaders(worker, job: writer.id, readers: 1)

@@ -131,3 +131,25 @@ struct JobRecordTests {
         }
     }
 }
+
+@Suite("State directory")
+struct StateDirectoryTests {
+    @Test("a second worker on a state directory in use is refused, and may start once the first shut down")
+    func exclusiveStateDirectory() async throws {
+        let directory = try makeStateDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var configuration = WorkerConfiguration(stateDirectory: directory)
+        configuration.resourceControl = .disabled
+        configuration.isolation = .none
+        let first = try await Worker(configuration: configuration)
+        do {
+            _ = try await Worker(configuration: configuration)
+            Issue.record("two workers share \(directory)")
+        } catch {
+            #expect(error.message == "the state directory \(directory) is in use by another worker: give each its own")
+        }
+        await first.shutdown(gracePeriod: .zero)
+        let second = try await Worker(configuration: configuration)
+        await second.shutdown(gracePeriod: .zero)
+    }
+}

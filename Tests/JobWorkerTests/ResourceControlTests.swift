@@ -208,6 +208,11 @@ struct ResourceControlTests {
         _ = try await first.waitForOutput(of: job.id, containing: "ready")
         #expect(try cgroupDirectories(of: first).contains { $0.hasSuffix("/\(job.id)") })
 
+        // The first worker still holds its state directory: the second gets another one under
+        // the same cgroup parent, which is what its cleanup looks at.
+        let secondDirectory = try makeStateDirectory()
+        defer { try? FileManager.default.removeItem(atPath: secondDirectory) }
+        configuration.stateDirectory = secondDirectory
         let second = try await Worker(configuration: configuration)
         #expect(try !cgroupDirectories(of: second).contains { $0.hasSuffix("/\(job.id)") })
         #expect(waitForProcessToEnd(job.pid, timeout: .seconds(5)))

@@ -34,6 +34,24 @@ struct StateDirectory: Sendable {
         }
     }
 
+    /// Takes the directory for this worker alone: an exclusive lock on `<root>/lock`, held by
+    /// the returned descriptor until it is closed or the process ends. Two workers on one
+    /// directory would each believe they own its jobs and its records.
+    func lock() throws(JobWorkerError) -> Int32 {
+        let path = root + "/lock"
+        let descriptor = try systemCall("opening \(path)") { open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600) }
+        guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
+            let error = errno
+            closeDescriptor(descriptor)
+            if error == EWOULDBLOCK {
+                throw JobWorkerError(
+                    .systemFailure, "the state directory \(root) is in use by another worker: give each its own")
+            }
+            throw JobWorkerError.system("locking \(path)", errno: error)
+        }
+        return descriptor
+    }
+
     /// Removes everything kept for a job.
     func removeJob(_ id: JobID) {
         unlink(outputPath(id))
