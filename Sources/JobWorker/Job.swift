@@ -28,8 +28,13 @@ final class Job: Sendable {
     let outputChanged: ChangeSignal
     /// Closed once the job has ended and its final status is known.
     private let ended = ChangeSignal()
+    /// Closed once `onEndPublished` has run (the end is on record).
+    private let endRecorded = ChangeSignal()
     /// Called once, when the job has ended, before anyone waiting is woken.
+    /// Called with the final status before waiters learn of the end (a running slot frees up
+    /// first), and after they did (bookkeeping they need not wait for).
     private let onEnded: @Sendable (JobStatus) -> Void
+    private let onEndPublished: @Sendable (JobStatus) -> Void
 
     private struct State {
         /// The pidfd while the process is unreaped; nil afterwards.
@@ -56,7 +61,8 @@ final class Job: Sendable {
     init(
         id: JobID, owner: String, command: String, arguments: [String], executablePath: String,
         process: LaunchedProcess, startedAt: Date, outputPath: String, outputChanged: ChangeSignal,
-        limits: ResourceLimits, cgroup: (any JobCgroup)?, onEnded: @escaping @Sendable (JobStatus) -> Void
+        limits: ResourceLimits, cgroup: (any JobCgroup)?, onEnded: @escaping @Sendable (JobStatus) -> Void,
+        onEndPublished: @escaping @Sendable (JobStatus) -> Void
     ) {
         self.id = id
         self.owner = owner
@@ -70,6 +76,7 @@ final class Job: Sendable {
         self.limits = limits
         self.cgroup = cgroup
         self.onEnded = onEnded
+        self.onEndPublished = onEndPublished
         self.state = Mutex(State(pidfd: process.pidfd, control: process.control))
     }
 
@@ -152,6 +159,11 @@ final class Job: Sendable {
         return status
     }
 
+    /// Returns once the job has ended and `onEndPublished` has run.
+    func waitUntilEndRecorded() async {
+        await endRecorded.waitUntilClosed()
+    }
+
     /// Called by the event monitor once the process has exited: ends what is left of the process
     /// group, reaps the process and records how it ended; then, off the monitor thread, tears
     /// down the cgroup (everything in it dies), takes the final usage, and wakes everyone waiting.
@@ -187,9 +199,12 @@ final class Job: Sendable {
 
     private func finish(_ account: FinalAccount) {
         state.withLock { $0.final = account }
-        onEnded(status)
+        let final = status
+        onEnded(final)
         outputChanged.close()
         ended.close()
+        onEndPublished(final)
+        endRecorded.close()
     }
 
     private static func hasExited(pidfd: Int32) -> Bool {

@@ -224,6 +224,8 @@ public final class Worker: Sendable {
             executablePath: executablePath, process: process, startedAt: startedAt,
             outputPath: outputPath, outputChanged: outputChanged, limits: limits, cgroup: cgroup
         ) { [weak self] final in
+            self?.registry.withLock { _ = $0.running.remove(final.id) }
+        } onEndPublished: { [weak self] final in
             self?.recordEnd(final)
         }
         reserved = false
@@ -353,10 +355,11 @@ public final class Worker: Sendable {
         guard !wasShuttingDown else { return }
         let grace = gracePeriod ?? configuration.defaultGracePeriod
         await withTaskGroup(of: Void.self) { group in
-            for job in jobs where job.isRunning {
+            for job in jobs {
                 group.addTask {
-                    job.beginStop(gracePeriod: grace)
-                    _ = await job.waitUntilEnded()
+                    if job.isRunning { job.beginStop(gracePeriod: grace) }
+                    // Every end on record before the directory is let go.
+                    await job.waitUntilEndRecorded()
                 }
             }
         }
@@ -369,9 +372,8 @@ public final class Worker: Sendable {
         }
     }
 
-    /// A job has ended: its slot is free, and its final status is recorded.
+    /// Records a job's final status, right after its waiters have learnt it.
     private func recordEnd(_ final: JobStatus) {
-        registry.withLock { _ = $0.running.remove(final.id) }
         do {
             try store.update(final)
         } catch {

@@ -84,14 +84,16 @@ final class JobStore: Sendable {
     /// list order, which a restarted worker restores).
     func insert(_ status: JobStatus, sequence: Int64) throws(JobWorkerError) {
         try write("recording job \(status.id)") { db in
-            try db.execute(
+            // Cached: parsing the statement cost as much as running it.
+            try db.cachedStatement(
                 sql: """
                     INSERT INTO job (sequence, id, owner, command, arguments, executable_path, state, pid, exit_code, signal,
                         started_at, ended_at, output_bytes, cpu_millis, memory_bytes, io_read_bytes_per_second,
                         io_write_bytes_per_second, io_read_ops_per_second, io_write_ops_per_second, max_processes,
                         cpu_usec, memory_peak_bytes, io_read_bytes, io_write_bytes)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """, arguments: StatementArguments([sequence] + Self.values(of: status)))
+                    """
+            ).execute(arguments: StatementArguments([sequence] + Self.values(of: status)))
         }
     }
 
@@ -100,7 +102,7 @@ final class JobStore: Sendable {
         try write("recording the end of job \(status.id)") { db in
             var values = Self.values(of: status)
             let id = values.removeFirst()
-            try db.execute(
+            try db.cachedStatement(
                 sql: """
                     UPDATE job SET owner = ?, command = ?, arguments = ?, executable_path = ?, state = ?, pid = ?,
                         exit_code = ?, signal = ?, started_at = ?, ended_at = ?, output_bytes = ?, cpu_millis = ?,
@@ -108,7 +110,8 @@ final class JobStore: Sendable {
                         io_read_ops_per_second = ?, io_write_ops_per_second = ?, max_processes = ?, cpu_usec = ?,
                         memory_peak_bytes = ?, io_read_bytes = ?, io_write_bytes = ?
                     WHERE id = ?
-                    """, arguments: StatementArguments(values + [id]))
+                    """
+            ).execute(arguments: StatementArguments(values + [id]))
         }
     }
 
