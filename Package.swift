@@ -109,7 +109,7 @@ let package = Package(
         .testTarget(
             name: "JobWorkerAPITests",
             dependencies: [
-                "JobWorkerAPI", "JobWorkerTestHelper", "jobworker-init", "jobworkerd", "jobctl",
+                "JobWorkerAPI", "JobWorkerTestHelper", "jobworker-init", "jobworkerd", "jobctl", "CLinuxEvents",
                 .product(name: "GRPCInProcessTransport", package: "grpc-swift-2"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -416,8 +416,8 @@ int jw_send_job(int control_socket, const jw_spawn_attributes *attributes) {
     size += jw_strings_size(attributes->argv, &header.argc);
     size += jw_strings_size(attributes->envp, &header.envc);
     header.strings_size = (uint32_t)size;
-    int descriptors[2] = {attributes->stdin_fd, attributes->output_fd};
-    int count = 2;
+    int descriptors[3] = {attributes->stdin_fd, attributes->output_fd, attributes->exit_record_fd};
+    int count = attributes->exit_record_fd >= 0 ? 3 : 2;
 
     char *strings = malloc(size);
     if (strings == NULL) {
@@ -433,7 +433,7 @@ int jw_send_job(int control_socket, const jw_spawn_attributes *attributes) {
     jw_append(cursor, directory);
 
     union {
-        char buffer[CMSG_SPACE(sizeof(int) * 2)];
+        char buffer[CMSG_SPACE(sizeof(int) * 3)];
         struct cmsghdr align;
     } control;
     memset(&control, 0, sizeof(control));

@@ -1,4 +1,5 @@
 import CJobLauncher
+import CLinuxEvents
 import Foundation
 import Synchronization
 
@@ -30,11 +31,13 @@ final class Job: Sendable {
     private let ended = ChangeSignal()
     /// Closed once `onEndPublished` has run (the end is on record).
     private let endRecorded = ChangeSignal()
-    /// Called once, when the job has ended, before anyone waiting is woken.
     /// Called with the final status before waiters learn of the end (a running slot frees up
     /// first), and after they did (bookkeeping they need not wait for).
     private let onEnded: @Sendable (JobStatus) -> Void
     private let onEndPublished: @Sendable (JobStatus) -> Void
+    /// For a job adopted from a previous run of the worker (not our child: its exit status is
+    /// not ours to wait for): how it ended, from the exit record its init left, if any.
+    private let adoptedTermination: (@Sendable () -> Termination?)?
 
     private struct State {
         /// The pidfd while the process is unreaped; nil afterwards.
@@ -61,7 +64,9 @@ final class Job: Sendable {
     init(
         id: JobID, owner: String, command: String, arguments: [String], executablePath: String,
         process: LaunchedProcess, startedAt: Date, outputPath: String, outputChanged: ChangeSignal,
-        limits: ResourceLimits, cgroup: (any JobCgroup)?, onEnded: @escaping @Sendable (JobStatus) -> Void,
+        limits: ResourceLimits, cgroup: (any JobCgroup)?,
+        adoptedTermination: (@Sendable () -> Termination?)? = nil,
+        onEnded: @escaping @Sendable (JobStatus) -> Void,
         onEndPublished: @escaping @Sendable (JobStatus) -> Void
     ) {
         self.id = id
@@ -77,6 +82,7 @@ final class Job: Sendable {
         self.cgroup = cgroup
         self.onEnded = onEnded
         self.onEndPublished = onEndPublished
+        self.adoptedTermination = adoptedTermination
         self.state = Mutex(State(pidfd: process.pidfd, control: process.control))
     }
 
@@ -88,7 +94,8 @@ final class Job: Sendable {
         let outputBytes = stat(outputPath, &info) == 0 ? UInt64(info.st_size) : 0
         let state: JobState
         switch (final, termination) {
-        case (nil, _), (_, nil): state = .running
+        case (nil, _): state = .running
+        case (_, nil): state = .lost  // an adopted job that left no exit record
         case _ where stopRequested: state = .stopped
         case (let final?, _) where final.oomKilled: state = .oomKilled
         case (_, .signaled?): state = .killed
@@ -122,7 +129,7 @@ final class Job: Sendable {
                 return false
             }
             state.stopRequested = true
-            kill(-pid, gracePeriod > .zero ? SIGTERM : SIGKILL)
+            signal(gracePeriod > .zero ? SIGTERM : SIGKILL, pidfd: pidfd)
             return true
         }
         guard started else { return }
@@ -147,7 +154,7 @@ final class Job: Sendable {
     /// cgroup, including processes that left the process group.
     func killEverything() {
         state.withLock { state in
-            if state.pidfd != nil { kill(-pid, SIGKILL) }
+            if let pidfd = state.pidfd { signal(SIGKILL, pidfd: pidfd) }
         }
         cgroup?.killAll()
     }
@@ -170,15 +177,22 @@ final class Job: Sendable {
     func reap(monitor: EventMonitor) {
         let escalation = state.withLock { state -> Task<Void, Never>? in
             guard let pidfd = state.pidfd else { return nil }
-            // The leader is a zombie, so the group id is still this job's: nothing else is hit.
-            kill(-pid, SIGKILL)
             var info = siginfo_t()
-            while waitid(P_PIDFD, id_t(pidfd), &info, WEXITED) < 0 && errno == EINTR {}
+            if adoptedTermination == nil {
+                // The leader is a zombie, so the group id is still this job's: nothing else is hit.
+                kill(-pid, SIGKILL)
+                while waitid(P_PIDFD, id_t(pidfd), &info, WEXITED) < 0 && errno == EINTR {}
+            }
             closeDescriptor(pidfd)
             state.pidfd = nil
             // An init reports how the job ended; if it left nothing (it was killed with the
             // whole namespace), its own end is the job's.
-            state.termination = state.control.flatMap(Self.reportedTermination) ?? Self.termination(of: info)
+            state.termination =
+                if let adoptedTermination {
+                    adoptedTermination()
+                } else {
+                    state.control.flatMap(Self.reportedTermination) ?? Self.termination(of: info)
+                }
             state.control.map(closeDescriptor)
             state.control = nil
             state.endedAt = Date()
@@ -207,10 +221,22 @@ final class Job: Sendable {
         endRecorded.close()
     }
 
+    /// SIGTERM or SIGKILL for the job: to its process group while its leader is our unreaped
+    /// child (the group id cannot have been reused); to the adopted process through its pidfd,
+    /// which cannot reach another process (an adopted init forwards it to the job).
+    private func signal(_ signalNumber: Int32, pidfd: Int32) {
+        if adoptedTermination == nil {
+            kill(-pid, signalNumber)
+        } else {
+            _ = linux_pidfd_send_signal(pidfd, signalNumber)
+        }
+    }
+
+    /// Whether the process has exited (a pidfd becomes readable then; this works for an adopted
+    /// process too, which is not our child).
     private static func hasExited(pidfd: Int32) -> Bool {
-        var info = siginfo_t()
-        let result = waitid(P_PIDFD, id_t(pidfd), &info, WEXITED | WNOHANG | WNOWAIT)
-        return result == 0 && info._sifields._sigchld.si_pid != 0
+        var descriptor = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)
+        return poll(&descriptor, 1, 0) == 1
     }
 
     /// The wait status an init reported on its control socket before exiting, if it did.
@@ -219,9 +245,7 @@ final class Job: Sendable {
         guard jw_receive_reply(control, Int32(MSG_DONTWAIT), &reply) == 0,
             reply.kind == Int32(JW_REPLY_ENDED.rawValue)
         else { return nil }
-        let raw = reply.status
-        let signal = raw & 0x7f
-        return signal == 0 ? .exited(code: (raw >> 8) & 0xff) : .signaled(signal)
+        return Termination(waitStatus: reply.status)
     }
 
     private static func termination(of info: siginfo_t) -> Termination {

@@ -23,6 +23,12 @@ public enum Termination: Sendable, Hashable {
     case exited(code: Int32)
     /// The process was terminated by this signal.
     case signaled(Int32)
+
+    /// From a wait status, as waitpid(2) reports it.
+    init(waitStatus: Int32) {
+        let signal = waitStatus & 0x7f
+        self = signal == 0 ? .exited(code: (waitStatus >> 8) & 0xff) : .signaled(signal)
+    }
 }
 
 /// A snapshot of one job, as `Worker.status(of:)` and `Worker.list()` report it.

@@ -76,13 +76,11 @@ public final class Worker: Sendable {
         // Last, the parts that own descriptors and threads, undone in reverse if one fails.
         let stateLock = try stateDirectory.lock()
         self.stateLock = stateLock
-        let history: [JobStatus]
-        let lastSequence: Int64
+        let recovery: Recovery
         do throws(JobWorkerError) {
             let store = try JobStore(path: configuration.stateDirectory + "/jobs.sqlite")
             self.store = store
-            (history, lastSequence) = try Self.loadHistory(
-                from: store, stateDirectory: stateDirectory, logger: configuration.logger)
+            recovery = try Recovery.plan(store: store, stateDirectory: stateDirectory, logger: configuration.logger)
             let devNull = try systemCall("opening /dev/null") { open("/dev/null", O_RDWR | O_CLOEXEC) }
             self.devNull = devNull
             do throws(JobWorkerError) {
@@ -95,7 +93,9 @@ public final class Worker: Sendable {
                 )
                 // Before the pool creates cgroups of its own under the same parent.
                 if let cgroups {
-                    let removed = await Self.removeLeftovers(of: cgroups, monitor: monitor)
+                    let removed = await Self.removeLeftovers(
+                        of: cgroups, keeping: Set(recovery.adoptable.map { $0.record.status.id.description }),
+                        monitor: monitor)
                     if removed > 0 { logger.notice("removed \(removed) job cgroup(s) left by a previous run") }
                 }
                 do throws(JobWorkerError) {
@@ -117,37 +117,55 @@ public final class Worker: Sendable {
             throw error
         }
         registry.withLock { registry in
-            registry.lastSequence = lastSequence
-            for status in history {
-                registry.history[status.id] = status
-                registry.order.append(status.id)
-            }
+            registry.lastSequence = recovery.lastSequence
+            registry.order = recovery.order
+            for status in recovery.history { registry.history[status.id] = status }
         }
+        for (record, pidfd) in recovery.adoptable { adopt(record.status, pidfd: pidfd) }
     }
 
-    /// The recorded jobs, oldest first. A job recorded as running belonged to a worker that went
-    /// away without seeing it end: it is recorded as lost (its cgroup, with anything still in
-    /// it, is removed with the other leftovers).
-    private static func loadHistory(
-        from store: JobStore, stateDirectory: StateDirectory, logger: Logger
-    ) throws(JobWorkerError) -> (jobs: [JobStatus], lastSequence: Int64) {
-        var (history, lastSequence) = try store.loadAll()
-        var lost = 0
-        for index in history.indices where history[index].state == .running {
-            var info = stat()
-            if stat(stateDirectory.outputPath(history[index].id), &info) == 0 {
-                history[index].outputBytes = UInt64(info.st_size)
+    /// Takes over a job a previous run started, whose process is still there: its output goes
+    /// on landing in its log, and its end is known by its pidfd and, with an init, from the exit
+    /// record the init writes. If it cannot be watched, it is ended (and recorded as lost).
+    private func adopt(_ recorded: JobStatus, pidfd: Int32) {
+        let id = recorded.id
+        let outputChanged = ChangeSignal()
+        let stateDirectory = stateDirectory
+        let recordedTermination: @Sendable () -> Termination? = {
+            stateDirectory.readExitRecord(for: id).map(Termination.init(waitStatus:))
+        }
+        let job = Job(
+            id: id, owner: recorded.owner, command: recorded.command, arguments: recorded.arguments,
+            executablePath: recorded.executablePath,
+            process: LaunchedProcess(pid: recorded.pid, pidfd: pidfd, control: nil), startedAt: recorded.startedAt,
+            outputPath: stateDirectory.outputPath(id), outputChanged: outputChanged, limits: recorded.limits,
+            cgroup: cgroups?.existingCgroup(named: id.description), adoptedTermination: recordedTermination
+        ) { [weak self] final in
+            self?.registry.withLock { _ = $0.running.remove(final.id) }
+        } onEndPublished: { [weak self] final in
+            self?.recordEnd(final)
+        }
+        registry.withLock { registry in
+            registry.jobs[id] = job
+            registry.running.insert(id)
+        }
+        let monitor = monitor
+        do throws(JobWorkerError) {
+            let watch = try monitor.onWrite(to: job.outputPath) { outputChanged.signal() }
+            do throws(JobWorkerError) {
+                try monitor.onExit(of: pidfd) {
+                    job.reap(monitor: monitor)
+                    monitor.removeWriteWatch(watch)
+                }
+            } catch {
+                monitor.removeWriteWatch(watch)
+                throw error
             }
-            history[index].state = .lost
-            try store.update(history[index])
-            lost += 1
+        } catch {
+            configuration.logger.error("cannot watch adopted job \(id): \(error.message); ending it")
+            job.killEverything()
+            job.reap(monitor: monitor)
         }
-        if !history.isEmpty {
-            logger.info(
-                "job records: \(history.count) from previous runs, \(lost) of them lost (running when the worker went away)"
-            )
-        }
-        return (history, lastSequence)
     }
 
     /// Starts `command` with `arguments` (verbatim, never through a shell) on behalf of `owner`,
@@ -172,6 +190,8 @@ public final class Worker: Sendable {
         let outputPath = stateDirectory.outputPath(id)
         let outputChanged = ChangeSignal()
         var output: Int32 = -1
+        var exitRecord: Int32 = -1
+        defer { if exitRecord >= 0 { closeDescriptor(exitRecord) } }  // the init holds its own
         var watch: EventMonitor.WriteWatch?
         var cgroup: (any JobCgroup)? = parked?.cgroup
         let process: LaunchedProcess
@@ -185,6 +205,8 @@ public final class Worker: Sendable {
                 stdinDescriptor: devNull, outputDescriptor: output)
             if let inits, let taken = parked {
                 try cgroup?.apply(limits)
+                exitRecord = try stateDirectory.createExitRecord(for: id)
+                launcher.exitRecordDescriptor = exitRecord
                 if let started = try launcher.launch(in: taken) {
                     process = started
                 } else {
@@ -238,7 +260,7 @@ public final class Worker: Sendable {
             return (registry.lastSequence, registry.isShuttingDown)
         }
         do {
-            try store.insert(job.initialStatus, sequence: sequence)
+            try store.insert(job.initialStatus, sequence: sequence, processStartTime: processStartTime(of: process.pid))
         } catch {
             // Unrecorded, the job would be lost on a restart while its caller believes in it:
             // undo the start.
@@ -372,10 +394,12 @@ public final class Worker: Sendable {
         }
     }
 
-    /// Records a job's final status, right after its waiters have learnt it.
+    /// Records a job's final status, right after its waiters have learnt it; the init's exit
+    /// record has then served its purpose.
     private func recordEnd(_ final: JobStatus) {
         do {
             try store.update(final)
+            stateDirectory.removeExitRecord(for: final.id)
         } catch {
             configuration.logger.error("\(error.message)")
         }
@@ -424,15 +448,19 @@ public final class Worker: Sendable {
         return try configuration.resourcePolicy.apply(requested)
     }
 
-    /// Kills and removes every job cgroup a previous run left under the parent directories.
-    private static func removeLeftovers(of cgroups: any CgroupBackend, monitor: EventMonitor) async -> Int {
+    /// Kills and removes every job cgroup a previous run left under the parent directories, but
+    /// those of adopted jobs (`keeping`).
+    private static func removeLeftovers(
+        of cgroups: any CgroupBackend, keeping: Set<String>, monitor: EventMonitor
+    ) async -> Int {
         let names = Set(
             cgroups.parentDirectories.flatMap { directory in
                 ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter {
                     var info = stat()
                     return stat(directory + "/" + $0, &info) == 0 && info.st_mode & S_IFMT == S_IFDIR
                 }
-            })
+            }
+        ).subtracting(keeping)
         for name in names {
             _ = await cgroups.existingCgroup(named: name).tearDown(monitor: monitor)
         }

@@ -6,7 +6,9 @@
 // of its own — born in the init's cgroup and namespaces — and answers STARTED once the job has
 // exec'd (or FAILED with the step and errno). It then forwards SIGTERM, SIGINT, SIGHUP, SIGQUIT,
 // SIGUSR1 and SIGUSR2 to the job's process group, reaps every process that ends up as its child
-// (orphans included), and when the job has ended sends ENDED with the job's wait status and exits.
+// (orphans included), and when the job has ended writes the job's wait status to the exit record
+// the worker gave it (a file in the state directory: it outlives the worker), sends ENDED with
+// the status and exits. If the worker went away meanwhile, the init carries on regardless.
 // Its exit ends the namespace: the kernel kills whatever is left. If the worker goes away before
 // sending a job, the init exits.
 //
@@ -34,6 +36,7 @@ struct job {
     char *directory;
     int stdin_fd;
     int output_fd;
+    int exit_record_fd;
 };
 
 static void reply(int32_t kind, int32_t step, int32_t error, int32_t status) {
@@ -67,7 +70,7 @@ static int move_up(int fd) {
 static int receive_job(struct job *job) {
     jw_job_header header;
     union {
-        char buffer[CMSG_SPACE(sizeof(int) * 2)];
+        char buffer[CMSG_SPACE(sizeof(int) * 3)];
         struct cmsghdr align;
     } control;
     struct iovec part = {.iov_base = &header, .iov_len = sizeof(header)};
@@ -79,13 +82,14 @@ static int receive_job(struct job *job) {
     } while (received < 0 && errno == EINTR);
     struct cmsghdr *rights = CMSG_FIRSTHDR(&message);
     if (received != (ssize_t)sizeof(header) || rights == NULL || rights->cmsg_type != SCM_RIGHTS ||
-        rights->cmsg_len != CMSG_LEN(sizeof(int) * 2)) {
+        (rights->cmsg_len != CMSG_LEN(sizeof(int) * 2) && rights->cmsg_len != CMSG_LEN(sizeof(int) * 3))) {
         return -1;
     }
-    int descriptors[2];
-    memcpy(descriptors, CMSG_DATA(rights), sizeof(descriptors));
+    int descriptors[3] = {-1, -1, -1};
+    memcpy(descriptors, CMSG_DATA(rights), rights->cmsg_len - CMSG_LEN(0));
     job->stdin_fd = move_up(descriptors[0]);
     job->output_fd = move_up(descriptors[1]);
+    job->exit_record_fd = descriptors[2] >= 0 ? move_up(descriptors[2]) : -1;
 
     char *strings = malloc(header.strings_size + 1);
     job->argv = calloc(header.argc + 1, sizeof(char *));
@@ -130,6 +134,7 @@ static int spawn_job(const struct job *job, pid_t *pid, jw_spawn_result *result)
     attributes.output_fd = job->output_fd;
     attributes.cgroup_fd = -1;
     attributes.control_fd = -1;
+    attributes.exit_record_fd = -1;
     if (jw_spawn(&attributes, result) < 0) {
         return -1;
     }
@@ -202,6 +207,24 @@ int main(void) {
     reply(JW_REPLY_STARTED, 0, 0, 0);
 
     int status = supervise(pid);
+    if (job.exit_record_fd >= 0) {
+        char text[16];
+        int length = 0;
+        unsigned int value = (unsigned int)status;
+        char digits[12];
+        int count = 0;
+        do {
+            digits[count++] = (char)('0' + value % 10);
+            value /= 10;
+        } while (value > 0);
+        while (count > 0) {
+            text[length++] = digits[--count];
+        }
+        text[length++] = '\n';
+        ssize_t ignored = write(job.exit_record_fd, text, (size_t)length);
+        (void)ignored;
+        close(job.exit_record_fd);
+    }
     reply(JW_REPLY_ENDED, 0, 0, status);
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }

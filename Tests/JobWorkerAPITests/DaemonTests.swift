@@ -1,3 +1,4 @@
+import CLinuxEvents
 import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2Posix
@@ -77,35 +78,88 @@ struct DaemonTests {
         #expect(processes(containing: marker).isEmpty)
     }
 
-    @Test("after a SIGKILL, a restarted server lists every job: ended ones exactly, running ones lost and gone")
+    @Test("after a SIGKILL, a restarted server adopts running jobs and knows how the others ended")
     func restartAfterKill() throws {
         let daemon = try RunningDaemon()
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("fifos-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let later = scratch + "/later"
+        let meanwhile = scratch + "/meanwhile"
+        #expect(mkfifo(later, 0o600) == 0 && mkfifo(meanwhile, 0o600) == 0)
         let marker = "marker-\(UUID())"
-        let ended = try jobctl("start", "--", helperPath, "exit", "3", daemon: daemon).text
-            .trimmingCharacters(in: .newlines)
+        func start(_ words: String...) throws -> String {
+            try jobctl(["start", "--"] + words, daemon: daemon).text.trimmingCharacters(in: .newlines)
+        }
+        let ended = try start(helperPath, "exit", "3")
         _ = try jobctl("logs", ended, daemon: daemon)  // returns once the job has ended
-        let running = try jobctl("start", "--", helperPath, "trap-term", marker, daemon: daemon).text
-            .trimmingCharacters(in: .newlines)
-        #expect(processes(containing: marker).count == 1)
+        let stoppable = try start(helperPath, "trap-term")
+        let endsLater = try start("/bin/sh", "-c", "echo before; read line < \(later); echo after; exit 7")
+        let endsMeanwhile = try start("/bin/sh", "-c", "read line < \(meanwhile); exit 5")
+        let losesInit = try start(helperPath, "sleep", marker)
+        let initOfLost = try #require(Int32(try status(of: losesInit, daemon: daemon)["pid"] as? Int ?? 0))
+        let initOfMeanwhile = try #require(Int32(try status(of: endsMeanwhile, daemon: daemon)["pid"] as? Int ?? 0))
+        _ = try jobctl("status", stoppable, daemon: daemon)
 
         daemon.kill()
-        // The job outlives its server (its init is its supervisor) ...
-        #expect(processes(containing: marker).count == 1)
+        // While no server runs: one job ends by itself, another one's init is killed.
+        try writeLine(to: meanwhile)
+        waitForExit(of: initOfMeanwhile)
+        #expect(Glibc.kill(initOfLost, SIGKILL) == 0)
+        waitForExit(of: initOfLost)
 
         let restarted = try RunningDaemon(restarting: daemon)
-        // ... until a server that cannot adopt it ends it with its cgroup, and says so.
-        #expect(processes(containing: marker).isEmpty)
         let list = try jobctl("list", "--json", daemon: restarted)
         let jobs = try #require(try JSONSerialization.jsonObject(with: list.output) as? [[String: Any]])
-        #expect(jobs.map { $0["id"] as? String } == [running, ended])
-        #expect(jobs.first?["state"] as? String == "lost")
-        #expect(jobs.last?["state"] as? String == "exited")
-        #expect(jobs.last?["exit_code"] as? Int == 3)
-        #expect(try jobctl("logs", ended, daemon: restarted).status == 0)
-        let output = try jobctl("logs", running, daemon: restarted)
-        #expect(output.status == 0)
-        #expect(output.text.hasPrefix("ready"), "\(output)")
+        let states = Dictionary(uniqueKeysWithValues: jobs.map { ($0["id"] as? String ?? "", $0) })
+        #expect(jobs.map { $0["id"] as? String } == [losesInit, endsMeanwhile, endsLater, stoppable, ended])
+        #expect(states[ended]?["state"] as? String == "exited" && states[ended]?["exit_code"] as? Int == 3)
+        #expect(states[stoppable]?["state"] as? String == "running")
+        #expect(states[endsLater]?["state"] as? String == "running")
+        #expect(states[endsMeanwhile]?["state"] as? String == "exited")
+        #expect(states[endsMeanwhile]?["exit_code"] as? Int == 5)
+        #expect(states[losesInit]?["state"] as? String == "lost")
+        #expect(processes(containing: marker).isEmpty)
+        #expect(!cgroupExists(losesInit, parent: restarted.cgroupParent))
+
+        // Adopted jobs: stop works, live output goes on, and a job's own end is reported exactly.
+        let stop = try jobctl("stop", "--json", stoppable, daemon: restarted)
+        #expect(
+            (try JSONSerialization.jsonObject(with: stop.output) as? [String: Any])?["state"] as? String == "stopped")
+        #expect(try jobctl("logs", stoppable, daemon: restarted).text == "ready\ngot SIGTERM\n")
+        try writeLine(to: later)
+        #expect(try jobctl("logs", endsLater, daemon: restarted).text == "before\nafter\n")
+        let final = try status(of: endsLater, daemon: restarted)
+        #expect(final["state"] as? String == "exited" && final["exit_code"] as? Int == 7, "\(final)")
+        #expect(!cgroupExists(endsLater, parent: restarted.cgroupParent))
         #expect(restarted.stop() == 0)
+    }
+
+    func status(of id: String, daemon: RunningDaemon) throws -> [String: Any] {
+        let result = try jobctl("status", "--json", id, daemon: daemon)
+        return try #require(try JSONSerialization.jsonObject(with: result.output) as? [String: Any], "\(result)")
+    }
+
+    /// Opens the FIFO for writing (the job is its reader) and writes a line.
+    func writeLine(to fifo: String) throws {
+        let handle = try #require(FileHandle(forWritingAtPath: fifo))
+        handle.write(Data("go\n".utf8))
+        try handle.close()
+    }
+
+    /// Waits, through a pidfd, until the process has exited (it is not our child).
+    func waitForExit(of pid: Int32) {
+        let pidfd = linux_pidfd_open(pid)
+        guard pidfd >= 0 else { return }  // already gone
+        defer { close(pidfd) }
+        var descriptor = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)
+        while poll(&descriptor, 1, -1) < 0 && errno == EINTR {}
+    }
+
+    /// Whether the job's cgroup still exists in the pids hierarchy (v1) or the unified one.
+    func cgroupExists(_ id: String, parent: String) -> Bool {
+        let candidates = ["/sys/fs/cgroup/pids/\(parent)/\(id)", "/sys/fs/cgroup/\(parent)/\(id)"]
+        return candidates.contains { FileManager.default.fileExists(atPath: $0) }
     }
 
     /// The PIDs of processes whose command line contains `marker`.

@@ -114,6 +114,9 @@ typedef struct jw_spawn_attributes {
     const char *hostname;
     /// The init's end of the control socket, with namespaces.
     int control_fd;
+    /// jw_send_job only: a file the init writes the job's wait status to (as decimal text)
+    /// before it exits, so that the status survives the worker; or -1.
+    int exit_record_fd;
 } jw_spawn_attributes;
 
 /// The outcome of jw_spawn.

@@ -13,6 +13,9 @@
 /// A close-on-exec pidfd for `pid`, or -1 with errno set.
 int linux_pidfd_open(pid_t pid);
 
+/// Sends `signal` to the process `pidfd` refers to (never to a process that reused its pid).
+int linux_pidfd_send_signal(int pidfd, int signal);
+
 /// Moves the calling thread to SCHED_IDLE, with SCHED_RESET_ON_FORK so that processes it starts
 /// get the normal policy back: background work that only ever uses otherwise idle CPU.
 int linux_make_thread_idle(void);

@@ -28,6 +28,8 @@ struct ProcessLauncher {
     var cgroup: CgroupPlacement = .none
     /// The job's host name, when it runs in its own UTS namespace.
     var hostname: String?
+    /// For a parked init: the file it writes the job's wait status to before it exits.
+    var exitRecordDescriptor: Int32 = -1
 
     /// Starts the program as a child of the worker: in the worker's namespaces, or (for
     /// jobworker-init) in new `namespaces` with `control` as its control socket.
@@ -81,7 +83,7 @@ struct ProcessLauncher {
                                     stdin_fd: stdinDescriptor, output_fd: outputDescriptor,
                                     cgroup_fd: cgroupDirectory, cgroup_procs_fds: procs.baseAddress,
                                     cgroup_procs_count: Int32(procs.count), namespace_flags: 0,
-                                    hostname: hostname, control_fd: -1)
+                                    hostname: hostname, control_fd: -1, exit_record_fd: exitRecordDescriptor)
                                 return body(&attributes)
                             }
                         }

@@ -77,23 +77,30 @@ final class JobStore: Sendable {
                     )
                     """)
         }
+        migrator.registerMigration("v2: process start time") { db in
+            // With the pid, identifies the process across a restart of the worker (pids are
+            // reused; a pid and its start time are not).
+            try db.execute(sql: "ALTER TABLE job ADD COLUMN process_start_time INTEGER")
+        }
         return migrator
     }()
 
     /// Records a job that has just started, at `sequence` in the order of starts (the worker's
     /// list order, which a restarted worker restores).
-    func insert(_ status: JobStatus, sequence: Int64) throws(JobWorkerError) {
+    func insert(_ status: JobStatus, sequence: Int64, processStartTime: UInt64?) throws(JobWorkerError) {
         try write("recording job \(status.id)") { db in
             // Cached: parsing the statement cost as much as running it.
             try db.cachedStatement(
                 sql: """
-                    INSERT INTO job (sequence, id, owner, command, arguments, executable_path, state, pid, exit_code, signal,
+                    INSERT INTO job (sequence, process_start_time, id, owner, command, arguments, executable_path, state, pid, exit_code, signal,
                         started_at, ended_at, output_bytes, cpu_millis, memory_bytes, io_read_bytes_per_second,
                         io_write_bytes_per_second, io_read_ops_per_second, io_write_ops_per_second, max_processes,
                         cpu_usec, memory_peak_bytes, io_read_bytes, io_write_bytes)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """
-            ).execute(arguments: StatementArguments([sequence] + Self.values(of: status)))
+            ).execute(
+                arguments: StatementArguments(
+                    [sequence, processStartTime.map { Int64(clamping: $0) }] + Self.values(of: status)))
         }
     }
 
@@ -115,12 +122,23 @@ final class JobStore: Sendable {
         }
     }
 
+    /// A job as recorded, with the start time of its process (its init's, under isolation).
+    struct Record: Sendable {
+        var status: JobStatus
+        var processStartTime: UInt64?
+    }
+
     /// Every recorded job, oldest first, and the last sequence number used.
-    func loadAll() throws(JobWorkerError) -> (jobs: [JobStatus], lastSequence: Int64) {
+    func loadAll() throws(JobWorkerError) -> (records: [Record], lastSequence: Int64) {
         do {
             return try database.read { db in
                 let rows = try Row.fetchAll(db, sql: "SELECT * FROM job ORDER BY sequence")
-                return (try rows.map(Self.status(from:)), rows.last?["sequence"] ?? 0)
+                let records = try rows.map { row in
+                    Record(
+                        status: try Self.status(from: row),
+                        processStartTime: (row["process_start_time"] as Int64?).map { UInt64(max(0, $0)) })
+                }
+                return (records, rows.last?["sequence"] ?? 0)
             }
         } catch let error as JobWorkerError {
             throw error

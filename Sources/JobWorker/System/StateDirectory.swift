@@ -12,15 +12,20 @@ struct StateDirectory: Sendable {
     let root: String
 
     var outputDirectory: String { root + "/output" }
+    /// Where a job's init writes how the job ended, so that it survives the worker.
+    var exitsDirectory: String { root + "/exits" }
 
     func outputPath(_ id: JobID) -> String { outputDirectory + "/\(id).log" }
+    func exitRecordPath(_ id: JobID) -> String { exitsDirectory + "/\(id)" }
 
     /// Creates the root and its `output` directory if they are missing.
     func prepare() throws(JobWorkerError) {
         do {
-            try FileManager.default.createDirectory(
-                atPath: outputDirectory, withIntermediateDirectories: true,
-                attributes: [.posixPermissions: 0o700])
+            for directory in [outputDirectory, exitsDirectory] {
+                try FileManager.default.createDirectory(
+                    atPath: directory, withIntermediateDirectories: true,
+                    attributes: [.posixPermissions: 0o700])
+            }
         } catch {
             throw JobWorkerError(.systemFailure, "cannot create state directory \(root): \(error)")
         }
@@ -52,8 +57,26 @@ struct StateDirectory: Sendable {
         return descriptor
     }
 
+    /// Creates the empty exit record an init writes the job's wait status to.
+    func createExitRecord(for id: JobID) throws(JobWorkerError) -> Int32 {
+        try systemCall("creating the exit record") {
+            open(exitRecordPath(id), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        }
+    }
+
+    /// The wait status an init wrote for the job, if it did.
+    func readExitRecord(for id: JobID) -> Int32? {
+        guard let data = FileManager.default.contents(atPath: exitRecordPath(id)) else { return nil }
+        return Int32(String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+
+    func removeExitRecord(for id: JobID) {
+        unlink(exitRecordPath(id))
+    }
+
     /// Removes everything kept for a job.
     func removeJob(_ id: JobID) {
         unlink(outputPath(id))
+        unlink(exitRecordPath(id))
     }
 }
