@@ -369,7 +369,11 @@ public final class Worker: Sendable {
 
     /// Refuses new jobs, stops every running job with `gracePeriod` and waits for them to end,
     /// then stops the monitor thread. Statuses remain readable afterwards.
-    public func shutdown(gracePeriod: Duration? = nil) async {
+    ///
+    /// With `leavingJobsRunning`, running jobs are left alone instead: they go on, recorded as
+    /// running, and the next worker on this state directory adopts them (an upgrade of the
+    /// worker without stopping anyone's work).
+    public func shutdown(gracePeriod: Duration? = nil, leavingJobsRunning: Bool = false) async {
         let (jobs, wasShuttingDown) = registry.withLock { registry in
             defer { registry.isShuttingDown = true }
             return (Array(registry.jobs.values), registry.isShuttingDown)
@@ -377,7 +381,7 @@ public final class Worker: Sendable {
         guard !wasShuttingDown else { return }
         let grace = gracePeriod ?? configuration.defaultGracePeriod
         await withTaskGroup(of: Void.self) { group in
-            for job in jobs {
+            for job in jobs where !(leavingJobsRunning && job.isRunning) {
                 group.addTask {
                     if job.isRunning { job.beginStop(gracePeriod: grace) }
                     // Every end on record before the directory is let go.

@@ -135,6 +135,23 @@ struct DaemonTests {
         #expect(restarted.stop() == 0)
     }
 
+    @Test("--keep-jobs-on-shutdown: SIGTERM leaves running jobs running, and the next server adopts them")
+    func keepJobsOnShutdown() throws {
+        let marker = "marker-\(UUID())"
+        let daemon = try RunningDaemon(["--keep-jobs-on-shutdown"])
+        let job = try jobctl("start", "--", helperPath, "trap-term", marker, daemon: daemon).text
+            .trimmingCharacters(in: .newlines)
+        #expect(daemon.stop() == 0)
+        #expect(processes(containing: marker).count == 1)
+        let next = try RunningDaemon(restarting: daemon)
+        #expect(try status(of: job, daemon: next)["state"] as? String == "running")
+        let stop = try jobctl("stop", "--json", job, daemon: next)
+        #expect(
+            (try JSONSerialization.jsonObject(with: stop.output) as? [String: Any])?["state"] as? String == "stopped")
+        #expect(processes(containing: marker).isEmpty)
+        #expect(next.stop() == 0)
+    }
+
     func status(of id: String, daemon: RunningDaemon) throws -> [String: Any] {
         let result = try jobctl("status", "--json", id, daemon: daemon)
         return try #require(try JSONSerialization.jsonObject(with: result.output) as? [String: Any], "\(result)")

@@ -58,6 +58,11 @@ struct Serve: AsyncParsableCommand {
     var maxRunningJobs = 256
     @Option(help: "Seconds between SIGTERM and SIGKILL when a stop request gives none.")
     var gracePeriod = 10
+    @Flag(
+        help:
+            "On SIGTERM/SIGINT, leave running jobs running for the next jobworkerd on this state directory to adopt (default: stop them)."
+    )
+    var keepJobsOnShutdown = false
     @Option(
         help:
             "The cgroup that holds the job cgroups, one per server on a host: at startup a server removes what a previous run left there."
@@ -120,7 +125,9 @@ struct Serve: AsyncParsableCommand {
             interceptors: [
                 AuditInterceptor(logger: logger, resolver: resolver), AuthorizationInterceptor(resolver: resolver),
             ])
-        let service = APIServerService(server: server, worker: worker, grace: .seconds(gracePeriod)) {
+        let service = APIServerService(
+            server: server, worker: worker, grace: .seconds(gracePeriod), keepJobs: keepJobsOnShutdown
+        ) {
             let bound = await transport.listeningAddress
             let port = bound?.ipv4?.port ?? bound?.ipv6?.port ?? address.port
             let listening = HostAndPort(host: address.host, port: port)
@@ -134,11 +141,13 @@ struct Serve: AsyncParsableCommand {
     }
 }
 
-/// Serves until a graceful shutdown, then stops the jobs.
+/// Serves until a graceful shutdown, then stops the jobs (or leaves them to the next server).
 struct APIServerService: Service {
     let server: GRPCServer<TLSServerTransport>
     let worker: Worker
     let grace: Duration
+    /// Leave running jobs running at shutdown (for the next server to adopt).
+    let keepJobs: Bool
     let onListening: @Sendable () async -> Void
 
     func run() async throws {
@@ -150,6 +159,6 @@ struct APIServerService: Service {
         } onGracefulShutdown: {
             server.beginGracefulShutdown()
         }
-        await worker.shutdown(gracePeriod: grace)
+        await worker.shutdown(gracePeriod: grace, leavingJobsRunning: keepJobs)
     }
 }
