@@ -182,6 +182,10 @@ final class Job: Sendable {
                 // The leader is a zombie, so the group id is still this job's: nothing else is hit.
                 kill(-pid, SIGKILL)
                 while waitid(P_PIDFD, id_t(pidfd), &info, WEXITED) < 0 && errno == EINTR {}
+            } else {
+                // Usually not our child (ECHILD); when a worker adopts from an earlier one in the
+                // same process, it is, and must not stay a zombie.
+                _ = waitid(P_PIDFD, id_t(pidfd), &info, WEXITED | WNOHANG)
             }
             closeDescriptor(pidfd)
             state.pidfd = nil

@@ -18,7 +18,7 @@ import Synchronization
 public final class Worker: Sendable {
     public let configuration: WorkerConfiguration
 
-    private let stateDirectory: StateDirectory
+    let stateDirectory: StateDirectory
     private let monitor: EventMonitor
     private let commandLine: CommandLineValidation
     /// Every job's stdin.
@@ -39,7 +39,7 @@ public final class Worker: Sendable {
         cgroups?.summary ?? "disabled: jobs run without cgroups and without limits"
     }
 
-    private struct Registry {
+    struct Registry {
         var jobs: [JobID: Job] = [:]
         /// Jobs of previous runs of the worker, as recorded (ended, or lost).
         var history: [JobID: JobStatus] = [:]
@@ -52,11 +52,15 @@ public final class Worker: Sendable {
         var running: Set<JobID> = []
         var startsUnderWay = 0
         var isShuttingDown = false
+        /// Signalled when a job ends (retention has something new to consider).
+        let jobEnded = ChangeSignal()
+        /// Deletes finished jobs past their age; cancelled by `shutdown`.
+        var retentionTask: Task<Void, Never>?
     }
 
-    private let registry = Mutex(Registry())
+    let registry = Mutex(Registry())
     /// The durable record of every job (`<state>/jobs.sqlite`).
-    private let store: JobStore
+    let store: JobStore
     /// Holds the state directory's lock until `shutdown`.
     private let stateLock: Int32
 
@@ -122,6 +126,8 @@ public final class Worker: Sendable {
             for status in recovery.history { registry.history[status.id] = status }
         }
         for (record, pidfd) in recovery.adoptable { adopt(record.status, pidfd: pidfd) }
+        applyRetention()
+        startRetentionTimer()
     }
 
     /// Takes over a job a previous run started, whose process is still there: its output goes
@@ -379,6 +385,7 @@ public final class Worker: Sendable {
             return (Array(registry.jobs.values), registry.isShuttingDown)
         }
         guard !wasShuttingDown else { return }
+        registry.withLock { $0.retentionTask }?.cancel()
         let grace = gracePeriod ?? configuration.defaultGracePeriod
         await withTaskGroup(of: Void.self) { group in
             for job in jobs where !(leavingJobsRunning && job.isRunning) {
@@ -392,6 +399,7 @@ public final class Worker: Sendable {
         monitor.shutdown()
         await inits?.shutdown()
         closeDescriptor(devNull)
+        store.close()
         closeDescriptor(stateLock)  // the next worker may take the directory
         for directory in cgroups?.parentDirectories ?? [] {
             rmdir(directory)
@@ -407,6 +415,14 @@ public final class Worker: Sendable {
         } catch {
             configuration.logger.error("\(error.message)")
         }
+        // From now on the job is its record: no process, no watches, no file reads.
+        let ended = registry.withLock { registry in
+            registry.jobs[final.id] = nil
+            registry.history[final.id] = final
+            return registry.jobEnded
+        }
+        applyRetention()
+        ended.signal()
     }
 
     /// Reserves one of `maximumRunningJobs` for a start, or refuses it.

@@ -6,8 +6,8 @@ public struct WorkerConfiguration: Sendable {
     /// removed) and host failures. Never job output.
     public var logger = Logger(label: "jobworker")
 
-    /// Where the worker keeps everything: one directory per job holding its output log.
-    /// Created (mode 0700) if missing.
+    /// Where the worker keeps everything: job output logs, job records, exit records. Created
+    /// (mode 0700) if missing; one worker per directory.
     public var stateDirectory: String
 
     /// How long `stop` waits after SIGTERM before it sends SIGKILL, when the caller gives none.
@@ -55,8 +55,26 @@ public struct WorkerConfiguration: Sendable {
     /// it: whatever it finds there at startup is a leftover of a previous run and is removed.
     public var cgroupParentName = "jobworker"
 
+    /// When finished jobs, their records and their output are deleted.
+    public var retention = RetentionPolicy()
+
     public init(stateDirectory: String) {
         self.stateDirectory = stateDirectory
+    }
+}
+
+/// How long finished jobs are kept. A job is deleted — record and output — once it ended more
+/// than `maximumAge` ago, or, oldest first, while the output of all finished jobs together
+/// exceeds `maximumOutputBytes`. A running job is never deleted. nil: no bound.
+public struct RetentionPolicy: Sendable, Hashable {
+    /// Default: 7 days.
+    public var maximumAge: Duration? = .seconds(7 * 86_400)
+    /// Default: 10 GiB.
+    public var maximumOutputBytes: UInt64? = 10 << 30
+
+    public init(maximumAge: Duration? = .seconds(7 * 86_400), maximumOutputBytes: UInt64? = 10 << 30) {
+        self.maximumAge = maximumAge
+        self.maximumOutputBytes = maximumOutputBytes
     }
 }
 

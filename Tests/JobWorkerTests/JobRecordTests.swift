@@ -69,6 +69,65 @@ struct JobRecordTests {
         await again.shutdown(gracePeriod: .zero)
     }
 
+    @Test("retention by size deletes the oldest finished jobs with their output, never a running job")
+    func retentionBySize() async throws {
+        let directory = try makeStateDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var configuration = configuration(directory, parent: "jobworker-test-\(JobID().shortDescription)")
+        configuration.retention = RetentionPolicy(maximumAge: nil, maximumOutputBytes: 250_000)
+        let first = try await Worker(configuration: configuration)
+        let big = try await first.start(
+            command: "/bin/sh", arguments: ["-c", "head -c 300000 /dev/zero; echo; exec \(helperPath) sleep"],
+            owner: "tester")
+        var seen = 0
+        for try await chunk in try first.output(of: big.id) {
+            seen += chunk.count
+            if seen > 300_000 { break }  // all of it is written: the job now waits
+        }
+        var finished: [JobID] = []
+        for _ in 0..<4 {
+            let job = try await first.startHelper("pattern", "100000")
+            _ = try await first.waitUntilEnded(job.id)
+            finished.append(job.id)
+        }
+        await first.shutdown(leavingJobsRunning: true)  // returns once every end is on record
+
+        let second = try await Worker(configuration: configuration)
+        // 400,000 finished bytes against 250,000: the two oldest finished went; the running job,
+        // older and larger than any, stayed.
+        #expect(second.list().map(\.id) == [finished[3], finished[2], big.id])
+        #expect(try second.status(of: big.id).state == .running)
+        for id in finished.prefix(2) {
+            #expect(throws: JobWorkerError.self) { try second.status(of: id) }
+            #expect(!FileManager.default.fileExists(atPath: directory + "/output/\(id).log"))
+        }
+        #expect(try await second.collectOutput(of: finished[2]).count == 100_000)
+        await second.shutdown(gracePeriod: .zero)
+    }
+
+    @Test("retention by age deletes finished jobs past it at startup, and keeps a running one")
+    func retentionByAge() async throws {
+        let directory = try makeStateDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var configuration = configuration(directory, parent: "jobworker-test-\(JobID().shortDescription)")
+        configuration.retention = RetentionPolicy(maximumAge: nil, maximumOutputBytes: nil)
+        let first = try await Worker(configuration: configuration)
+        let old = try await first.startHelper("exit", "0")
+        _ = try await first.waitUntilEnded(old.id)
+        let running = try await first.startHelper("sleep")
+        await first.shutdown(leavingJobsRunning: true)
+
+        // A restart with a one-millisecond limit: the finished job ended longer ago than that.
+        configuration.retention = RetentionPolicy(maximumAge: .milliseconds(1), maximumOutputBytes: nil)
+        let second = try await Worker(configuration: configuration)
+        #expect(second.list().map(\.id) == [running.id])
+        #expect(!FileManager.default.fileExists(atPath: directory + "/output/\(old.id).log"))
+        await second.shutdown(gracePeriod: .zero)
+        let third = try await Worker(configuration: configuration)  // the deletion is on record too
+        #expect(!third.list().contains { $0.id == old.id })
+        await third.shutdown(gracePeriod: .zero)
+    }
+
     @Test("200 concurrent starts are all recorded")
     func concurrentStarts() async throws {
         let directory = try makeStateDirectory()

@@ -122,6 +122,21 @@ final class JobStore: Sendable {
         }
     }
 
+    /// Closes the database (its file, WAL and shared memory); later writes fail. For a worker
+    /// that is letting its state directory go.
+    func close() {
+        try? database.close()
+    }
+
+    /// Deletes the records of these jobs.
+    func delete(_ ids: [JobID]) throws(JobWorkerError) {
+        try write("deleting \(ids.count) job record(s)") { db in
+            for id in ids {
+                try db.cachedStatement(sql: "DELETE FROM job WHERE id = ?").execute(arguments: [id.description])
+            }
+        }
+    }
+
     /// A job as recorded, with the start time of its process (its init's, under isolation).
     struct Record: Sendable {
         var status: JobStatus

@@ -58,6 +58,11 @@ struct Serve: AsyncParsableCommand {
     var maxRunningJobs = 256
     @Option(help: "Seconds between SIGTERM and SIGKILL when a stop request gives none.")
     var gracePeriod = 10
+    @Option(help: "Delete finished jobs and their output this long after they ended: 7d, 12h, 30m (0: keep them).")
+    var retainFor = "7d"
+    @Option(
+        help: "Delete the oldest finished jobs while their output together exceeds this size (0: no limit).")
+    var retainOutput = "10Gi"
     @Flag(
         help:
             "On SIGTERM/SIGINT, leave running jobs running for the next jobworkerd on this state directory to adopt (default: stop them)."
@@ -87,9 +92,23 @@ struct Serve: AsyncParsableCommand {
         guard !cgroupParent.isEmpty, !cgroupParent.contains("/"), cgroupParent != ".", cgroupParent != ".." else {
             throw ValidationError("--cgroup-parent: \"\(cgroupParent)\" is not a cgroup name")
         }
+        _ = try Self.retentionAge(retainFor)
+        guard Quantity.bytes(retainOutput) != nil else {
+            throw ValidationError("--retain-output: \"\(retainOutput)\" is not a size (10Gi, 500M, 0)")
+        }
         guard HostAndPort(listen) != nil else {
             throw ValidationError("--listen: \"\(listen)\" is not HOST:PORT")
         }
+    }
+
+    /// "7d", "12h", "30m" or "45s"; "0" is no limit (nil).
+    static func retentionAge(_ text: String) throws -> Duration? {
+        if text == "0" { return nil }
+        let units: [Character: Int64] = ["d": 86_400, "h": 3_600, "m": 60, "s": 1]
+        guard let unit = text.last, let seconds = units[unit], let count = Int64(text.dropLast()), count > 0 else {
+            throw ValidationError("--retain-for: \"\(text)\" is not a duration (7d, 12h, 30m, 0)")
+        }
+        return .seconds(count * seconds)
     }
 
     func run() async throws {
@@ -103,6 +122,10 @@ struct Serve: AsyncParsableCommand {
         configuration.defaultGracePeriod = .seconds(gracePeriod)
         configuration.maximumRunningJobs = maxRunningJobs
         configuration.cgroupParentName = cgroupParent
+        let retainedOutput = Quantity.bytes(retainOutput)!
+        configuration.retention = RetentionPolicy(
+            maximumAge: try Self.retentionAge(retainFor), maximumOutputBytes: retainedOutput == 0 ? nil : retainedOutput
+        )
         configuration.ioDevices = ioDevices.isEmpty ? nil : ioDevices
         configuration.resourcePolicy = ResourcePolicy(
             defaults: ResourceLimits(
