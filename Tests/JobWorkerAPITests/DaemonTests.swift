@@ -78,31 +78,42 @@ struct DaemonTests {
         #expect(processes(containing: marker).isEmpty)
     }
 
-    @Test("after a SIGKILL, a restarted server adopts running jobs and knows how the others ended")
+    @Test("after a SIGKILL with 10 jobs running and 10 ended, a restarted server adopts the running ones")
     func restartAfterKill() throws {
         let daemon = try RunningDaemon()
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("fifos-\(UUID())").path
         try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: scratch) }
-        let later = scratch + "/later"
-        let meanwhile = scratch + "/meanwhile"
-        #expect(mkfifo(later, 0o600) == 0 && mkfifo(meanwhile, 0o600) == 0)
-        let marker = "marker-\(UUID())"
         func start(_ words: String...) throws -> String {
             try jobctl(["start", "--"] + words, daemon: daemon).text.trimmingCharacters(in: .newlines)
         }
-        let ended = try start(helperPath, "exit", "3")
-        _ = try jobctl("logs", ended, daemon: daemon)  // returns once the job has ended
-        let stoppable = try start(helperPath, "trap-term")
-        let endsLater = try start("/bin/sh", "-c", "echo before; read line < \(later); echo after; exit 7")
+        // 10 ended, each with its own exit code.
+        var ended: [String] = []
+        for code in 0..<10 {
+            ended.append(try start(helperPath, "exit", "\(code)"))
+            _ = try jobctl("logs", ended[code], daemon: daemon)  // returns once the job has ended
+        }
+        // 10 running: 5 to be stopped, 5 that end on their own once their FIFO gets a line.
+        let stoppable = try (0..<5).map { _ in try start(helperPath, "trap-term") }
+        var fifos: [String] = []
+        var endsLater: [String] = []
+        for index in 0..<5 {
+            let fifo = scratch + "/later-\(index)"
+            #expect(mkfifo(fifo, 0o600) == 0)
+            fifos.append(fifo)
+            endsLater.append(
+                try start("/bin/sh", "-c", "echo before; read line < \(fifo); echo after; exit \(20 + index)"))
+        }
+        // And two that meet their fate while no server runs.
+        let meanwhile = scratch + "/meanwhile"
+        #expect(mkfifo(meanwhile, 0o600) == 0)
         let endsMeanwhile = try start("/bin/sh", "-c", "read line < \(meanwhile); exit 5")
+        let marker = "marker-\(UUID())"
         let losesInit = try start(helperPath, "sleep", marker)
         let initOfLost = try #require(Int32(try status(of: losesInit, daemon: daemon)["pid"] as? Int ?? 0))
         let initOfMeanwhile = try #require(Int32(try status(of: endsMeanwhile, daemon: daemon)["pid"] as? Int ?? 0))
-        _ = try jobctl("status", stoppable, daemon: daemon)
 
         daemon.kill()
-        // While no server runs: one job ends by itself, another one's init is killed.
         try writeLine(to: meanwhile)
         waitForExit(of: initOfMeanwhile)
         #expect(Glibc.kill(initOfLost, SIGKILL) == 0)
@@ -111,27 +122,34 @@ struct DaemonTests {
         let restarted = try RunningDaemon(restarting: daemon)
         let list = try jobctl("list", "--json", daemon: restarted)
         let jobs = try #require(try JSONSerialization.jsonObject(with: list.output) as? [[String: Any]])
-        let states = Dictionary(uniqueKeysWithValues: jobs.map { ($0["id"] as? String ?? "", $0) })
-        #expect(jobs.map { $0["id"] as? String } == [losesInit, endsMeanwhile, endsLater, stoppable, ended])
-        #expect(states[ended]?["state"] as? String == "exited" && states[ended]?["exit_code"] as? Int == 3)
-        #expect(states[stoppable]?["state"] as? String == "running")
-        #expect(states[endsLater]?["state"] as? String == "running")
-        #expect(states[endsMeanwhile]?["state"] as? String == "exited")
-        #expect(states[endsMeanwhile]?["exit_code"] as? Int == 5)
-        #expect(states[losesInit]?["state"] as? String == "lost")
+        let byID = Dictionary(uniqueKeysWithValues: jobs.map { ($0["id"] as? String ?? "", $0) })
+        #expect(
+            jobs.map { $0["id"] as? String }
+                == ([losesInit, endsMeanwhile] + endsLater.reversed() + stoppable.reversed() + ended.reversed()))
+        for (code, id) in ended.enumerated() {
+            #expect(byID[id]?["state"] as? String == "exited" && byID[id]?["exit_code"] as? Int == code)
+        }
+        for id in stoppable + endsLater { #expect(byID[id]?["state"] as? String == "running", "\(id)") }
+        #expect(byID[endsMeanwhile]?["state"] as? String == "exited" && byID[endsMeanwhile]?["exit_code"] as? Int == 5)
+        #expect(byID[losesInit]?["state"] as? String == "lost")
         #expect(processes(containing: marker).isEmpty)
         #expect(!cgroupExists(losesInit, parent: restarted.cgroupParent))
 
-        // Adopted jobs: stop works, live output goes on, and a job's own end is reported exactly.
-        let stop = try jobctl("stop", "--json", stoppable, daemon: restarted)
-        #expect(
-            (try JSONSerialization.jsonObject(with: stop.output) as? [String: Any])?["state"] as? String == "stopped")
-        #expect(try jobctl("logs", stoppable, daemon: restarted).text == "ready\ngot SIGTERM\n")
-        try writeLine(to: later)
-        #expect(try jobctl("logs", endsLater, daemon: restarted).text == "before\nafter\n")
-        let final = try status(of: endsLater, daemon: restarted)
-        #expect(final["state"] as? String == "exited" && final["exit_code"] as? Int == 7, "\(final)")
-        #expect(!cgroupExists(endsLater, parent: restarted.cgroupParent))
+        // The adopted jobs: stop works, live output goes on, a job's own end is reported exactly.
+        for id in stoppable {
+            let stop = try jobctl("stop", "--json", id, daemon: restarted)
+            #expect(
+                (try JSONSerialization.jsonObject(with: stop.output) as? [String: Any])?["state"] as? String
+                    == "stopped")
+            #expect(try jobctl("logs", id, daemon: restarted).text == "ready\ngot SIGTERM\n")
+        }
+        for (index, id) in endsLater.enumerated() {
+            try writeLine(to: fifos[index])
+            #expect(try jobctl("logs", id, daemon: restarted).text == "before\nafter\n")
+            let final = try status(of: id, daemon: restarted)
+            #expect(final["state"] as? String == "exited" && final["exit_code"] as? Int == 20 + index, "\(final)")
+            #expect(!cgroupExists(id, parent: restarted.cgroupParent))
+        }
         #expect(restarted.stop() == 0)
     }
 
