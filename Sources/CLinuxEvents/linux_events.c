@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include "linux_events.h"
 
+#include <fcntl.h>
 #include <malloc.h>
 #include <sched.h>
 #include <sys/syscall.h>
@@ -21,4 +22,9 @@ int linux_make_thread_idle(void) {
 
 int linux_set_malloc_thresholds(int mmap_threshold, int trim_threshold) {
     return mallopt(M_MMAP_THRESHOLD, mmap_threshold) == 1 && mallopt(M_TRIM_THRESHOLD, trim_threshold) == 1 ? 0 : -1;
+}
+
+int linux_lock_file(int fd) {
+    struct flock lock = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
+    return fcntl(fd, F_SETLK, &lock);
 }

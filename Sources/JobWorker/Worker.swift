@@ -117,7 +117,7 @@ public final class Worker: Sendable {
                 throw error
             }
         } catch {
-            closeDescriptor(stateLock)
+            stateDirectory.unlock(stateLock)
             throw error
         }
         registry.withLock { registry in
@@ -400,7 +400,7 @@ public final class Worker: Sendable {
         await inits?.shutdown()
         closeDescriptor(devNull)
         store.close()
-        closeDescriptor(stateLock)  // the next worker may take the directory
+        stateDirectory.unlock(stateLock)  // the next worker may take the directory
         for directory in cgroups?.parentDirectories ?? [] {
             rmdir(directory)
         }

@@ -13,6 +13,11 @@
 /// A close-on-exec pidfd for `pid`, or -1 with errno set.
 int linux_pidfd_open(pid_t pid);
 
+/// Takes a POSIX write lock on the whole file (fcntl F_SETLK), without waiting: 0, or -1 with
+/// errno (EAGAIN/EACCES: held by another process). Unlike flock, the lock belongs to the process
+/// and is never held by a child, even one that has not exec'd yet.
+int linux_lock_file(int fd);
+
 /// Sends `signal` to the process `pidfd` refers to (never to a process that reused its pid).
 int linux_pidfd_send_signal(int pidfd, int signal);
 
