@@ -41,8 +41,31 @@ public final class Worker: Sendable {
 
     struct Registry {
         var jobs: [JobID: Job] = [:]
-        /// Jobs of previous runs of the worker, as recorded (ended, or lost).
-        var history: [JobID: JobStatus] = [:]
+        /// Finished jobs, as recorded (ended, or lost): this run's and previous runs'. Change it
+        /// only through `addFinished` and `removeFinished`, which keep the two figures below.
+        private(set) var history: [JobID: JobStatus] = [:]
+        /// The output of every finished job, together.
+        private(set) var finishedOutputBytes: UInt64 = 0
+        /// The earliest end among finished jobs (a lower bound after removals).
+        private(set) var earliestFinishedEnd: Date?
+
+        mutating func addFinished(_ status: JobStatus) {
+            if let previous = history.updateValue(status, forKey: status.id) {
+                finishedOutputBytes -= previous.outputBytes
+            }
+            finishedOutputBytes += status.outputBytes
+            let end = status.endedAt ?? status.startedAt
+            earliestFinishedEnd = min(earliestFinishedEnd ?? end, end)
+        }
+
+        mutating func removeFinished(_ id: JobID) {
+            if let removed = history.removeValue(forKey: id) { finishedOutputBytes -= removed.outputBytes }
+        }
+
+        /// Makes `earliestFinishedEnd` exact again, after removals (O(n): rarely).
+        mutating func recomputeEarliestFinishedEnd() {
+            earliestFinishedEnd = history.values.map { $0.endedAt ?? $0.startedAt }.min()
+        }
         /// Start order, oldest first, this run's jobs and the history's.
         var order: [JobID] = []
         /// The last sequence number given to a start; the store keeps the same order.
@@ -123,7 +146,7 @@ public final class Worker: Sendable {
         registry.withLock { registry in
             registry.lastSequence = recovery.lastSequence
             registry.order = recovery.order
-            for status in recovery.history { registry.history[status.id] = status }
+            for status in recovery.history { registry.addFinished(status) }
         }
         for (record, pidfd) in recovery.adoptable { adopt(record.status, pidfd: pidfd) }
         applyRetention()
@@ -418,7 +441,7 @@ public final class Worker: Sendable {
         // From now on the job is its record: no process, no watches, no file reads.
         let ended = registry.withLock { registry in
             registry.jobs[final.id] = nil
-            registry.history[final.id] = final
+            registry.addFinished(final)
             return registry.jobEnded
         }
         applyRetention()

@@ -14,11 +14,15 @@ extension Worker {
     @discardableResult
     func applyRetention(now: Date = Date()) -> Int {
         let policy = configuration.retention
+        let cutoff = policy.maximumAge.map { now.addingTimeInterval(-$0.timeInterval) }
         let doomed = registry.withLock { registry -> [JobID] in
+            // Usually nothing to do, known in O(1): a job ends on every call.
+            let tooOld = cutoff.map { cutoff in registry.earliestFinishedEnd.map { $0 < cutoff } ?? false } ?? false
+            let tooLarge = policy.maximumOutputBytes.map { registry.finishedOutputBytes > $0 } ?? false
+            guard tooOld || tooLarge else { return [] }
             var doomed: Set<JobID> = []
             let finished = registry.order.compactMap { registry.history[$0] }  // oldest first
-            if let age = policy.maximumAge {
-                let cutoff = now.addingTimeInterval(-age.timeInterval)
+            if let cutoff {
                 for status in finished where (status.endedAt ?? status.startedAt) < cutoff {
                     doomed.insert(status.id)
                 }
@@ -30,9 +34,9 @@ extension Worker {
                     total -= status.outputBytes
                 }
             }
-            guard !doomed.isEmpty else { return [] }
-            for id in doomed { registry.history[id] = nil }
-            registry.order.removeAll { doomed.contains($0) }
+            for id in doomed { registry.removeFinished(id) }
+            if !doomed.isEmpty { registry.order.removeAll { doomed.contains($0) } }
+            registry.recomputeEarliestFinishedEnd()
             return Array(doomed)
         }
         guard !doomed.isEmpty else { return 0 }
@@ -68,8 +72,7 @@ extension Worker {
     /// The job-ended signal, its generation now, and when the earliest finished job ended.
     private func retentionState() -> (ChangeSignal, ChangeSignal.Snapshot, Date?) {
         registry.withLock { registry in
-            let oldest = registry.history.values.map { $0.endedAt ?? $0.startedAt }.min()
-            return (registry.jobEnded, registry.jobEnded.snapshot, oldest)
+            (registry.jobEnded, registry.jobEnded.snapshot, registry.earliestFinishedEnd)
         }
     }
 }
