@@ -95,14 +95,21 @@ public final class Worker: Sendable {
         stateDirectory = StateDirectory(root: configuration.stateDirectory)
         try stateDirectory.prepare()
         let initPath = configuration.isolation == .namespaces ? try Self.locateInit(configuration.initPath) : nil
-        let cgroups = configuration.resourceControl == .cgroups ? try makeCgroupBackend(configuration) : nil
-        self.cgroups = cgroups
         commandLine = CommandLineValidation(
             limits: configuration.argumentLimits,
             searchPath: configuration.jobEnvironment["PATH"] ?? "/usr/bin:/bin")
-        // Last, the parts that own descriptors and threads, undone in reverse if one fails.
+        // Then the parts that own something (the directory's lock, cgroups, descriptors, threads),
+        // each undone, in reverse, if a later one fails.
         let stateLock = try stateDirectory.lock()
         self.stateLock = stateLock
+        let cgroups: (any CgroupBackend)?
+        do throws(JobWorkerError) {
+            cgroups = configuration.resourceControl == .cgroups ? try makeCgroupBackend(configuration) : nil
+        } catch {
+            stateDirectory.unlock(stateLock)
+            throw error
+        }
+        self.cgroups = cgroups
         let recovery: Recovery
         do throws(JobWorkerError) {
             let store = try JobStore(path: configuration.stateDirectory + "/jobs.sqlite")
@@ -140,6 +147,7 @@ public final class Worker: Sendable {
                 throw error
             }
         } catch {
+            for directory in cgroups?.parentDirectories ?? [] { rmdir(directory) }  // created above
             stateDirectory.unlock(stateLock)
             throw error
         }
