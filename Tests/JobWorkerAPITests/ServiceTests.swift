@@ -120,4 +120,30 @@ struct ServiceTests {
             #expect(third == .resourceExhausted)
         }
     }
+
+    @Test("200 concurrent StartJob calls are all recorded, as a restarted worker lists them")
+    func concurrentStartsRecorded() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("records-\(UUID())").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let started = try await withAPI {
+            $0.stateDirectory = directory
+            $0.cgroupParentName = "jobworker-api-test-records-\(JobID().shortDescription)"
+        } _: { client in
+            try await withThrowingTaskGroup(of: String.self) { group in
+                for index in 0..<200 {
+                    group.addTask { try await client.startHelper("exit", "\(index % 100)", as: .alice).id }
+                }
+                return try await group.reduce(into: Set<String>()) { $0.insert($1) }
+            }
+        }
+        #expect(started.count == 200)
+        var configuration = WorkerConfiguration(stateDirectory: directory)
+        configuration.resourceControl = .disabled
+        configuration.isolation = .none
+        let restarted = try await Worker(configuration: configuration)
+        let recorded = restarted.list()
+        await restarted.shutdown(gracePeriod: .zero)
+        #expect(Set(recorded.map(\.id.description)) == started)
+        #expect(recorded.allSatisfy { $0.owner == "alice" && $0.state != .running && $0.state != .lost })
+    }
 }
