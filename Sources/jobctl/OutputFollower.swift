@@ -39,7 +39,7 @@ struct OutputFollower {
                 let offset = position.offset
                 Terminal.writeError(
                     "jobctl: connection to \(connection.address) lost at byte \(offset); reconnecting\n")
-                try await waitUntilReachable(after: error, offset: offset)
+                try await waitUntilReachable(offset: offset)
             }
         }
     }
@@ -53,7 +53,7 @@ struct OutputFollower {
     }
 
     /// Waits, up to `reconnectTimeout`, for a status call to get through again.
-    private func waitUntilReachable(after error: RPCError, offset: UInt64) async throws {
+    private func waitUntilReachable(offset: UInt64) async throws {
         var options = CallOptions.defaults
         options.waitForReady = true
         options.timeout = Self.reconnectTimeout

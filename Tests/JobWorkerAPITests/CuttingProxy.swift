@@ -22,15 +22,9 @@ final class CuttingProxy: Sendable {
         self.upstreamPort = upstreamPort
         self.cutAfter = cutAfter
         (closed, closedContinuation) = AsyncStream<Void>.makeStream()
-        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let (listener, port) = try bindLoopbackSocket(listening: true)
         self.listener = listener
-        var address = loopback(port: 0)
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        guard
-            withSockaddr(&address, { bind(listener, $0, length) }) == 0, listen(listener, 16) == 0,
-            withSockaddr(&address, { getsockname(listener, $0, &length) }) == 0
-        else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
-        port = Int(UInt16(bigEndian: address.sin_port))
+        self.port = port
         Thread.detachNewThread { [self] in acceptConnections() }
     }
 
@@ -57,12 +51,8 @@ final class CuttingProxy: Sendable {
         while true {
             let client = accept(listener, nil, nil)
             guard client >= 0 else { return }
-            let upstream = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            var address = loopback(port: upstreamPort)
-            guard withSockaddr(&address, { connect(upstream, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }) == 0
-            else {
+            guard let upstream = connectLoopback(port: upstreamPort) else {
                 Glibc.close(client)
-                Glibc.close(upstream)
                 continue
             }
             let isFirst = connections.withLock { count in
@@ -130,16 +120,4 @@ private func relay(from source: Int32, to destination: Int32, limit: Int, pair: 
     }
     shutdown(source, Int32(SHUT_RDWR))
     shutdown(destination, Int32(SHUT_RDWR))
-}
-
-private func loopback(port: Int) -> sockaddr_in {
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = UInt16(port).bigEndian
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    return address
-}
-
-private func withSockaddr<T>(_ address: inout sockaddr_in, _ body: (UnsafeMutablePointer<sockaddr>) -> T) -> T {
-    withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1, body) }
 }

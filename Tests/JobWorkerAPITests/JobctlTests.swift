@@ -198,19 +198,9 @@ final class JobctlTests {
 
 /// A loopback port nothing listens on (bound, then closed).
 func closedPort() throws -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-            bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0
-        }
-    }
-    guard bound else { throw POSIXError(.EADDRINUSE) }
-    return Int(UInt16(bigEndian: address.sin_port))
+    let (descriptor, port) = try bindLoopbackSocket(listening: false)
+    close(descriptor)
+    return port
 }
 
 @Suite("jobctl without a server", .timeLimit(.minutes(1)))
@@ -227,19 +217,9 @@ struct JobctlOfflineTests {
     func silentServer() throws {
         // A listening socket that nobody accepts from: the kernel completes the TCP handshake,
         // then nothing ever comes back.
-        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let (listener, port) = try bindLoopbackSocket(listening: true)
         defer { close(listener) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let listening = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(listener, $0, length) == 0 && listen(listener, 8) == 0 && getsockname(listener, $0, &length) == 0
-            }
-        }
-        try #require(listening)
-        let server = "127.0.0.1:\(UInt16(bigEndian: address.sin_port))"
+        let server = "127.0.0.1:\(port)"
         let pki = FileManager.default.temporaryDirectory.appendingPathComponent("pki-\(UUID())").path
         try FileManager.default.createDirectory(atPath: pki, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: pki) }

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// "HOST:PORT" as operators write it on both sides of the API: `127.0.0.1:50051`,
 /// `localhost:50051`, `[::1]:50051` (IPv6 in brackets, as in URLs).
 public struct HostAndPort: Sendable, Hashable, CustomStringConvertible {
@@ -39,7 +43,3 @@ public struct HostAndPort: Sendable, Hashable, CustomStringConvertible {
 
     enum IPFamily { case v4, v6 }
 }
-
-#if canImport(Glibc)
-    import Glibc
-#endif
