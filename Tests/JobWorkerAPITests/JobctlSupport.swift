@@ -45,8 +45,8 @@ func jobctl(_ arguments: [String], daemon: RunningDaemon?, environment: [String:
     let directory = FileManager.default.temporaryDirectory
     let outputURL = directory.appendingPathComponent("jobctl-out-\(UUID())")
     let errorURL = directory.appendingPathComponent("jobctl-err-\(UUID())")
-    FileManager.default.createFile(atPath: outputURL.path, contents: nil)
-    FileManager.default.createFile(atPath: errorURL.path, contents: nil)
+    _ = FileManager.default.createFile(atPath: outputURL.path, contents: nil)
+    _ = FileManager.default.createFile(atPath: errorURL.path, contents: nil)
     defer {
         try? FileManager.default.removeItem(at: outputURL)
         try? FileManager.default.removeItem(at: errorURL)
