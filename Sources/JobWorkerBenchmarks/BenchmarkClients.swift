@@ -54,6 +54,7 @@ func runStartClient(_ arguments: [String]) async throws {
     guard arguments.count == 3, let port = Int(arguments[0]), let count = Int(arguments[2]) else {
         fatalError("usage: JobWorkerBenchmarks start-client PORT DIRECTORY COUNT")
     }
+    startSession()  // as jobctl runs from a user's shell (see `runStreamClients`)
     let credentials = try benchCredentials(in: arguments[1])
     let transport = try TLSClientTransport.make(
         to: HostAndPort(host: "127.0.0.1", port: port), credentials: credentials)
@@ -101,25 +102,53 @@ func measureStartsFromAnotherProcess(port: Int, directory: String, count: Int) a
 }
 
 /// MB/s of `clients` concurrent streams of the job's output, each from a `stream-client` process
-/// of its own (as `clients` jobctl processes would), from the first start to the last exit.
+/// of its own (as `clients` jobctl processes would), from the first start to the last exit, as
+/// `stream-clients` measured it.
 func measureStreamingFromOtherProcesses(port: Int, directory: String, job: String, clients: Int) async throws
     -> (megabytesPerSecond: Double, bytes: Int)
 {
+    let printed = try await runClientProcess(
+        ["stream-clients", "\(port)", directory, job, "\(clients)"], directory: directory)
+    let fields = printed.split(whereSeparator: \.isWhitespace)
+    let bytes = Int(fields[0])!
+    return (Double(bytes) / Double(fields[1])! / 1e6, bytes)
+}
+
+/// Moves this process into a new session. Foundation's `Process` makes each child the leader of
+/// a process group, which may not start a session: the child first joins its parent's group.
+private func startSession() {
+    if setsid() == -1 {
+        precondition(setpgid(0, getpgid(getppid())) == 0, "setpgid: \(String(cString: strerror(errno)))")
+        precondition(setsid() != -1, "setsid: \(String(cString: strerror(errno)))")
+    }
+}
+
+/// `JobWorkerBenchmarks stream-clients PORT DIRECTORY JOB CLIENTS`: runs CLIENTS `stream-client`
+/// processes at once in a login session of their own, and prints the bytes they received and the
+/// seconds from the first start to the last exit.
+///
+/// The server runs in the benchmark's session, as jobworkerd runs in its own under a service
+/// manager; its clients come from another, as jobctl runs from a user's shell. With the kernel's
+/// autogroup scheduling, each session gets a fair share of the CPUs as a whole, whatever the
+/// number of its threads: twenty clients spawned into the server's own session would otherwise
+/// take twenty shares of two cores against the server's two.
+func runStreamClients(_ arguments: [String]) async throws {
+    guard arguments.count == 4, let clients = Int(arguments[3]) else {
+        fatalError("usage: JobWorkerBenchmarks stream-clients PORT DIRECTORY JOB CLIENTS")
+    }
+    startSession()
+    let directory = arguments[1]
     let clock = ContinuousClock()
     let began = clock.now
     let bytes = try await withThrowingTaskGroup(of: Int.self) { group in
         for _ in 0..<clients {
             group.addTask {
                 let printed = try await runClientProcess(
-                    ["stream-client", "\(port)", directory, job, "1"], directory: directory)
+                    ["stream-client", arguments[0], directory, arguments[2], "1"], directory: directory)
                 return Int(printed.split(whereSeparator: \.isWhitespace)[0])!
             }
         }
         return try await group.reduce(0, +)
     }
-    let elapsed = clock.now - began
-    return (
-        Double(bytes) / (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18) / 1e6,
-        bytes
-    )
+    print(bytes, (clock.now - began).seconds)
 }

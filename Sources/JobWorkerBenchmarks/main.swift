@@ -25,6 +25,9 @@ case "stream-client":
     RuntimeTuning.apply(eventLoops: 1)  // as jobctl
     try await runStreamClient(Array(CommandLine.arguments.dropFirst(2)))
     exit(0)
+case "stream-clients":
+    try await runStreamClients(Array(CommandLine.arguments.dropFirst(2)))
+    exit(0)
 case "records-writer":
     try await runRecordsWriter(Array(CommandLine.arguments.dropFirst(2)))
 case "api":
