@@ -135,8 +135,11 @@ public final class Worker: Sendable {
                 do throws(JobWorkerError) {
                     inits = try initPath.map { path throws(JobWorkerError) in
                         try InitPool(
-                            initPath: path, capacity: configuration.prestartedInits, devNull: devNull,
-                            cgroups: cgroups, logger: configuration.logger)
+                            initPath: path, capacity: configuration.prestartedInits,
+                            presetLimits: cgroups == nil
+                                ? ResourceLimits()
+                                : (try? configuration.resourcePolicy.apply(ResourceLimits())) ?? ResourceLimits(),
+                            devNull: devNull, cgroups: cgroups, logger: configuration.logger)
                     }
                 } catch {
                     monitor.shutdown()
@@ -241,7 +244,7 @@ public final class Worker: Sendable {
                 environment: configuration.jobEnvironment, workingDirectory: configuration.jobWorkingDirectory,
                 stdinDescriptor: devNull, outputDescriptor: output)
             if let inits, let taken = parked {
-                try cgroup?.apply(limits)
+                if limits != taken.limits { try cgroup?.apply(limits) }
                 exitRecord = try stateDirectory.createExitRecord(for: id)
                 launcher.exitRecordDescriptor = exitRecord
                 if let started = try launcher.launch(in: taken) {
@@ -297,7 +300,9 @@ public final class Worker: Sendable {
             return (registry.lastSequence, registry.isShuttingDown)
         }
         do {
-            try store.insert(job.initialStatus, sequence: sequence, processStartTime: processStartTime(of: process.pid))
+            try store.insert(
+                job.initialStatus, sequence: sequence,
+                processStartTime: parked?.startTime ?? processStartTime(of: process.pid))
         } catch {
             // Unrecorded, the job would be lost on a restart while its caller believes in it:
             // undo the start.

@@ -57,6 +57,46 @@ struct ResourceControlTests {
         }
     }
 
+    @Test("a memory limit above the default is raised over the limits a parked init's cgroup starts with")
+    func memoryAboveDefault() async throws {
+        try await withWorker { worker in
+            // The default is 1 GiB, preset on parked inits' cgroups; v1 with swap accounting
+            // refuses a memory limit above memory plus swap, so the raise must order its writes.
+            let job = try await worker.startHelper(
+                "allocate", "\(1280 << 20)", limits: ResourceLimits(memoryBytes: 2 << 30))
+            #expect(job.limits.memoryBytes == 2 << 30)
+            let ended = try await worker.waitUntilEnded(job.id)
+            #expect(ended.state == .exited)
+            #expect(ended.usage.memoryPeakBytes >= 1280 << 20)
+        }
+    }
+
+    @Test("where the host accounts swap, a job's memory plus swap is held to its memory limit")
+    func swapHeldToMemoryLimit() async throws {
+        try await withWorker { worker in
+            let job = try await worker.startHelper("sleep", limits: ResourceLimits(memoryBytes: 128 << 20))
+            // The job's cgroup, from its init's own view of the hierarchy.
+            let isV2 = worker.resourceControlSummary.hasPrefix("cgroup v2")
+            let cgroups = try String(contentsOfFile: "/proc/\(job.pid)/cgroup", encoding: .utf8)
+            let marker = isV2 ? "0::" : ":memory:"
+            let line = try #require(cgroups.split(separator: "\n").first { $0.contains(marker) })
+            let path = String(line[line.range(of: marker)!.upperBound...])
+            let file =
+                isV2
+                ? "/sys/fs/cgroup\(path)/memory.swap.max" : "/sys/fs/cgroup/memory\(path)/memory.memsw.limit_in_bytes"
+            let expected = isV2 ? "0" : "\(128 << 20)"
+            if FileManager.default.fileExists(atPath: file) {
+                let value = try String(contentsOfFile: file, encoding: .utf8).trimmingCharacters(
+                    in: .whitespacesAndNewlines)
+                #expect(value == expected, "\(file)")
+            } else {
+                print("swap limit not checked: the host has no \(file) (no swap accounting)")
+                #expect(!Privileges.isCI, "CI hosts account swap: \(file) is missing")
+            }
+            _ = try await worker.stop(job.id, gracePeriod: .zero)
+        }
+    }
+
     @Test("a busy loop under 200 millicores for 3 s uses 0.2 ± 0.05 CPU-seconds per second")
     func cpuLimit() async throws {
         try await withWorker { worker in

@@ -28,10 +28,11 @@ struct CgroupV1: CgroupBackend {
             }
             parents[controller] = hierarchy.ownDirectory + "/" + parentName
         }
-        self.init(parents: parents, devices: devices)
-        for directory in parentDirectories {
+        // Before `init(parents:devices:)`, which looks for the swap accounting files in them.
+        for directory in Set(parents.values).sorted() {
             try CgroupFiles.makeDirectory(directory)
         }
+        self.init(parents: parents, devices: devices)
     }
 
     init(parents: [String: String], devices: [BlockDevice]) {
@@ -90,10 +91,18 @@ struct CgroupV1Job: JobCgroup {
             try CgroupFiles.write("\(UInt64(limits.cpuMillis) * 100)", to: path("cpu", "cpu.cfs_quota_us"))
         }
         if limits.memoryBytes != 0 {
-            try CgroupFiles.write("\(limits.memoryBytes)", to: path("memory", "memory.limit_in_bytes"))
+            let memory = path("memory", "memory.limit_in_bytes")
             if limitsSwap {
-                // Memory plus swap equal to memory: swap cannot extend the limit.
-                try CgroupFiles.write("\(limits.memoryBytes)", to: path("memory", "memory.memsw.limit_in_bytes"))
+                // Memory plus swap equal to memory: swap cannot extend the limit. The kernel
+                // keeps memory ≤ memory plus swap at every step, so a raise (over the preset
+                // defaults) sets memory plus swap first.
+                let swap = path("memory", "memory.memsw.limit_in_bytes")
+                let raising = limits.memoryBytes > CgroupFiles.number(memory) ?? UInt64.max
+                for file in raising ? [swap, memory] : [memory, swap] {
+                    try CgroupFiles.write("\(limits.memoryBytes)", to: file)
+                }
+            } else {
+                try CgroupFiles.write("\(limits.memoryBytes)", to: memory)
             }
         }
         if limits.maxProcesses != 0 {
