@@ -55,7 +55,7 @@ func benchmarkAPI(worker: Worker, directory: String, starts: Int, outputBytes: U
             for _ in 0..<starts {
                 var id = ""
                 try await startLatency.measure {
-                    id = try await jobs.startJob(.with { $0.command = "/bin/true" }).status.id
+                    id = try await jobs.startJob(measuredStartRequest).status.id
                 }
                 // As in the library's measurement: the next start once this job has ended.
                 _ = try await worker.waitUntilEnded(JobID(id)!)

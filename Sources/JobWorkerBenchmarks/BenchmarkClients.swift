@@ -1,9 +1,26 @@
 import Foundation
 import GRPCCore
+import JobWorker
 import JobWorkerAPI
 
 // The API's clients, each run as a process of its own as jobctl is, so that the server's process
 // does only the server's work.
+
+/// The limits of every measured /bin/true start, through the library and through the API alike:
+/// all four kinds, so that each start writes them to the job's cgroup.
+let measuredStartLimits = ResourceLimits(
+    cpuMillis: 500, memoryBytes: 256 << 20, ioWriteBytesPerSecond: 100 << 20, maxProcesses: 100)
+
+/// A StartJob request for /bin/true with `measuredStartLimits`.
+let measuredStartRequest = Jobworker_V1_StartJobRequest.with {
+    $0.command = "/bin/true"
+    $0.limits = .with {
+        $0.cpuMillis = measuredStartLimits.cpuMillis
+        $0.memoryBytes = measuredStartLimits.memoryBytes
+        $0.ioWriteBytesPerSecond = measuredStartLimits.ioWriteBytesPerSecond
+        $0.maxProcesses = measuredStartLimits.maxProcesses
+    }
+}
 
 /// The credentials that `benchmarkAPI` wrote to `directory`.
 private func benchCredentials(in directory: String) throws -> ClientCredentials {
@@ -65,7 +82,7 @@ func runStartClient(_ arguments: [String]) async throws {
         let clock = ContinuousClock()
         for _ in 0..<count {
             let began = clock.now
-            let id = try await jobs.startJob(.with { $0.command = "/bin/true" }).status.id
+            let id = try await jobs.startJob(measuredStartRequest).status.id
             let elapsed = clock.now - began
             lines += "\(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)\n"
             try await jobs.streamJobOutput(.with { $0.id = id }) { response in

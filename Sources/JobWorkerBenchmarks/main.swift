@@ -100,8 +100,6 @@ func measureStarts(_ worker: Worker, count: Int = startIterations, pause: Durati
 {
     var exec = Samples()
     var exit = Samples()
-    let limits = ResourceLimits(
-        cpuMillis: 500, memoryBytes: 256 << 20, ioWriteBytesPerSecond: 100 << 20, maxProcesses: 100)
     for _ in 0..<count {
         if pause > .zero { try await Task.sleep(for: pause) }
         var id: JobID?
@@ -109,7 +107,7 @@ func measureStarts(_ worker: Worker, count: Int = startIterations, pause: Durati
             try await exec.measure {
                 id = try await worker.start(
                     command: "/bin/true", owner: "bench",
-                    limits: worker.configuration.resourceControl == .disabled ? ResourceLimits() : limits
+                    limits: worker.configuration.resourceControl == .disabled ? ResourceLimits() : measuredStartLimits
                 ).id
             }
             _ = try await worker.waitUntilEnded(id!)
