@@ -254,7 +254,7 @@ public final class Worker: Sendable {
                     // the same cgroup. `replace` ends `taken`; until `fresh` exists, a failure
                     // only has the cgroup left to remove.
                     parked = nil
-                    let fresh = try inits.replace(taken)
+                    let fresh = try inits.replace(taken, limits: limits)
                     parked = fresh
                     guard let started = try launcher.launch(in: fresh) else {
                         throw JobWorkerError.system("starting the job (its init went away)", errno: ECONNRESET)

@@ -149,10 +149,11 @@ final class InitPool: Sendable {
     /// The PIDs of the parked inits.
     var parkedProcesses: [Int32] { state.withLock { $0.parked.map(\.pid) } }
 
-    /// A fresh init for the same job id and cgroup, in place of one that is gone.
-    func replace(_ gone: ParkedInit) throws(JobWorkerError) -> ParkedInit {
+    /// A fresh init for the same job id and cgroup, in place of one that is gone; `limits` are
+    /// those the cgroup has by now.
+    func replace(_ gone: ParkedInit, limits: ResourceLimits) throws(JobWorkerError) -> ParkedInit {
         gone.endProcess()
-        return try startInit(id: gone.id, cgroup: gone.cgroup, limits: gone.limits)
+        return try startInit(id: gone.id, cgroup: gone.cgroup, limits: limits)
     }
 
     /// Creates a job's cgroup (with the preset limits) and starts an init in it, in new
