@@ -27,6 +27,12 @@ public struct ResourceLimits: Sendable, Hashable {
         self.maxProcesses = maxProcesses
     }
 
+    /// The limits that differ from `current`; 0 for those that do not. What a cgroup that has
+    /// `current` needs written to have these.
+    func changes(from current: ResourceLimits) -> ResourceLimits {
+        ResourceLimits(named: zip(named, current.named).map { new, old in new.value == old.value ? 0 : new.value })
+    }
+
     /// Each limit with its name as users see it and its unit, for messages.
     var named: [(name: String, value: UInt64, unit: LimitUnit)] {
         [

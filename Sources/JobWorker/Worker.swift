@@ -244,7 +244,7 @@ public final class Worker: Sendable {
                 environment: configuration.jobEnvironment, workingDirectory: configuration.jobWorkingDirectory,
                 stdinDescriptor: devNull, outputDescriptor: output)
             if let inits, let taken = parked {
-                if limits != taken.limits { try cgroup?.apply(limits) }
+                try cgroup?.apply(limits, replacing: taken.limits)
                 exitRecord = try stateDirectory.createExitRecord(for: id)
                 launcher.exitRecordDescriptor = exitRecord
                 if let started = try launcher.launch(in: taken) {

@@ -130,6 +130,22 @@ final class CgroupBackendTests {
         #expect(contents("blkio/jobworker/\(id)/blkio.throttle.write_iops_device") == "254:0 300")
     }
 
+    @Test("v1 over a parked init's preset writes only the limits that differ")
+    func v1OverPreset() throws {
+        let preset = ResourceLimits(cpuMillis: 1000, memoryBytes: 1 << 30, maxProcesses: 1024)
+        let cgroup = try makeV1().createCgroup(named: id, limits: preset)
+        try write("untouched", "cpu/jobworker/\(id)/cpu.cfs_quota_us")
+        try write("untouched", "pids/jobworker/\(id)/pids.max")
+        try cgroup.apply(
+            ResourceLimits(cpuMillis: 1000, memoryBytes: 2 << 30, ioWriteBytesPerSecond: 1 << 20, maxProcesses: 1024),
+            replacing: preset)
+        #expect(contents("cpu/jobworker/\(id)/cpu.cfs_quota_us") == "untouched")
+        #expect(contents("pids/jobworker/\(id)/pids.max") == "untouched")
+        #expect(contents("memory/jobworker/\(id)/memory.limit_in_bytes") == "\(2 << 30)")
+        #expect(contents("memory/jobworker/\(id)/memory.memsw.limit_in_bytes") == "\(2 << 30)")
+        #expect(contents("blkio/jobworker/\(id)/blkio.throttle.write_bps_device") == "254:0 1048576")
+    }
+
     @Test("v1 usage and OOM count come from cpuacct, memory and blkio")
     func v1Accounting() throws {
         let cgroup = try makeV1().createCgroup(named: id, limits: limits)

@@ -34,8 +34,10 @@ protocol CgroupBackend: Sendable {
 /// One job's cgroup (one directory per hierarchy on v1).
 protocol JobCgroup: Sendable {
     var directories: [String] { get }
-    /// Writes `limits` (0 = unlimited: the file is left alone). A new cgroup has no limits.
-    func apply(_ limits: ResourceLimits) throws(JobWorkerError)
+    /// Writes those of `limits` that differ from `current`, the limits the cgroup has (none for
+    /// a new cgroup). 0 = unlimited: the file is left alone, so a limit is never lifted; the
+    /// worker's limits are filled in from its defaults, 0 only where those are unlimited too.
+    func apply(_ limits: ResourceLimits, replacing current: ResourceLimits) throws(JobWorkerError)
     /// Opens the descriptors the launcher needs. The caller closes them after the launch.
     func openPlacement() throws(JobWorkerError) -> CgroupPlacement
     /// Usage so far (live) or final (after the job ended, before removal).

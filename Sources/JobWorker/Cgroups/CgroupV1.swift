@@ -54,7 +54,7 @@ struct CgroupV1: CgroupBackend {
             for directory in cgroup.directories {
                 try systemCall("cgroup: creating \(directory)") { mkdir(directory, 0o755) }
             }
-            try cgroup.apply(limits)
+            try cgroup.apply(limits, replacing: ResourceLimits())
         } catch {
             for directory in cgroup.directories { rmdir(directory) }
             throw error
@@ -85,34 +85,35 @@ struct CgroupV1Job: JobCgroup {
         directoryByController[controller]! + "/" + file
     }
 
-    func apply(_ limits: ResourceLimits) throws(JobWorkerError) {
-        if limits.cpuMillis != 0 {
+    func apply(_ limits: ResourceLimits, replacing current: ResourceLimits) throws(JobWorkerError) {
+        let changes = limits.changes(from: current)
+        if changes.cpuMillis != 0 {
             // The period of a new cgroup is the kernel's default, 100000 µs: only the quota is set.
-            try CgroupFiles.write("\(UInt64(limits.cpuMillis) * 100)", to: path("cpu", "cpu.cfs_quota_us"))
+            try CgroupFiles.write("\(UInt64(changes.cpuMillis) * 100)", to: path("cpu", "cpu.cfs_quota_us"))
         }
-        if limits.memoryBytes != 0 {
+        if changes.memoryBytes != 0 {
             let memory = path("memory", "memory.limit_in_bytes")
             if limitsSwap {
                 // Memory plus swap equal to memory: swap cannot extend the limit. The kernel
-                // keeps memory ≤ memory plus swap at every step, so a raise (over the preset
-                // defaults) sets memory plus swap first.
+                // keeps memory ≤ memory plus swap at every step, so a raise (over a parked
+                // init's default) sets memory plus swap first.
                 let swap = path("memory", "memory.memsw.limit_in_bytes")
-                let raising = limits.memoryBytes > CgroupFiles.number(memory) ?? UInt64.max
+                let raising = current.memoryBytes != 0 && changes.memoryBytes > current.memoryBytes
                 for file in raising ? [swap, memory] : [memory, swap] {
-                    try CgroupFiles.write("\(limits.memoryBytes)", to: file)
+                    try CgroupFiles.write("\(changes.memoryBytes)", to: file)
                 }
             } else {
-                try CgroupFiles.write("\(limits.memoryBytes)", to: memory)
+                try CgroupFiles.write("\(changes.memoryBytes)", to: memory)
             }
         }
-        if limits.maxProcesses != 0 {
-            try CgroupFiles.write("\(limits.maxProcesses)", to: path("pids", "pids.max"))
+        if changes.maxProcesses != 0 {
+            try CgroupFiles.write("\(changes.maxProcesses)", to: path("pids", "pids.max"))
         }
         let throttles: [(String, UInt64)] = [
-            ("blkio.throttle.read_bps_device", limits.ioReadBytesPerSecond),
-            ("blkio.throttle.write_bps_device", limits.ioWriteBytesPerSecond),
-            ("blkio.throttle.read_iops_device", limits.ioReadOpsPerSecond),
-            ("blkio.throttle.write_iops_device", limits.ioWriteOpsPerSecond),
+            ("blkio.throttle.read_bps_device", changes.ioReadBytesPerSecond),
+            ("blkio.throttle.write_bps_device", changes.ioWriteBytesPerSecond),
+            ("blkio.throttle.read_iops_device", changes.ioReadOpsPerSecond),
+            ("blkio.throttle.write_iops_device", changes.ioWriteOpsPerSecond),
         ]
         for (file, value) in throttles where value != 0 {
             for device in devices {

@@ -69,7 +69,7 @@ struct CgroupV2: CgroupBackend {
         let cgroup = CgroupV2Job(directory: parent + "/" + name, devices: devices, limitsSwap: limitsSwap)
         try systemCall("cgroup: creating \(cgroup.directory)") { mkdir(cgroup.directory, 0o755) }
         do {
-            try cgroup.apply(limits)
+            try cgroup.apply(limits, replacing: ResourceLimits())
         } catch {
             rmdir(cgroup.directory)
             throw error
@@ -92,7 +92,8 @@ struct CgroupV2Job: JobCgroup {
 
     private func path(_ file: String) -> String { directory + "/" + file }
 
-    func apply(_ limits: ResourceLimits) throws(JobWorkerError) {
+    func apply(_ limits: ResourceLimits, replacing current: ResourceLimits) throws(JobWorkerError) {
+        let limits = limits.changes(from: current)
         if limits.cpuMillis != 0 {
             try CgroupFiles.write("\(UInt64(limits.cpuMillis) * 100) 100000", to: path("cpu.max"))
         }
