@@ -13,7 +13,9 @@ extension ResourceLimits {
 }
 
 extension Jobworker_V1_ResourceLimits {
-    init(_ limits: ResourceLimits) {
+    /// The message for the library's limits, field for field: what a client sends to ask for
+    /// exactly these limits.
+    public init(_ limits: ResourceLimits) {
         self.init()
         cpuMillis = limits.cpuMillis
         memoryBytes = limits.memoryBytes

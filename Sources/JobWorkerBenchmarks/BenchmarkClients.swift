@@ -14,12 +14,7 @@ let measuredStartLimits = ResourceLimits(
 /// A StartJob request for /bin/true with `measuredStartLimits`.
 let measuredStartRequest = Jobworker_V1_StartJobRequest.with {
     $0.command = "/bin/true"
-    $0.limits = .with {
-        $0.cpuMillis = measuredStartLimits.cpuMillis
-        $0.memoryBytes = measuredStartLimits.memoryBytes
-        $0.ioWriteBytesPerSecond = measuredStartLimits.ioWriteBytesPerSecond
-        $0.maxProcesses = measuredStartLimits.maxProcesses
-    }
+    $0.limits = Jobworker_V1_ResourceLimits(measuredStartLimits)
 }
 
 /// The credentials that `benchmarkAPI` wrote to `directory`.
