@@ -86,6 +86,8 @@ public final class Worker: Sendable {
     let store: JobStore
     /// Holds the state directory's lock until `shutdown`.
     private let stateLock: Int32
+    /// Holds the parent cgroups until `shutdown`: their job cgroups are this worker's alone.
+    let cgroupParentLock: CgroupParentLock?
 
     /// Prepares the state directory and the cgroup hierarchy, and removes job cgroups left by a
     /// previous run. Fails, saying how to fix the host, if a required cgroup controller is missing.
@@ -103,13 +105,18 @@ public final class Worker: Sendable {
         let stateLock = try stateDirectory.lock()
         self.stateLock = stateLock
         let cgroups: (any CgroupBackend)?
+        let cgroupParentLock: CgroupParentLock?
         do throws(JobWorkerError) {
             cgroups = configuration.resourceControl == .cgroups ? try makeCgroupBackend(configuration) : nil
+            cgroupParentLock = try cgroups.map { cgroups throws(JobWorkerError) in
+                try CgroupParentLock(cgroups.parentDirectories)
+            }
         } catch {
             stateDirectory.unlock(stateLock)
             throw error
         }
         self.cgroups = cgroups
+        self.cgroupParentLock = cgroupParentLock
         let recovery: Recovery
         do throws(JobWorkerError) {
             let store = try JobStore(path: configuration.stateDirectory + "/jobs.sqlite")
@@ -151,6 +158,7 @@ public final class Worker: Sendable {
             }
         } catch {
             for directory in cgroups?.parentDirectories ?? [] { rmdir(directory) }  // created above
+            cgroupParentLock?.release()
             stateDirectory.unlock(stateLock)
             throw error
         }
@@ -440,6 +448,7 @@ public final class Worker: Sendable {
         for directory in cgroups?.parentDirectories ?? [] {
             rmdir(directory)
         }
+        cgroupParentLock?.release()
     }
 
     /// Records a job's final status, right after its waiters have learnt it; the init's exit

@@ -1,6 +1,7 @@
 import Foundation
-import JobWorker
 import Testing
+
+@testable import JobWorker
 
 #if canImport(Glibc)
     import Glibc
@@ -248,8 +249,10 @@ struct ResourceControlTests {
         _ = try await first.waitForOutput(of: job.id, containing: "ready")
         #expect(try cgroupDirectories(of: first).contains { $0.hasSuffix("/\(job.id)") })
 
-        // The first worker still holds its state directory: the second gets another one under
-        // the same cgroup parent, which is what its cleanup looks at.
+        // What the kernel does to a dead worker's claim on the cgroup parent. Its state directory
+        // stays locked, so the second worker gets another one under the same cgroup parent,
+        // which is what its cleanup looks at.
+        first.cgroupParentLock?.release()
         let secondDirectory = try makeStateDirectory()
         defer { try? FileManager.default.removeItem(atPath: secondDirectory) }
         configuration.stateDirectory = secondDirectory
@@ -258,6 +261,34 @@ struct ResourceControlTests {
         #expect(waitForProcessToEnd(job.pid, timeout: .seconds(5)))
         await second.shutdown(gracePeriod: .zero)
         await first.shutdown(gracePeriod: .zero)
+    }
+
+    @Test("a second worker on a cgroup parent in use is refused, and the first one's jobs go on")
+    func cgroupParentInUse() async throws {
+        let parent = "jobworker-test-\(JobID().shortDescription)"
+        let directory = try makeStateDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var configuration = WorkerConfiguration(stateDirectory: directory)
+        configuration.cgroupParentName = parent
+        let first = try await Worker(configuration: configuration)
+        let job = try await first.startHelper("sleep")
+        _ = try await first.waitForOutput(of: job.id, containing: "ready")
+
+        let secondDirectory = try makeStateDirectory()
+        defer { try? FileManager.default.removeItem(atPath: secondDirectory) }
+        configuration.stateDirectory = secondDirectory
+        await #expect {
+            _ = try await Worker(configuration: configuration)
+        } throws: { error in
+            (error as? JobWorkerError)?.message.contains("in use by another worker") == true
+        }
+        #expect(try first.status(of: job.id).state == .running)
+        #expect(try cgroupDirectories(of: first).contains { $0.hasSuffix("/\(job.id)") })
+
+        // Once the first worker has shut down, the parent is free for the next one.
+        await first.shutdown(gracePeriod: .zero)
+        let second = try await Worker(configuration: configuration)
+        await second.shutdown(gracePeriod: .zero)
     }
 }
 

@@ -70,7 +70,7 @@ struct Serve: AsyncParsableCommand {
     var keepJobsOnShutdown = false
     @Option(
         help:
-            "The cgroup that holds the job cgroups, one per server on a host: at startup a server removes what a previous run left there."
+            "The cgroup that holds the job cgroups, one per server on a host: at startup a server removes what a previous run left there, and a second server on the same one is refused."
     )
     var cgroupParent = "jobworker"
 
