@@ -107,10 +107,13 @@ let package = Package(
             ]),
         // A small C program whose behaviour the tests control (exit codes, signals, output patterns).
         .executableTarget(name: "JobWorkerTestHelper", path: "Tests/JobWorkerTestHelper"),
+        // Where both test targets find the programs they run (and the helper's copy jobs can run).
+        .target(name: "JobWorkerTestPrograms", path: "Tests/JobWorkerTestPrograms"),
         .testTarget(
             name: "JobWorkerAPITests",
             dependencies: [
-                "JobWorkerAPI", "JobWorkerTestHelper", "jobworker-init", "jobworkerd", "jobctl", "CLinuxEvents",
+                "JobWorkerAPI", "JobWorkerTestHelper", "JobWorkerTestPrograms", "jobworker-init", "jobworkerd",
+                "jobctl", "CLinuxEvents",
                 .product(name: "GRPCInProcessTransport", package: "grpc-swift-2"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -122,7 +125,9 @@ let package = Package(
             ]),
         .testTarget(
             name: "JobWorkerTests",
-            dependencies: ["JobWorker", "CLinuxEvents", "JobWorkerTestHelper", "jobworker-init"]),
+            dependencies: [
+                "JobWorker", "CLinuxEvents", "JobWorkerTestHelper", "JobWorkerTestPrograms", "jobworker-init",
+            ]),
     ],
     swiftLanguageModes: [.v6]
 )

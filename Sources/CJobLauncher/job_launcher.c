@@ -13,6 +13,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -210,24 +211,34 @@ static int jw_child_main(void *raw_context) {
         return 127;
     }
 
-    // 6. Working directory.
+    // 6. The job's user, once everything that needs the caller's privileges is done. Raw system
+    //    calls: glibc's wrappers would signal every thread of the worker (whose memory this
+    //    child shares) to change their credentials too.
+    int has_init = (attributes->namespace_flags & CLONE_NEWPID) != 0;
+    if (!has_init && attributes->change_credentials &&
+        (syscall(SYS_setgroups, 0, NULL) < 0 ||
+         syscall(SYS_setresgid, attributes->gid, attributes->gid, attributes->gid) < 0 ||
+         syscall(SYS_setresuid, attributes->uid, attributes->uid, attributes->uid) < 0 ||
+         prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)) {
+        jw_child_fail(error_pipe, JW_STEP_CREDENTIALS, errno);
+    }
+
+    // 7. Working directory, as the job's user.
     if (attributes->working_directory != NULL && chdir(attributes->working_directory) < 0) {
         jw_child_fail(error_pipe, JW_STEP_CHDIR, errno);
     }
-
-    int has_init = (attributes->namespace_flags & CLONE_NEWPID) != 0;
     if (has_init && jw_install_fd(attributes->control_fd, JW_INIT_CONTROL_FD) < 0) {
         jw_child_fail(error_pipe, JW_STEP_STDIO, errno);
     }
 
-    // 7. No descriptor of the worker reaches the job. The error pipe is already close-on-exec;
+    // 8. No descriptor of the worker reaches the job. The error pipe is already close-on-exec;
     //    an init keeps its control socket.
     unsigned int first_closed = has_init ? JW_INIT_CONTROL_FD + 1 : STDERR_FILENO + 1;
     if (syscall(SYS_close_range, first_closed, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
         jw_child_fail(error_pipe, JW_STEP_CLOSE_FDS, errno);
     }
 
-    // 8. Exec. The signal mask survives execve: a job starts with none blocked, while an init
+    // 9. Exec. The signal mask survives execve: a job starts with none blocked, while an init
     //    starts with every signal blocked, so none sent before it waits for them is lost.
     if (has_init) {
         execve(attributes->path, attributes->argv, attributes->envp);
@@ -416,6 +427,9 @@ int jw_send_job(int control_socket, const jw_spawn_attributes *attributes) {
     size += jw_strings_size(attributes->argv, &header.argc);
     size += jw_strings_size(attributes->envp, &header.envc);
     header.strings_size = (uint32_t)size;
+    header.change_credentials = attributes->change_credentials ? 1 : 0;
+    header.uid = attributes->uid;
+    header.gid = attributes->gid;
     int descriptors[3] = {attributes->stdin_fd, attributes->output_fd, attributes->exit_record_fd};
     int count = attributes->exit_record_fd >= 0 ? 3 : 2;
 

@@ -251,6 +251,7 @@ public final class Worker: Sendable {
                 executablePath: executablePath, argumentVector: [command] + arguments,
                 environment: configuration.jobEnvironment, workingDirectory: configuration.jobWorkingDirectory,
                 stdinDescriptor: devNull, outputDescriptor: output)
+            launcher.user = configuration.jobUser
             if let inits, let taken = parked {
                 try cgroup?.apply(limits, replacing: taken.limits)
                 exitRecord = try stateDirectory.createExitRecord(for: id)

@@ -24,6 +24,10 @@ public struct WorkerConfiguration: Sendable {
     /// The working directory of every job.
     public var jobWorkingDirectory: String = "/"
 
+    /// The user and group every job runs as (see `JobUser` for why not root); nil: the worker's
+    /// own, for a worker that is not root or for jobs that must be root (mounts, say).
+    public var jobUser: JobUser? = .nobody
+
     /// How many jobs may run at once; a start beyond it fails with `.resourceExhausted`.
     public var maximumRunningJobs = 256
 

@@ -37,6 +37,9 @@ struct job {
     int stdin_fd;
     int output_fd;
     int exit_record_fd;
+    int change_credentials;
+    uint32_t uid;
+    uint32_t gid;
 };
 
 static void reply(int32_t kind, int32_t step, int32_t error, int32_t status) {
@@ -90,6 +93,9 @@ static int receive_job(struct job *job) {
     job->stdin_fd = move_up(descriptors[0]);
     job->output_fd = move_up(descriptors[1]);
     job->exit_record_fd = descriptors[2] >= 0 ? move_up(descriptors[2]) : -1;
+    job->change_credentials = header.change_credentials != 0;
+    job->uid = header.uid;
+    job->gid = header.gid;
 
     char *strings = malloc(header.strings_size + 1);
     job->argv = calloc(header.argc + 1, sizeof(char *));
@@ -122,7 +128,7 @@ static int receive_job(struct job *job) {
 
 /// Starts the job with the worker's own launcher (jw_spawn): a vfork-style clone that returns
 /// once the job has exec'd, or with the step that failed; the job gets its own session, stdio,
-/// working directory, no other descriptor, and every signal at its default, unblocked.
+/// user, working directory, no other descriptor, and every signal at its default, unblocked.
 static int spawn_job(const struct job *job, pid_t *pid, jw_spawn_result *result) {
     jw_spawn_attributes attributes;
     memset(&attributes, 0, sizeof(attributes));
@@ -135,6 +141,9 @@ static int spawn_job(const struct job *job, pid_t *pid, jw_spawn_result *result)
     attributes.cgroup_fd = -1;
     attributes.control_fd = -1;
     attributes.exit_record_fd = -1;
+    attributes.change_credentials = job->change_credentials;
+    attributes.uid = job->uid;
+    attributes.gid = job->gid;
     if (jw_spawn(&attributes, result) < 0) {
         return -1;
     }

@@ -3,6 +3,7 @@ import GRPCCore
 import GRPCInProcessTransport
 import JobWorker
 import JobWorkerAPI
+import JobWorkerTestPrograms
 import Logging
 import Testing
 
@@ -39,11 +40,11 @@ struct Caller: Sendable, CustomStringConvertible {
     static let stranger = Caller(name: "sam", role: "operator")
 }
 
-/// The test helper program (see Tests/JobWorkerTestHelper), next to the test binary.
-let helperPath: String = {
-    URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
-        .appendingPathComponent("JobWorkerTestHelper").path
-}()
+/// Where the build put the test binary, jobworkerd, jobctl and the test helper.
+let buildDirectory = TestPrograms.buildDirectory
+
+/// The test helper program, as a copy that the jobs' user may run.
+let helperPath = TestPrograms.helperPath
 
 let canUseCgroups = geteuid() == 0 || ProcessInfo.processInfo.environment["CI"] == "true"
 
@@ -61,6 +62,7 @@ func withAPI<Result: Sendable>(
     configuration.resourceControl = canUseCgroups ? .cgroups : .disabled
     configuration.isolation = canUseCgroups ? .namespaces : .none
     configuration.cgroupParentName = "jobworker-api-test-\(JobID().shortDescription)"
+    if geteuid() != 0 { configuration.jobUser = nil }  // only root may start jobs as another user
     configure(&configuration)
     let worker = try await Worker(configuration: configuration)
     let service = JobWorkerService(worker: worker)

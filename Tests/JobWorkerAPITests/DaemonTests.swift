@@ -10,7 +10,7 @@ import Testing
 #endif
 
 /// The jobworkerd binary, built next to the test binary.
-let daemonPath = URL(fileURLWithPath: helperPath).deletingLastPathComponent().appendingPathComponent("jobworkerd").path
+let daemonPath = buildDirectory.appendingPathComponent("jobworkerd").path
 
 /// Runs jobworkerd with `arguments` to completion; returns its exit status and output.
 func runDaemon(_ arguments: [String]) throws -> (status: Int32, output: String) {
@@ -46,6 +46,18 @@ struct DaemonTests {
         let bad = try runDaemon(["certs", "issue", "--dir", directory, "--name", "eve", "--role", "root"])
         #expect(bad.status != 0)
         #expect(bad.output.contains("role must be admin, user or viewer"))
+    }
+
+    @Test("jobs run as nobody by default, as --job-user says otherwise, and an unknown user is a usage error")
+    func jobUser() throws {
+        let byDefault = try RunningDaemon()
+        #expect(try jobctl("run", "--", helperPath, "print-credentials", daemon: byDefault).text.contains("uid 65534 "))
+        let configured = try RunningDaemon(["--job-user", "4242:4343"])
+        let printed = try jobctl("run", "--", helperPath, "print-credentials", daemon: configured).text
+        #expect(printed.contains("uid 4242 4242 4242\ngid 4343 4343 4343\n"), "\(printed)")
+        let unknown = try runDaemon(["--dev", "--job-user", "no-such-user-jobworker"])
+        #expect(unknown.status == 64)
+        #expect(unknown.output.contains("--job-user: no user \"no-such-user-jobworker\" on this host"))
     }
 
     @Test("--dev serves over mTLS with its own PKI, and SIGTERM stops the jobs and exits 0")
@@ -99,14 +111,14 @@ struct DaemonTests {
         var endsLater: [String] = []
         for index in 0..<5 {
             let fifo = scratch + "/later-\(index)"
-            #expect(mkfifo(fifo, 0o600) == 0)
+            #expect(mkfifo(fifo, 0o644) == 0)  // the jobs (nobody) read it
             fifos.append(fifo)
             endsLater.append(
                 try start("/bin/sh", "-c", "echo before; read line < \(fifo); echo after; exit \(20 + index)"))
         }
         // And two that meet their fate while no server runs.
         let meanwhile = scratch + "/meanwhile"
-        #expect(mkfifo(meanwhile, 0o600) == 0)
+        #expect(mkfifo(meanwhile, 0o644) == 0)
         let endsMeanwhile = try start("/bin/sh", "-c", "read line < \(meanwhile); exit 5")
         let marker = "marker-\(UUID())"
         let losesInit = try start(helperPath, "sleep", marker)

@@ -1,7 +1,7 @@
 import Foundation
 
 /// The jobctl binary, built next to the test binary.
-let jobctlPath = URL(fileURLWithPath: helperPath).deletingLastPathComponent().appendingPathComponent("jobctl").path
+let jobctlPath = buildDirectory.appendingPathComponent("jobctl").path
 
 /// What a finished jobctl run printed, and how it ended.
 struct JobctlResult: CustomStringConvertible {

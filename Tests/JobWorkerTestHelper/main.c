@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -349,6 +350,33 @@ int main(int argc, char **argv) {
         }
         say("mounted\n");
         wait_forever();
+    }
+    if (strcmp(mode, "print-credentials") == 0) {
+        uid_t real_uid, effective_uid, saved_uid;
+        gid_t real_gid, effective_gid, saved_gid;
+        getresuid(&real_uid, &effective_uid, &saved_uid);
+        getresgid(&real_gid, &effective_gid, &saved_gid);
+        printf("uid %u %u %u\n", real_uid, effective_uid, saved_uid);
+        printf("gid %u %u %u\n", real_gid, effective_gid, saved_gid);
+        printf("groups %d\n", getgroups(0, NULL));
+        printf("no-new-privileges %d\n", prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0));
+        FILE *status = fopen("/proc/self/status", "r");
+        char line[256];
+        while (status != NULL && fgets(line, sizeof(line), status) != NULL) {
+            if (strncmp(line, "CapEff:", 7) == 0) {
+                printf("effective-capabilities %s", line + 7 + strspn(line + 7, " \t"));
+            }
+        }
+        return 0;
+    }
+    if (strcmp(mode, "try-open") == 0 && argc >= 4) {
+        // try-open read|write PATH...: one line per path, "PATH ok" or "PATH <strerror>".
+        int flags = strcmp(argv[2], "write") == 0 ? O_WRONLY : O_RDONLY;
+        for (int index = 3; index < argc; index++) {
+            int fd = open(argv[index], flags);
+            printf("%s %s\n", argv[index], fd >= 0 ? "ok" : strerror(errno));
+        }
+        return 0;
     }
     if (strcmp(mode, "hostname") == 0) {
         char name[256] = {0};

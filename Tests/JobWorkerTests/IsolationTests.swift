@@ -56,7 +56,9 @@ struct IsolationTests {
 
     @Test("a mount made by the job does not appear on the host")
     func mountNamespace() async throws {
-        try await withWorker { worker in
+        try await withWorker {
+            $0.jobUser = nil  // mounting takes root
+        } _: { worker in
             let directory = worker.configuration.stateDirectory + "/mountpoint"
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             let job = try await worker.startHelper("mount-tmpfs", directory)
@@ -182,7 +184,7 @@ struct IsolationTests {
 
     @Test("jobworker-init is a static executable: no dynamic loader, no Swift runtime")
     func initIsStatic() throws {
-        let initPath = URL(fileURLWithPath: helperPath).deletingLastPathComponent().path + "/jobworker-init"
+        let initPath = buildDirectory.appendingPathComponent("jobworker-init").path
         let data = try Data(contentsOf: URL(fileURLWithPath: initPath))
         // ELF64: e_phoff at 32, e_phentsize at 54, e_phnum at 56; PT_INTERP is type 3.
         func integer<T: FixedWidthInteger>(_ offset: Int, _: T.Type) -> T {

@@ -53,7 +53,8 @@ struct StartFailureTests {
         chmod(file, 0o644)
         // Root bypasses permission bits for files with no execute bit at all? No: exec needs one.
         let error = try await expectStartFails(.permissionDenied, command: file)
-        #expect(error?.message == "\(file): permission denied (not an executable file)")
+        #expect(
+            error?.message == "\(file): permission denied (not an executable file, or not one the job's user may run)")
         _ = try await expectStartFails(.permissionDenied, command: directory)
     }
 
@@ -61,6 +62,7 @@ struct StartFailureTests {
     func execFormat() async throws {
         let directory = try makeStateDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
+        chmod(directory, 0o755)  // for the jobs' user
         let file = directory + "/garbage"
         try Data([0x00, 0x01, 0x02, 0x03, 0x7f]).write(to: URL(fileURLWithPath: file))
         chmod(file, 0o755)

@@ -1,24 +1,18 @@
 import CLinuxEvents
 import Foundation
 import JobWorker
+import JobWorkerTestPrograms
 import Testing
 
 #if canImport(Glibc)
     import Glibc
 #endif
 
-/// The test helper program built from Tests/JobWorkerTestHelper, next to the test binary.
-let helperPath: String = {
-    let testBinary = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-    var directory = testBinary.deletingLastPathComponent()
-    // On Linux the test bundle is `<build>/<package>PackageTests.xctest`, a plain executable.
-    while !FileManager.default.fileExists(atPath: directory.appendingPathComponent("JobWorkerTestHelper").path),
-        directory.path != "/"
-    {
-        directory = directory.deletingLastPathComponent()
-    }
-    return directory.appendingPathComponent("JobWorkerTestHelper").path
-}()
+/// Where the build put the test binary, jobworker-init and the test helper.
+let buildDirectory = TestPrograms.buildDirectory
+
+/// The test helper program, as a copy that the jobs' user may run.
+let helperPath = TestPrograms.helperPath
 
 /// A fresh state directory under the system temp directory, unique per call.
 func makeStateDirectory() throws -> String {
@@ -49,6 +43,7 @@ func withWorker<Result>(
     configuration.resourceControl = Privileges.canUseCgroups ? .cgroups : .disabled
     configuration.isolation = Privileges.canUseCgroups ? .namespaces : .none
     configuration.cgroupParentName = "jobworker-test-\(JobID().shortDescription)"
+    if !Privileges.isRoot { configuration.jobUser = nil }  // only root may start jobs as another user
     configure(&configuration)
     let worker = try await Worker(configuration: configuration)
     do {

@@ -50,6 +50,8 @@ typedef enum jw_step {
     JW_STEP_LOOPBACK = 13,
     /// Child, new PID namespace: execve of the init.
     JW_STEP_EXEC_INIT = 15,
+    /// Child: becoming the job's user (no supplementary groups, group, user, no new privileges).
+    JW_STEP_CREDENTIALS = 16,
 } jw_step;
 
 /// The descriptor on which jobworker-init talks to the worker: one end of a stream socketpair.
@@ -82,6 +84,10 @@ typedef struct jw_job_header {
     uint32_t argc;
     uint32_t envc;
     uint32_t strings_size;
+    /// The job's user and group, applied when change_credentials is 1.
+    uint32_t change_credentials;
+    uint32_t uid;
+    uint32_t gid;
 } jw_job_header;
 
 /// Every namespace a job gets: PID (with an init), mount, network, UTS and IPC.
@@ -117,6 +123,12 @@ typedef struct jw_spawn_attributes {
     /// jw_send_job only: a file the init writes the job's wait status to (as decimal text)
     /// before it exits, so that the status survives the worker; or -1.
     int exit_record_fd;
+    /// 1: the program runs as `uid` and `gid`, with no supplementary groups and no way to gain
+    /// privileges on exec (PR_SET_NO_NEW_PRIVS: setuid programs do not raise them). 0: as the
+    /// caller. Not applied to an init, which keeps the caller's privileges to start its job.
+    int change_credentials;
+    uint32_t uid;
+    uint32_t gid;
 } jw_spawn_attributes;
 
 /// The outcome of jw_spawn.
@@ -132,7 +144,8 @@ typedef struct jw_spawn_result {
 } jw_spawn_result;
 
 /// Hands a job to a waiting init over its control socket: `path`, `argv`, `envp`,
-/// `working_directory`, `stdin_fd` and `output_fd` of `attributes` (the rest is ignored).
+/// `working_directory`, `stdin_fd`, `output_fd`, `exit_record_fd` and the credentials of
+/// `attributes` (the rest is ignored).
 /// Returns 0, or -1 with errno set.
 int jw_send_job(int control_socket, const jw_spawn_attributes *attributes);
 

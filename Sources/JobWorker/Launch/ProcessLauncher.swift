@@ -30,6 +30,8 @@ struct ProcessLauncher {
     var hostname: String?
     /// For a parked init: the file it writes the job's wait status to before it exits.
     var exitRecordDescriptor: Int32 = -1
+    /// The user the program runs as; nil: the worker's. Never applied to an init itself.
+    var user: JobUser?
 
     /// Starts the program as a child of the worker: in the worker's namespaces, or (for
     /// jobworker-init) in new `namespaces` with `control` as its control socket.
@@ -83,7 +85,9 @@ struct ProcessLauncher {
                                     stdin_fd: stdinDescriptor, output_fd: outputDescriptor,
                                     cgroup_fd: cgroupDirectory, cgroup_procs_fds: procs.baseAddress,
                                     cgroup_procs_count: Int32(procs.count), namespace_flags: 0,
-                                    hostname: hostname, control_fd: -1, exit_record_fd: exitRecordDescriptor)
+                                    hostname: hostname, control_fd: -1, exit_record_fd: exitRecordDescriptor,
+                                    change_credentials: user == nil ? 0 : 1, uid: user?.userID ?? 0,
+                                    gid: user?.groupID ?? 0)
                                 return body(&attributes)
                             }
                         }
@@ -105,7 +109,9 @@ struct ProcessLauncher {
                 systemError: error)
         case EACCES, EPERM:
             return JobWorkerError(
-                .permissionDenied, "\(path): permission denied (not an executable file)", systemError: error)
+                .permissionDenied,
+                "\(path): permission denied (not an executable file, or not one the job's user may run)",
+                systemError: error)
         case ENOEXEC:
             return JobWorkerError(
                 .execFailed, "\(path): exec format error (not a program this host can run)", systemError: error)
@@ -131,6 +137,7 @@ struct ProcessLauncher {
         case JW_STEP_HOSTNAME: "sethostname"
         case JW_STEP_LOOPBACK: "bring up lo"
         case JW_STEP_EXEC_INIT: "execve of the init"
+        case JW_STEP_CREDENTIALS: "set user and group"
         default: "step \(step.rawValue)"
         }
     }

@@ -73,6 +73,11 @@ struct Serve: AsyncParsableCommand {
             "The cgroup that holds the job cgroups, one per server on a host: at startup a server removes what a previous run left there, and a second server on the same one is refused."
     )
     var cgroupParent = "jobworker"
+    @Option(
+        help:
+            "The user jobs run as: NAME or UID, optionally :GROUP or :GID (default: the user's group). Jobs of root could read every job's output and the server's keys, and leave their cgroups."
+    )
+    var jobUser = "nobody"
 
     func validate() throws {
         guard dev || (tlsCert != nil && tlsKey != nil && clientCa != nil) else {
@@ -96,6 +101,7 @@ struct Serve: AsyncParsableCommand {
         guard Quantity.bytes(retainOutput) != nil else {
             throw ValidationError("--retain-output: \"\(retainOutput)\" is not a size (10Gi, 500M, 0)")
         }
+        _ = try JobUser.parse(jobUser)
         guard HostAndPort(listen) != nil else {
             throw ValidationError("--listen: \"\(listen)\" is not HOST:PORT")
         }
@@ -122,6 +128,7 @@ struct Serve: AsyncParsableCommand {
         configuration.defaultGracePeriod = .seconds(gracePeriod)
         configuration.maximumRunningJobs = maxRunningJobs
         configuration.cgroupParentName = cgroupParent
+        configuration.jobUser = try JobUser.parse(jobUser)
         let retainedOutput = Quantity.bytes(retainOutput)!
         configuration.retention = RetentionPolicy(
             maximumAge: try Self.retentionAge(retainFor), maximumOutputBytes: retainedOutput == 0 ? nil : retainedOutput

@@ -1,0 +1,42 @@
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The programs the tests run, for both test targets.
+public enum TestPrograms {
+    /// Where the build put the test binary, jobworker-init, jobworkerd, jobctl and the test helper.
+    public static let buildDirectory: URL = {
+        let testBinary = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        var directory = testBinary.deletingLastPathComponent()
+        // On Linux the test bundle is `<build>/<package>PackageTests.xctest`, a plain executable.
+        while !FileManager.default.fileExists(atPath: directory.appendingPathComponent("JobWorkerTestHelper").path),
+            directory.path != "/"
+        {
+            directory = directory.deletingLastPathComponent()
+        }
+        return directory
+    }()
+
+    /// The test helper program (Tests/JobWorkerTestHelper), as a copy in
+    /// `<tmp>/jobworker-test-programs-<uid>/` (mode 0755, replaced atomically). Jobs run as nobody
+    /// by default, and the build directory may be one that nobody cannot reach (a checkout under
+    /// /root).
+    public static let helperPath: String = {
+        let built = buildDirectory.appendingPathComponent("JobWorkerTestHelper").path
+        let directory = NSTemporaryDirectory() + "/jobworker-test-programs-\(geteuid())"
+        mkdir(directory, 0o755)
+        var info = stat()
+        precondition(
+            lstat(directory, &info) == 0 && info.st_mode & S_IFMT == S_IFDIR && info.st_uid == geteuid(),
+            "\(directory) is not a directory of ours")
+        chmod(directory, 0o755)
+        let staging = directory + "/.JobWorkerTestHelper-\(getpid())"
+        unlink(staging)
+        precondition((try? FileManager.default.copyItem(atPath: built, toPath: staging)) != nil, "cannot copy \(built)")
+        chmod(staging, 0o755)
+        precondition(rename(staging, directory + "/JobWorkerTestHelper") == 0, "cannot install the test helper")
+        return directory + "/JobWorkerTestHelper"
+    }()
+}
