@@ -45,6 +45,8 @@ final class Job: Sendable {
         /// With an init: its control socket, where it reports the job's wait status. Closed at reap.
         var control: Int32?
         var stopRequested = false
+        /// When the pending stop sends SIGKILL.
+        var stopDeadline: ContinuousClock.Instant?
         var termination: Termination?
         var endedAt: Date?
         /// Sends SIGKILL when a stop's grace period runs out.
@@ -121,33 +123,42 @@ final class Job: Sendable {
     var isRunning: Bool { state.withLock { $0.final == nil } }
 
     /// Asks the job to end: SIGTERM to its process group now, SIGKILL once `gracePeriod` has
-    /// passed. Idempotent: a second request neither resends SIGTERM nor restarts the grace period.
-    /// A job that has already ended (even if not yet reaped) is left as it is.
+    /// passed. SIGTERM goes once: a later request sends nothing new, but a shorter deadline than
+    /// the one pending wins (as `docker kill` after a `docker stop -t 3600` does), so that no
+    /// long grace period, asked for by anyone, can keep an operator's stop or the worker's
+    /// shutdown waiting. A job that has already ended (even if not yet reaped) is left as it is.
     func beginStop(gracePeriod: Duration) {
-        let started = state.withLock { state -> Bool in
-            guard let pidfd = state.pidfd, !state.stopRequested, !Self.hasExited(pidfd: pidfd) else {
-                return false
+        let deadline = ContinuousClock.now + gracePeriod
+        let replaced = state.withLock { state -> Task<Void, Never>?? in
+            guard let pidfd = state.pidfd, !Self.hasExited(pidfd: pidfd) else { return .none }
+            if state.stopRequested {
+                guard let pending = state.stopDeadline, deadline < pending else { return .none }
+            } else {
+                state.stopRequested = true
+                signal(gracePeriod > .zero ? SIGTERM : SIGKILL, pidfd: pidfd)
             }
-            state.stopRequested = true
-            signal(gracePeriod > .zero ? SIGTERM : SIGKILL, pidfd: pidfd)
-            return true
+            state.stopDeadline = deadline
+            defer { state.escalation = nil }
+            return .some(state.escalation)
         }
-        guard started else { return }
+        guard case .some(let previous) = replaced else { return }
+        previous?.cancel()
         guard gracePeriod > .zero else {
             killEverything()
             return
         }
         let escalation = Task { [self] in
-            try? await Task.sleep(for: gracePeriod)
+            try? await Task.sleep(until: deadline)
             guard !Task.isCancelled else { return }
             killEverything()
         }
-        let alreadyEnded = state.withLock { state -> Bool in
-            guard state.pidfd != nil else { return true }
+        // Kept only while this is still the deadline in force and the job has not ended.
+        let superseded = state.withLock { state -> Bool in
+            guard state.pidfd != nil, state.stopDeadline == deadline else { return true }
             state.escalation = escalation
             return false
         }
-        if alreadyEnded { escalation.cancel() }
+        if superseded { escalation.cancel() }
     }
 
     /// SIGKILLs the job's process group (while its leader is unreaped) and everything in its

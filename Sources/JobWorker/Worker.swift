@@ -347,9 +347,10 @@ public final class Worker: Sendable {
     /// Stops a job: SIGTERM to its process group, then SIGKILL once `gracePeriod` (default:
     /// the configuration's) has passed. Returns the final status once the job has ended.
     ///
-    /// Stopping a job that has already ended returns its final status unchanged. Concurrent stops
-    /// share one grace period. If the calling task is cancelled, the stop still completes; only
-    /// the wait for it is abandoned (and the current status returned).
+    /// Stopping a job that has already ended returns its final status unchanged. A job being
+    /// stopped gets SIGTERM once; of the stops asked for, the earliest SIGKILL deadline holds. If
+    /// the calling task is cancelled, the stop still completes; only the wait for it is abandoned
+    /// (and the current status returned).
     public func stop(_ id: JobID, gracePeriod: Duration? = nil) async throws(JobWorkerError) -> JobStatus {
         switch try entry(id) {
         case .recorded(let status):

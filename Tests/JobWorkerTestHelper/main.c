@@ -47,6 +47,11 @@ static void on_term(int signal_number) {
     _exit(0);
 }
 
+static void on_term_noted(int signal_number) {
+    (void)signal_number;
+    say("noted SIGTERM\n");
+}
+
 /// Byte i of the pattern the tests verify: i mod 251 (a prime, so it never lines up with chunks).
 static void write_pattern(unsigned long long total) {
     static unsigned char buffer[251 * 256];
@@ -107,6 +112,12 @@ int main(int argc, char **argv) {
     }
     if (strcmp(mode, "trap-term") == 0) {
         signal(SIGTERM, on_term);
+        say("ready\n");
+        wait_forever();
+    }
+    if (strcmp(mode, "note-term") == 0) {
+        // Says so on each SIGTERM, and goes on.
+        signal(SIGTERM, on_term_noted);
         say("ready\n");
         wait_forever();
     }

@@ -95,6 +95,42 @@ struct LifecycleTests {
         }
     }
 
+    @Test("of two stops, the earlier SIGKILL deadline holds, whichever came first; SIGTERM goes once")
+    func earliestStopDeadline() async throws {
+        try await withWorker { worker in
+            for (first, second) in [
+                (Duration.seconds(3600), Duration.milliseconds(200)), (.milliseconds(200), .seconds(3600)),
+            ] {
+                let job = try await worker.startHelper("note-term")
+                _ = try await worker.waitForOutput(of: job.id, containing: "ready")
+                let earlier = Task { try await worker.stop(job.id, gracePeriod: first) }
+                _ = try await worker.waitForOutput(of: job.id, containing: "noted SIGTERM")
+                let clock = ContinuousClock()
+                let began = clock.now
+                let stopped = try await worker.stop(job.id, gracePeriod: second)
+                let took = clock.now - began
+                #expect(stopped.state == .stopped && stopped.termination == .signaled(SIGKILL))
+                #expect(try await earlier.value.termination == .signaled(SIGKILL))
+                #expect(took < .seconds(60), "the hour-long grace period held: \(took)")
+                let output = String(decoding: try await worker.collectOutput(of: job.id), as: UTF8.self)
+                #expect(output == "ready\nnoted SIGTERM\n")
+            }
+        }
+    }
+
+    @Test("shutdown ends a job whose pending stop has an hour of grace, within its own grace period")
+    func shutdownBeatsLongStop() async throws {
+        try await withWorker { worker in
+            let job = try await worker.startHelper("note-term")
+            _ = try await worker.waitForOutput(of: job.id, containing: "ready")
+            let patient = Task { try await worker.stop(job.id, gracePeriod: .seconds(3600)) }
+            _ = try await worker.waitForOutput(of: job.id, containing: "noted SIGTERM")
+            await worker.shutdown(gracePeriod: .milliseconds(100))
+            #expect(try worker.status(of: job.id).termination == .signaled(SIGKILL))
+            #expect(try await patient.value.state == .stopped)
+        }
+    }
+
     @Test("stop ends every process of the job, even a grandchild that ignores SIGTERM")
     func stopEndsGrandchild() async throws {
         try await withWorker { worker in
