@@ -122,6 +122,9 @@ final class Job: Sendable {
     /// True until the job has ended and its final status is known.
     var isRunning: Bool { state.withLock { $0.final == nil } }
 
+    /// True once a stop has been asked for.
+    var isStopping: Bool { state.withLock { $0.stopRequested } }
+
     /// Asks the job to end: SIGTERM to its process group now, SIGKILL once `gracePeriod` has
     /// passed. SIGTERM goes once: a later request sends nothing new, but a shorter deadline than
     /// the one pending wins (as `docker kill` after a `docker stop -t 3600` does), so that no

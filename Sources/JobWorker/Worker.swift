@@ -424,7 +424,9 @@ public final class Worker: Sendable {
     ///
     /// With `leavingJobsRunning`, running jobs are left alone instead: they go on, recorded as
     /// running, and the next worker on this state directory adopts them (an upgrade of the
-    /// worker without stopping anyone's work).
+    /// worker without stopping anyone's work). Jobs already being stopped are not left: their
+    /// stop completes within `gracePeriod` (its SIGKILL would not survive the worker, and their
+    /// end is recorded as the stop it is).
     public func shutdown(gracePeriod: Duration? = nil, leavingJobsRunning: Bool = false) async {
         let (jobs, wasShuttingDown) = registry.withLock { registry in
             defer { registry.isShuttingDown = true }
@@ -434,7 +436,7 @@ public final class Worker: Sendable {
         registry.withLock { $0.retentionTask }?.cancel()
         let grace = gracePeriod ?? configuration.defaultGracePeriod
         await withTaskGroup(of: Void.self) { group in
-            for job in jobs where !(leavingJobsRunning && job.isRunning) {
+            for job in jobs where !(leavingJobsRunning && job.isRunning && !job.isStopping) {
                 group.addTask {
                     if job.isRunning { job.beginStop(gracePeriod: grace) }
                     // Every end on record before the directory is let go.

@@ -105,6 +105,29 @@ struct JobRecordTests {
         await second.shutdown(gracePeriod: .zero)
     }
 
+    @Test("a shutdown leaving jobs running completes the stops in progress, within its grace period")
+    func keepJobsCompletesStops() async throws {
+        let directory = try makeStateDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let configuration = configuration(directory, parent: "jobworker-test-\(JobID().shortDescription)")
+        let first = try await Worker(configuration: configuration)
+        let kept = try await first.startHelper("sleep")
+        let stopping = try await first.startHelper("note-term")
+        _ = try await first.waitForOutput(of: stopping.id, containing: "ready")
+        let stop = Task { try await first.stop(stopping.id, gracePeriod: .seconds(3600)) }
+        _ = try await first.waitForOutput(of: stopping.id, containing: "noted SIGTERM")
+        await first.shutdown(gracePeriod: .milliseconds(100), leavingJobsRunning: true)
+        let stopped = try first.status(of: stopping.id)
+        #expect(stopped.state == .stopped && stopped.termination == .signaled(SIGKILL))
+        stop.cancel()  // the stop's caller returns now, whether or not the job has ended
+        _ = try await stop.value
+
+        let second = try await Worker(configuration: configuration)
+        #expect(try second.status(of: stopping.id).state == .stopped)
+        #expect(try second.status(of: kept.id).state == .running)
+        await second.shutdown(gracePeriod: .zero)
+    }
+
     @Test("retention by age deletes finished jobs past it at startup, and keeps a running one")
     func retentionByAge() async throws {
         let directory = try makeStateDirectory()
