@@ -47,6 +47,8 @@ final class Job: Sendable {
         var stopRequested = false
         /// When the pending stop sends SIGKILL.
         var stopDeadline: ContinuousClock.Instant?
+        /// Whether we sent SIGKILL to the process while it was unreaped.
+        var killed = false
         var termination: Termination?
         var endedAt: Date?
         /// Sends SIGKILL when a stop's grace period runs out.
@@ -130,15 +132,21 @@ final class Job: Sendable {
     /// the one pending wins (as `docker kill` after a `docker stop -t 3600` does), so that no
     /// long grace period, asked for by anyone, can keep an operator's stop or the worker's
     /// shutdown waiting. A job that has already ended (even if not yet reaped) is left as it is.
-    func beginStop(gracePeriod: Duration) {
+    ///
+    /// `resuming` a stop that a previous worker began sends no SIGTERM: the job has had it.
+    func beginStop(gracePeriod: Duration, resuming: Bool = false) {
         let deadline = ContinuousClock.now + gracePeriod
         let replaced = state.withLock { state -> Task<Void, Never>?? in
-            guard let pidfd = state.pidfd, !Self.hasExited(pidfd: pidfd) else { return .none }
+            guard let pidfd = state.pidfd, !Self.hasExited(pidfd: pidfd) else {
+                // A resumed stop began before the job ended, however soon after it the job did.
+                if resuming { state.stopRequested = true }
+                return .none
+            }
             if state.stopRequested {
                 guard let pending = state.stopDeadline, deadline < pending else { return .none }
             } else {
                 state.stopRequested = true
-                signal(gracePeriod > .zero ? SIGTERM : SIGKILL, pidfd: pidfd)
+                if !resuming { signal(gracePeriod > .zero ? SIGTERM : SIGKILL, pidfd: pidfd) }
             }
             state.stopDeadline = deadline
             defer { state.escalation = nil }
@@ -168,7 +176,9 @@ final class Job: Sendable {
     /// cgroup, including processes that left the process group.
     func killEverything() {
         state.withLock { state in
-            if let pidfd = state.pidfd { signal(SIGKILL, pidfd: pidfd) }
+            guard let pidfd = state.pidfd else { return }
+            signal(SIGKILL, pidfd: pidfd)
+            state.killed = true
         }
         cgroup?.killAll()
     }
@@ -205,9 +215,12 @@ final class Job: Sendable {
             state.pidfd = nil
             // An init reports how the job ended; if it left nothing (it was killed with the
             // whole namespace), its own end is the job's.
+            // An adopted job's init (not our child) tells how the job ended only by its exit
+            // record; if we killed it first, it had no time to write one, and the job died of
+            // our SIGKILL.
             state.termination =
                 if let adoptedTermination {
-                    adoptedTermination()
+                    adoptedTermination() ?? (state.killed ? .signaled(SIGKILL) : nil)
                 } else {
                     state.control.flatMap(Self.reportedTermination) ?? Self.termination(of: info)
                 }

@@ -167,15 +167,17 @@ public final class Worker: Sendable {
             registry.order = recovery.order
             for status in recovery.history { registry.addFinished(status) }
         }
-        for (record, pidfd) in recovery.adoptable { adopt(record.status, pidfd: pidfd) }
+        for (record, pidfd) in recovery.adoptable { adopt(record, pidfd: pidfd) }
         applyRetention()
         startRetentionTimer()
     }
 
     /// Takes over a job a previous run started, whose process is still there: its output goes
     /// on landing in its log, and its end is known by its pidfd and, with an init, from the exit
-    /// record the init writes. If it cannot be watched, it is ended (and recorded as lost).
-    private func adopt(_ recorded: JobStatus, pidfd: Int32) {
+    /// record the init writes. If it cannot be watched, it is ended (and recorded as lost). A stop
+    /// the previous run began goes on to its recorded deadline.
+    private func adopt(_ record: JobStore.Record, pidfd: Int32) {
+        let recorded = record.status
         let id = recorded.id
         let outputChanged = ChangeSignal()
         let stateDirectory = stateDirectory
@@ -213,6 +215,10 @@ public final class Worker: Sendable {
             configuration.logger.error("cannot watch adopted job \(id): \(error.message); ending it")
             job.killEverything()
             job.reap(monitor: monitor)
+            return
+        }
+        if let deadline = record.stopDeadline {
+            job.beginStop(gracePeriod: max(.zero, .seconds(deadline.timeIntervalSinceNow)), resuming: true)
         }
     }
 
@@ -339,7 +345,7 @@ public final class Worker: Sendable {
             monitor.removeWriteWatch(writeWatch)
         }
         if isShuttingDown {
-            job.beginStop(gracePeriod: .zero)
+            beginStop(job, gracePeriod: .zero)
         }
         return job.initialStatus
     }
@@ -356,9 +362,26 @@ public final class Worker: Sendable {
         case .recorded(let status):
             return status
         case .live(let job):
-            job.beginStop(gracePeriod: gracePeriod ?? configuration.defaultGracePeriod)
+            beginStop(job, gracePeriod: gracePeriod ?? configuration.defaultGracePeriod)
             return await job.waitUntilEnded()
         }
+    }
+
+    /// Asks `job` to stop, and records when its SIGKILL is due: a worker restarted meanwhile (even
+    /// after a crash) completes the stop on time, and records the end as a stop. On record before
+    /// the signal, so that no moment of a crash loses the stop (the record keeps the earliest
+    /// deadline of several stops).
+    private func beginStop(_ job: Job, gracePeriod: Duration) {
+        if job.isRunning {
+            let deadline = Date().addingTimeInterval(
+                Double(gracePeriod.components.seconds) + Double(gracePeriod.components.attoseconds) / 1e18)
+            do {
+                try store.recordStop(of: job.id, deadline: deadline)
+            } catch {
+                configuration.logger.error("\(error.message)")
+            }
+        }
+        job.beginStop(gracePeriod: gracePeriod)
     }
 
     /// The job's current status.
@@ -438,7 +461,7 @@ public final class Worker: Sendable {
         await withTaskGroup(of: Void.self) { group in
             for job in jobs where !(leavingJobsRunning && job.isRunning && !job.isStopping) {
                 group.addTask {
-                    if job.isRunning { job.beginStop(gracePeriod: grace) }
+                    if job.isRunning { self.beginStop(job, gracePeriod: grace) }
                     // Every end on record before the directory is let go.
                     await job.waitUntilEndRecorded()
                 }

@@ -60,6 +60,72 @@ struct DaemonTests {
         #expect(unknown.output.contains("--job-user: no user \"no-such-user-jobworker\" on this host"))
     }
 
+    @Test("a stop in progress survives a crash of the server: the next one kills on time and records a stop")
+    func stopSurvivesCrash() async throws {
+        let daemon = try RunningDaemon()
+        let fifo = FileManager.default.temporaryDirectory.appendingPathComponent("fifo-\(UUID())").path
+        #expect(mkfifo(fifo, 0o644) == 0)  // the job (nobody) reads it
+        defer { unlink(fifo) }
+        // Both note SIGTERM and go on; the second ends once the FIFO has a line.
+        let killedOnTime = try jobctl("start", "--", helperPath, "note-term", daemon: daemon).text
+            .trimmingCharacters(in: .newlines)
+        let endsMeanwhile = try jobctl("start", "--", helperPath, "note-term-then-fifo", fifo, daemon: daemon).text
+            .trimmingCharacters(in: .newlines)
+        // Stops with 2 s and an hour of grace, from clients that the crash then cuts off.
+        var stoppers: [Process] = []
+        for (job, grace) in [(killedOnTime, "2s"), (endsMeanwhile, "3600s")] {
+            let stopper = jobctlProcess(["stop", "--grace", grace, job], daemon: daemon)
+            stopper.standardOutput = FileHandle.nullDevice
+            stopper.standardError = FileHandle.nullDevice
+            try stopper.run()
+            stoppers.append(stopper)
+            try await withAdminClient(of: daemon) { client in
+                try await client.streamJobOutput(.with { $0.id = job }) { response in
+                    var text = ""
+                    for try await message in response.messages {
+                        text += String(decoding: message.data, as: UTF8.self)
+                        if text.contains("noted SIGTERM") { break }
+                    }
+                }
+            }
+        }
+        let initOfEndsMeanwhile = try #require(Int32(try status(of: endsMeanwhile, daemon: daemon)["pid"] as? Int ?? 0))
+        daemon.kill()
+        for stopper in stoppers { stopper.waitUntilExit() }
+        try writeLine(to: fifo)  // opens once the job has the FIFO open too
+        waitForExit(of: initOfEndsMeanwhile)
+
+        // The first job ignores SIGTERM: only the recorded deadline ends it.
+        let restarted = try RunningDaemon(restarting: daemon)
+        try await withAdminClient(of: restarted) { client in
+            var options = CallOptions.defaults
+            options.timeout = .seconds(60)  // the job's end, or a failure (not a hang)
+            try await client.streamJobOutput(.with { $0.id = killedOnTime }, options: options) { response in
+                for try await _ in response.messages {}
+            }
+            let killed = try await client.getJobStatus(.with { $0.id = killedOnTime }).status
+            #expect(killed.state == .stopped && killed.signal == SIGKILL, "\(killed)")
+            let ended = try await client.getJobStatus(.with { $0.id = endsMeanwhile }).status
+            #expect(ended.state == .stopped && ended.exitCode == 3, "\(ended)")
+        }
+    }
+
+    /// Runs `body` with a client of `daemon` that has its admin certificate.
+    func withAdminClient(
+        of daemon: RunningDaemon,
+        _ body: (Jobworker_V1_JobWorker.Client<HTTP2ClientTransport.Posix>) async throws -> Void
+    ) async throws {
+        let admin = try ClientCredentials(
+            certificateChainPEM: String(contentsOfFile: daemon.pki + "/admin.pem", encoding: .utf8),
+            privateKeyPEM: String(contentsOfFile: daemon.pki + "/admin-key.pem", encoding: .utf8),
+            serverCAPEM: String(contentsOfFile: daemon.pki + "/ca.pem", encoding: .utf8))
+        try await withGRPCClient(
+            transport: TLSClientTransport.make(to: HostAndPort(daemon.address)!, credentials: admin)
+        ) { grpcClient in
+            try await body(Jobworker_V1_JobWorker.Client(wrapping: grpcClient))
+        }
+    }
+
     @Test("--dev serves over mTLS with its own PKI, and SIGTERM stops the jobs and exits 0")
     func devServer() async throws {
         let daemon = try RunningDaemon()

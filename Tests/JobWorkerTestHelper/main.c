@@ -121,6 +121,16 @@ int main(int argc, char **argv) {
         say("ready\n");
         wait_forever();
     }
+    if (strcmp(mode, "note-term-then-fifo") == 0 && argc == 3) {
+        // As note-term, and exits 3 once a line can be read from the FIFO argv[2].
+        signal(SIGTERM, on_term_noted);
+        say("ready\n");
+        FILE *fifo = fopen(argv[2], "r");
+        char line[64];
+        while (fifo != NULL && fgets(line, sizeof(line), fifo) == NULL && errno == EINTR) {
+        }
+        return 3;
+    }
     if (strcmp(mode, "ignore-term") == 0) {
         signal(SIGTERM, SIG_IGN);
         say("ready\n");

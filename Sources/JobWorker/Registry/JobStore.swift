@@ -82,6 +82,11 @@ final class JobStore: Sendable {
             // reused; a pid and its start time are not).
             try db.execute(sql: "ALTER TABLE job ADD COLUMN process_start_time INTEGER")
         }
+        migrator.registerMigration("v3: stop deadline") { db in
+            // When a stop in progress sends SIGKILL (seconds since 1970): a stop outlives the
+            // worker that began it.
+            try db.execute(sql: "ALTER TABLE job ADD COLUMN stop_deadline REAL")
+        }
         return migrator
     }()
 
@@ -122,6 +127,16 @@ final class JobStore: Sendable {
         }
     }
 
+    /// Records that the job is being stopped, and when its SIGKILL is due; of several stops, the
+    /// earliest deadline stays, whatever order the writes land in.
+    func recordStop(of id: JobID, deadline: Date) throws(JobWorkerError) {
+        try write("recording the stop of job \(id)") { db in
+            try db.cachedStatement(
+                sql: "UPDATE job SET stop_deadline = ?1 WHERE id = ?2 AND (stop_deadline IS NULL OR stop_deadline > ?1)"
+            ).execute(arguments: [deadline.timeIntervalSince1970, id.description])
+        }
+    }
+
     /// Closes the database (its file, WAL and shared memory); later writes fail. For a worker
     /// that is letting its state directory go.
     func close() {
@@ -137,10 +152,12 @@ final class JobStore: Sendable {
         }
     }
 
-    /// A job as recorded, with the start time of its process (its init's, under isolation).
+    /// A job as recorded, with the start time of its process (its init's, under isolation) and,
+    /// if it is being stopped, when its SIGKILL is due.
     struct Record: Sendable {
         var status: JobStatus
         var processStartTime: UInt64?
+        var stopDeadline: Date?
     }
 
     /// Every recorded job, oldest first, and the last sequence number used.
@@ -151,7 +168,8 @@ final class JobStore: Sendable {
                 let records = try rows.map { row in
                     Record(
                         status: try Self.status(from: row),
-                        processStartTime: (row["process_start_time"] as Int64?).map { UInt64(max(0, $0)) })
+                        processStartTime: (row["process_start_time"] as Int64?).map { UInt64(max(0, $0)) },
+                        stopDeadline: (row["stop_deadline"] as Double?).map(Date.init(timeIntervalSince1970:)))
                 }
                 return (records, rows.last?["sequence"] ?? 0)
             }

@@ -44,7 +44,11 @@ struct Recovery {
             if let waitStatus = stateDirectory.readExitRecord(for: status.id) {
                 let termination = Termination(waitStatus: waitStatus)
                 status.termination = termination
-                status.state = if case .exited = termination { .exited } else { .killed }
+                // A job being stopped ended as a stop, however it ended (as in `Job.status`).
+                status.state =
+                    if record.stopDeadline != nil { .stopped } else if case .exited = termination { .exited } else {
+                        .killed
+                    }
                 var recordInfo = stat()
                 if stat(stateDirectory.exitRecordPath(status.id), &recordInfo) == 0 {
                     status.endedAt = Date(timeIntervalSince1970: TimeInterval(recordInfo.st_mtim.tv_sec))
