@@ -85,7 +85,7 @@ public final class Worker: Sendable {
     /// The durable record of every job (`<state>/jobs.sqlite`).
     let store: JobStore
     /// Holds the state directory's lock until `shutdown`.
-    private let stateLock: Int32
+    private let stateLock: ExclusiveLockFile
     /// Holds the parent cgroups until `shutdown`: their job cgroups are this worker's alone.
     let cgroupParentLock: CgroupParentLock?
 
@@ -112,7 +112,7 @@ public final class Worker: Sendable {
                 try CgroupParentLock(cgroups.parentDirectories)
             }
         } catch {
-            stateDirectory.unlock(stateLock)
+            stateLock.unlock()
             throw error
         }
         self.cgroups = cgroups
@@ -159,7 +159,7 @@ public final class Worker: Sendable {
         } catch {
             for directory in cgroups?.parentDirectories ?? [] { rmdir(directory) }  // created above
             cgroupParentLock?.release()
-            stateDirectory.unlock(stateLock)
+            stateLock.unlock()
             throw error
         }
         registry.withLock { registry in
@@ -471,7 +471,7 @@ public final class Worker: Sendable {
         await inits?.shutdown()
         closeDescriptor(devNull)
         store.close()
-        stateDirectory.unlock(stateLock)  // the next worker may take the directory
+        stateLock.unlock()  // the next worker may take the directory
         for directory in cgroups?.parentDirectories ?? [] {
             rmdir(directory)
         }

@@ -399,6 +399,13 @@ int main(int argc, char **argv) {
         }
         return 0;
     }
+    if (strcmp(mode, "try-lock") == 0 && argc == 3) {
+        // Tries a POSIX write lock on argv[2]: "locked" or why not.
+        int fd = open(argv[2], O_RDWR);
+        struct flock lock = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
+        printf("%s\n", fd >= 0 && fcntl(fd, F_SETLK, &lock) == 0 ? "locked" : strerror(errno));
+        return 0;
+    }
     if (strcmp(mode, "hostname") == 0) {
         char name[256] = {0};
         gethostname(name, sizeof(name) - 1);

@@ -288,6 +288,14 @@ struct ResourceControlTests {
         }
         #expect(try first.status(of: job.id).state == .running)
         #expect(try cgroupDirectories(of: first).contains { $0.hasSuffix("/\(job.id)") })
+        // Another process is refused too: the refusal here did not drop the first worker's lock.
+        let lockFiles = try FileManager.default.contentsOfDirectory(atPath: "/run/jobworker").filter {
+            $0.hasPrefix("cgroup-") && $0.contains("%2F\(parent).lock")
+        }
+        #expect(lockFiles.count == 1, "\(lockFiles)")
+        for file in lockFiles {
+            #expect(try lockAttempt(on: "/run/jobworker/" + file) == "Resource temporarily unavailable")
+        }
 
         // Once the first worker has shut down, the parent is free for the next one.
         await first.shutdown(gracePeriod: .zero)

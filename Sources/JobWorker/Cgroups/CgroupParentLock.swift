@@ -1,3 +1,4 @@
+import Foundation
 import Synchronization
 
 #if canImport(Glibc)
@@ -11,43 +12,43 @@ import Synchronization
 /// directory, the same cgroup parent name) would take the first one's running jobs for
 /// leftovers and kill them, so the parents belong to one worker at a time.
 ///
-/// The claim is an exclusive `flock` on each parent directory. A POSIX lock, as the state
-/// directory has, needs a descriptor open for writing, which a directory cannot have. The
-/// descriptors are close-on-exec: inits and jobs never hold them.
+/// The claim is an `ExclusiveLockFile` named after the parents, in `/run/jobworker` (created
+/// 0700, and refused unless it is root's own directory: a lock file anyone could create would
+/// let anyone keep the server from starting). cgroupfs itself holds no regular files.
 final class CgroupParentLock: Sendable {
-    private let descriptors: Mutex<[Int32]>
+    private let lock: Mutex<ExclusiveLockFile?>
 
-    /// Takes every directory of `directories`, or none of them.
-    init(_ directories: [String]) throws(JobWorkerError) {
-        var taken: [Int32] = []
-        func fail(_ error: JobWorkerError) -> JobWorkerError {
-            for descriptor in taken { closeDescriptor(descriptor) }
-            return error
+    /// Claims the parents `directories` (a worker's are always the same set, in the same order).
+    init(_ directories: [String], lockDirectory: String = "/run/jobworker") throws(JobWorkerError) {
+        guard let first = directories.first else {
+            lock = Mutex(nil)
+            return
         }
-        for directory in directories {
-            let descriptor = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-            guard descriptor >= 0 else { throw fail(.system("opening \(directory)")) }
-            taken.append(descriptor)
-            var result: Int32
-            repeat { result = flock(descriptor, LOCK_EX | LOCK_NB) } while result != 0 && errno == EINTR
-            guard result == 0 else {
-                guard errno == EWOULDBLOCK else { throw fail(.system("locking \(directory)")) }
-                throw fail(
-                    JobWorkerError(
-                        .systemFailure,
-                        "the cgroup \(directory) is in use by another worker: give each worker its own cgroup parent"))
-            }
+        if mkdir(lockDirectory, 0o700) != 0 && errno != EEXIST {
+            throw JobWorkerError.system("creating \(lockDirectory)")
         }
-        descriptors = Mutex(taken)
+        var info = stat()
+        guard lstat(lockDirectory, &info) == 0, info.st_mode & S_IFMT == S_IFDIR, info.st_uid == geteuid(),
+            info.st_mode & 0o022 == 0
+        else {
+            throw JobWorkerError(
+                .systemFailure,
+                "\(lockDirectory) must be a directory of the worker's own user that no one else may write to")
+        }
+        let name = first.replacingOccurrences(of: "%", with: "%25").replacingOccurrences(of: "/", with: "%2F")
+        guard let taken = try ExclusiveLockFile.lock(lockDirectory + "/cgroup-" + name + ".lock") else {
+            throw JobWorkerError(
+                .systemFailure,
+                "the cgroup \(first) is in use by another worker: give each worker its own cgroup parent")
+        }
+        lock = Mutex(taken)
     }
 
-    /// Lets the parents go, for the next worker. Only the first call closes anything.
+    /// Lets the parents go, for the next worker. Only the first call does anything.
     func release() {
-        for descriptor in descriptors.withLock({ descriptors in
-            defer { descriptors = [] }
-            return descriptors
-        }) {
-            closeDescriptor(descriptor)
+        lock.withLock { lock in
+            lock?.unlock()
+            lock = nil
         }
     }
 }

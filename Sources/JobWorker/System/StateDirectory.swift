@@ -41,44 +41,14 @@ struct StateDirectory: Sendable {
         }
     }
 
-    /// Takes the directory for this worker alone: a POSIX write lock on `<root>/lock`, held by
-    /// the returned descriptor until it is closed or the process ends. Two workers on one
-    /// directory would each believe they own its jobs and its records. (Not flock: a process
-    /// being started, between its clone and its exec, would hold a flock too, and outlive a
-    /// worker killed at that moment.)
-    ///
-    /// POSIX locks do not exclude a second worker in the same process: a process-wide set of the
-    /// directories in use does.
-    func lock() throws(JobWorkerError) -> Int32 {
-        let path = root + "/lock"
-        let inUse = JobWorkerError(
-            .systemFailure, "the state directory \(root) is in use by another worker: give each its own")
-        let descriptor = try systemCall("opening \(path)") { open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600) }
-        var info = stat()
-        fstat(descriptor, &info)
-        let key = FileKey(device: UInt64(info.st_dev), inode: UInt64(info.st_ino))
-        guard lockedInThisProcess.withLock({ $0.insert(key).inserted }) else {
-            closeDescriptor(descriptor)
-            throw inUse
+    /// Takes the directory for this worker alone (`ExclusiveLockFile` on `<root>/lock`): two
+    /// workers on one directory would each believe they own its jobs and its records.
+    func lock() throws(JobWorkerError) -> ExclusiveLockFile {
+        guard let lock = try ExclusiveLockFile.lock(root + "/lock") else {
+            throw JobWorkerError(
+                .systemFailure, "the state directory \(root) is in use by another worker: give each its own")
         }
-        guard linux_lock_file(descriptor) == 0 else {
-            let error = errno
-            closeDescriptor(descriptor)
-            lockedInThisProcess.withLock { _ = $0.remove(key) }
-            if error == EAGAIN || error == EACCES { throw inUse }
-            throw JobWorkerError.system("locking \(path)", errno: error)
-        }
-        return descriptor
-    }
-
-    /// Lets the directory go: the lock taken by `lock()`.
-    func unlock(_ descriptor: Int32) {
-        var info = stat()
-        fstat(descriptor, &info)
-        lockedInThisProcess.withLock {
-            _ = $0.remove(FileKey(device: UInt64(info.st_dev), inode: UInt64(info.st_ino)))
-        }
-        closeDescriptor(descriptor)
+        return lock
     }
 
     /// Creates the empty exit record an init writes the job's wait status to.
@@ -104,12 +74,3 @@ struct StateDirectory: Sendable {
         unlink(exitRecordPath(id))
     }
 }
-
-/// A file, whatever path names it.
-private struct FileKey: Hashable {
-    var device: UInt64
-    var inode: UInt64
-}
-
-/// The state directories' lock files held by workers of this process.
-private let lockedInThisProcess = Mutex<Set<FileKey>>([])
