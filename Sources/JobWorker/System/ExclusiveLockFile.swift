@@ -19,34 +19,46 @@ import Synchronization
 /// looked up by `stat` first, under the table's lock (held for a `stat`, an `open` and a
 /// non-blocking `fcntl` of a local file, never for a wait).
 struct ExclusiveLockFile: Sendable {
+    private let path: String
     private let descriptor: Int32
     private let key: FileKey
 
     /// Locks the file at `path` (created 0600 if missing); nil if someone else holds it.
     static func lock(_ path: String) throws(JobWorkerError) -> ExclusiveLockFile? {
         try lockedInThisProcess.withLock { locked throws(JobWorkerError) -> ExclusiveLockFile? in
-            var info = stat()
-            if stat(path, &info) == 0, locked.contains(FileKey(info)) { return nil }
-            let descriptor = try systemCall("opening \(path)") {
-                open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
+            while true {
+                var info = stat()
+                if stat(path, &info) == 0, locked.contains(FileKey(info)) { return nil }
+                let descriptor = try systemCall("opening \(path)") {
+                    open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
+                }
+                fstat(descriptor, &info)
+                let key = FileKey(info)
+                // Not ours (checked above, and nobody else in this process could have taken it since).
+                guard linux_lock_file(descriptor) == 0 else {
+                    let error = errno
+                    closeDescriptor(descriptor)
+                    if error == EAGAIN || error == EACCES { return nil }
+                    throw JobWorkerError.system("locking \(path)", errno: error)
+                }
+                // The holder before us removes the file as it lets go (`unlock`): if it did so
+                // between our open and our lock, ours is a lock on a file nobody else will open.
+                var current = stat()
+                guard stat(path, &current) == 0, FileKey(current) == key else {
+                    closeDescriptor(descriptor)
+                    continue
+                }
+                locked.insert(key)
+                return ExclusiveLockFile(path: path, descriptor: descriptor, key: key)
             }
-            fstat(descriptor, &info)
-            let key = FileKey(info)
-            // Not ours (checked above, and nobody else in this process could have taken it since).
-            guard linux_lock_file(descriptor) == 0 else {
-                let error = errno
-                closeDescriptor(descriptor)
-                if error == EAGAIN || error == EACCES { return nil }
-                throw JobWorkerError.system("locking \(path)", errno: error)
-            }
-            locked.insert(key)
-            return ExclusiveLockFile(descriptor: descriptor, key: key)
         }
     }
 
-    /// Lets the file go, for the next holder.
+    /// Lets the file go, for the next holder, and removes it: lock files of cgroup parents that
+    /// no worker uses again (a test's, a benchmark's) do not pile up.
     func unlock() {
         lockedInThisProcess.withLock { locked in
+            unlink(path)
             locked.remove(key)
             closeDescriptor(descriptor)
         }
