@@ -126,7 +126,10 @@ let package = Package(
         .testTarget(
             name: "JobWorkerTests",
             dependencies: [
-                "JobWorker", "CLinuxEvents", "JobWorkerTestHelper", "JobWorkerTestPrograms", "jobworker-init",
+                "JobWorker", "CJobLauncher", "CLinuxEvents", "JobWorkerTestHelper", "JobWorkerTestPrograms",
+                "jobworker-init",
+                // To open a job database as another version would have left it.
+                .product(name: "GRDB", package: "GRDB.swift"),
             ]),
     ],
     swiftLanguageModes: [.v6]

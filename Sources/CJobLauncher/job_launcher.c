@@ -387,109 +387,16 @@ int jw_spawn(const jw_spawn_attributes *attributes, jw_spawn_result *result) {
     return 0;
 }
 
-// MARK: - Talking to an init
+// MARK: - Step names
 
-static int jw_write_all(int fd, const char *data, size_t length) {
-    while (length > 0) {
-        ssize_t written = send(fd, data, length, MSG_NOSIGNAL);
-        if (written < 0 && errno == EINTR) {
-            continue;
-        }
-        if (written <= 0) {
-            return -1;
-        }
-        data += written;
-        length -= (size_t)written;
+const char *jw_step_name(jw_step step) {
+    switch (step) {
+#define JW_STEP_NAME(name, value, text) \
+    case JW_STEP_##name:                \
+        return text;
+        JW_STEPS(JW_STEP_NAME)
+#undef JW_STEP_NAME
+    default:
+        return NULL;
     }
-    return 0;
-}
-
-static size_t jw_strings_size(char *const *strings, uint32_t *count) {
-    size_t size = 0;
-    *count = 0;
-    for (; strings[*count] != NULL; (*count)++) {
-        size += strlen(strings[*count]) + 1;
-    }
-    return size;
-}
-
-static char *jw_append(char *cursor, const char *string) {
-    size_t length = strlen(string) + 1;
-    memcpy(cursor, string, length);
-    return cursor + length;
-}
-
-int jw_send_job(int control_socket, const jw_spawn_attributes *attributes) {
-    jw_job_header header;
-    memset(&header, 0, sizeof(header));
-    const char *directory = attributes->working_directory != NULL ? attributes->working_directory : "";
-    size_t size = strlen(attributes->path) + 1 + strlen(directory) + 1;
-    size += jw_strings_size(attributes->argv, &header.argc);
-    size += jw_strings_size(attributes->envp, &header.envc);
-    header.strings_size = (uint32_t)size;
-    header.change_credentials = attributes->change_credentials ? 1 : 0;
-    header.uid = attributes->uid;
-    header.gid = attributes->gid;
-    int descriptors[3] = {attributes->stdin_fd, attributes->output_fd, attributes->exit_record_fd};
-    int count = attributes->exit_record_fd >= 0 ? 3 : 2;
-
-    char *strings = malloc(size);
-    if (strings == NULL) {
-        return -1;
-    }
-    char *cursor = jw_append(strings, attributes->path);
-    for (uint32_t i = 0; i < header.argc; i++) {
-        cursor = jw_append(cursor, attributes->argv[i]);
-    }
-    for (uint32_t i = 0; i < header.envc; i++) {
-        cursor = jw_append(cursor, attributes->envp[i]);
-    }
-    jw_append(cursor, directory);
-
-    union {
-        char buffer[CMSG_SPACE(sizeof(int) * 3)];
-        struct cmsghdr align;
-    } control;
-    memset(&control, 0, sizeof(control));
-    // Header and strings in one message where the socket buffer allows: one wake-up of the init.
-    struct iovec parts[2] = {{.iov_base = &header, .iov_len = sizeof(header)}, {.iov_base = strings, .iov_len = size}};
-    struct msghdr message = {
-        .msg_iov = parts, .msg_iovlen = 2, .msg_control = control.buffer,
-        .msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)count)};
-    struct cmsghdr *rights = CMSG_FIRSTHDR(&message);
-    rights->cmsg_level = SOL_SOCKET;
-    rights->cmsg_type = SCM_RIGHTS;
-    rights->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)count);
-    memcpy(CMSG_DATA(rights), descriptors, sizeof(int) * (size_t)count);
-
-    ssize_t sent;
-    do {
-        sent = sendmsg(control_socket, &message, MSG_NOSIGNAL);
-    } while (sent < 0 && errno == EINTR);
-    int result = -1;
-    if (sent >= (ssize_t)sizeof(header)) {
-        // A large command line may not fit at once: the rest follows as plain bytes.
-        size_t done = (size_t)sent - sizeof(header);
-        result = jw_write_all(control_socket, strings + done, size - done);
-    } else if (sent >= 0) {
-        errno = EIO;
-    }
-    int saved = errno;
-    free(strings);
-    errno = saved;
-    return result;
-}
-
-int jw_receive_reply(int control_socket, int flags, jw_init_reply *reply) {
-    ssize_t received;
-    do {
-        received = recv(control_socket, reply, sizeof(*reply), flags | MSG_WAITALL);
-    } while (received < 0 && errno == EINTR);
-    if (received == (ssize_t)sizeof(*reply)) {
-        return 0;
-    }
-    if (received >= 0) {
-        errno = ECONNRESET;
-    }
-    return -1;
 }

@@ -36,14 +36,28 @@ public struct JobWorkerError: Error, Sendable, Equatable, CustomStringConvertibl
     public let message: String
     /// The errno behind the failure, when a system call failed.
     public let systemError: Int32?
+    /// What failed underneath, for the server log only (a database's error, an errno by name):
+    /// never sent to a client, whose message for an internal failure is generic.
+    public let cause: String?
 
-    public init(_ code: Code, _ message: String, systemError: Int32? = nil) {
+    public init(_ code: Code, _ message: String, systemError: Int32? = nil, cause: String? = nil) {
         self.code = code
         self.message = message
         self.systemError = systemError
+        self.cause = cause ?? systemError.map { "errno \($0) (\(describe(errno: $0)))" }
     }
 
     public var description: String { message }
+
+    /// The message with its cause, for logs.
+    public var logDescription: String {
+        guard let cause, !message.contains(cause) else { return message }
+        return "\(message) [cause: \(cause)]"
+    }
+
+    /// Whether the failure is the host's or the server's, not something the caller did: its
+    /// detail belongs in the server log, and the caller gets a generic message.
+    public var isInternal: Bool { code == .systemFailure }
 
     /// An error for a failed system call, with its errno in words.
     static func system(_ what: String, errno error: Int32 = errno) -> JobWorkerError {

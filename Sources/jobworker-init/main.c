@@ -24,105 +24,29 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "init_protocol.h"
 #include "job_launcher.h"
 
 /// Received descriptors are moved here or above, clear of 0-3.
 enum { FIRST_RECEIVED_FD = 10 };
 
+/// The job as received: decoded by init_protocol.c, which accepts nothing malformed.
 struct job {
-    char *path;
-    char **argv;
-    char **envp;
-    char *directory;
+    jw_job spec;
     int stdin_fd;
     int output_fd;
     int exit_record_fd;
-    int change_credentials;
-    uint32_t uid;
-    uint32_t gid;
 };
 
-static void reply(int32_t kind, int32_t step, int32_t error, int32_t status) {
-    jw_init_reply message = {.kind = kind, .step = step, .error = error, .status = status};
-    ssize_t ignored = send(JW_INIT_CONTROL_FD, &message, sizeof(message), MSG_NOSIGNAL);
-    (void)ignored;
-}
-
-static int read_all(int fd, char *data, size_t length) {
-    while (length > 0) {
-        ssize_t count = read(fd, data, length);
-        if (count < 0 && errno == EINTR) {
-            continue;
-        }
-        if (count <= 0) {
-            return -1;
-        }
-        data += count;
-        length -= (size_t)count;
-    }
-    return 0;
-}
-
-static int move_up(int fd) {
-    int moved = fcntl(fd, F_DUPFD_CLOEXEC, FIRST_RECEIVED_FD);
-    close(fd);
-    return moved;
-}
-
-/// Waits for the worker's job. Returns 0, or -1 if the worker went away or sent garbage.
 static int receive_job(struct job *job) {
-    jw_job_header header;
-    union {
-        char buffer[CMSG_SPACE(sizeof(int) * 3)];
-        struct cmsghdr align;
-    } control;
-    struct iovec part = {.iov_base = &header, .iov_len = sizeof(header)};
-    struct msghdr message = {
-        .msg_iov = &part, .msg_iovlen = 1, .msg_control = control.buffer, .msg_controllen = sizeof(control)};
-    ssize_t received;
-    do {
-        received = recvmsg(JW_INIT_CONTROL_FD, &message, MSG_WAITALL | MSG_CMSG_CLOEXEC);
-    } while (received < 0 && errno == EINTR);
-    struct cmsghdr *rights = CMSG_FIRSTHDR(&message);
-    if (received != (ssize_t)sizeof(header) || rights == NULL || rights->cmsg_type != SCM_RIGHTS ||
-        (rights->cmsg_len != CMSG_LEN(sizeof(int) * 2) && rights->cmsg_len != CMSG_LEN(sizeof(int) * 3))) {
+    char *strings;
+    int descriptors[3];
+    if (jw_receive_job(JW_INIT_CONTROL_FD, FIRST_RECEIVED_FD, &job->spec, &strings, descriptors) < 0) {
         return -1;
     }
-    int descriptors[3] = {-1, -1, -1};
-    memcpy(descriptors, CMSG_DATA(rights), rights->cmsg_len - CMSG_LEN(0));
-    job->stdin_fd = move_up(descriptors[0]);
-    job->output_fd = move_up(descriptors[1]);
-    job->exit_record_fd = descriptors[2] >= 0 ? move_up(descriptors[2]) : -1;
-    job->change_credentials = header.change_credentials != 0;
-    job->uid = header.uid;
-    job->gid = header.gid;
-
-    char *strings = malloc(header.strings_size + 1);
-    job->argv = calloc(header.argc + 1, sizeof(char *));
-    job->envp = calloc(header.envc + 1, sizeof(char *));
-    if (strings == NULL || job->argv == NULL || job->envp == NULL ||
-        read_all(JW_INIT_CONTROL_FD, strings, header.strings_size) < 0) {
-        return -1;
-    }
-    strings[header.strings_size] = 0;
-    char *cursor = strings;
-    char *end = strings + header.strings_size;
-    uint32_t total = 1 + header.argc + header.envc + 1;
-    for (uint32_t index = 0; index < total; index++) {
-        if (cursor >= end) {
-            return -1;
-        }
-        if (index == 0) {
-            job->path = cursor;
-        } else if (index <= header.argc) {
-            job->argv[index - 1] = cursor;
-        } else if (index <= header.argc + header.envc) {
-            job->envp[index - 1 - header.argc] = cursor;
-        } else {
-            job->directory = cursor;
-        }
-        cursor += strlen(cursor) + 1;
-    }
+    job->stdin_fd = descriptors[0];
+    job->output_fd = descriptors[1];
+    job->exit_record_fd = descriptors[2];
     return 0;
 }
 
@@ -132,18 +56,17 @@ static int receive_job(struct job *job) {
 static int spawn_job(const struct job *job, pid_t *pid, jw_spawn_result *result) {
     jw_spawn_attributes attributes;
     memset(&attributes, 0, sizeof(attributes));
-    attributes.path = job->path;
-    attributes.argv = job->argv;
-    attributes.envp = job->envp;
-    attributes.working_directory = job->directory[0] != 0 ? job->directory : NULL;
+    attributes.path = job->spec.path;
+    attributes.argv = job->spec.argv;
+    attributes.envp = job->spec.envp;
+    attributes.working_directory = job->spec.working_directory[0] != 0 ? job->spec.working_directory : NULL;
     attributes.stdin_fd = job->stdin_fd;
     attributes.output_fd = job->output_fd;
     attributes.cgroup_fd = -1;
     attributes.control_fd = -1;
-    attributes.exit_record_fd = -1;
-    attributes.change_credentials = job->change_credentials;
-    attributes.uid = job->uid;
-    attributes.gid = job->gid;
+    attributes.change_credentials = job->spec.change_credentials;
+    attributes.uid = job->spec.uid;
+    attributes.gid = job->spec.gid;
     if (jw_spawn(&attributes, result) < 0) {
         return -1;
     }
@@ -208,32 +131,20 @@ int main(void) {
     pid_t pid;
     jw_spawn_result result;
     if (spawn_job(&job, &pid, &result) < 0) {
-        reply(JW_REPLY_FAILED, result.failed_step, result.error, 0);
+        jw_send_reply(JW_INIT_CONTROL_FD, JW_REPLY_FAILED, result.failed_step, result.error, 0);
         return 127;
     }
     close(job.stdin_fd);
     close(job.output_fd);
-    reply(JW_REPLY_STARTED, 0, 0, 0);
+    jw_send_reply(JW_INIT_CONTROL_FD, JW_REPLY_STARTED, 0, 0, 0);
 
     int status = supervise(pid);
     if (job.exit_record_fd >= 0) {
-        char text[16];
-        int length = 0;
-        unsigned int value = (unsigned int)status;
-        char digits[12];
-        int count = 0;
-        do {
-            digits[count++] = (char)('0' + value % 10);
-            value /= 10;
-        } while (value > 0);
-        while (count > 0) {
-            text[length++] = digits[--count];
-        }
-        text[length++] = '\n';
-        ssize_t ignored = write(job.exit_record_fd, text, (size_t)length);
+        char text[JW_EXIT_RECORD_MAX];
+        ssize_t ignored = write(job.exit_record_fd, text, jw_format_exit_record(status, text));
         (void)ignored;
         close(job.exit_record_fd);
     }
-    reply(JW_REPLY_ENDED, 0, 0, status);
+    jw_send_reply(JW_INIT_CONTROL_FD, JW_REPLY_ENDED, 0, 0, status);
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }

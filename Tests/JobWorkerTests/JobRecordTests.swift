@@ -203,8 +203,7 @@ struct JobRecordTests {
         let worker = try await Worker(configuration: configuration)
         await worker.shutdown(gracePeriod: .zero)
         // What a later version's migration would leave behind.
-        let store = try JobStore(path: directory + "/jobs.sqlite")
-        try store.recordMigrationForTests("v2: from the future")
+        try recordMigration("v2: from the future", inDatabaseAt: directory + "/jobs.sqlite")
         do {
             _ = try await Worker(configuration: configuration)
             Issue.record("the worker started on a newer database")

@@ -256,7 +256,7 @@ struct ResourceControlTests {
         // What the kernel does to a dead worker's claim on the cgroup parent. Its state directory
         // stays locked, so the second worker gets another one under the same cgroup parent,
         // which is what its cleanup looks at.
-        first.cgroupParentLock?.release()
+        first.cgroups?.parentLock.release()
         let secondDirectory = try makeStateDirectory()
         defer { try? FileManager.default.removeItem(atPath: secondDirectory) }
         configuration.stateDirectory = secondDirectory

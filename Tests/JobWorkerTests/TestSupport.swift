@@ -1,5 +1,6 @@
 import CLinuxEvents
 import Foundation
+import GRDB
 import JobWorker
 import JobWorkerTestPrograms
 import Testing
@@ -153,3 +154,12 @@ func hostProcesses(withArgument marker: String) -> [Int32] {
 
 /// A unique argument to find a job's processes by.
 func makeMarker() -> String { "marker-\(JobID())" }
+
+/// Marks a migration as applied without running it: what a later version's migration leaves in
+/// a job database.
+func recordMigration(_ identifier: String, inDatabaseAt path: String) throws {
+    let database = try DatabaseQueue(path: path)
+    try database.write { db in
+        try db.execute(sql: "INSERT INTO grdb_migrations (identifier) VALUES (?)", arguments: [identifier])
+    }
+}

@@ -15,80 +15,56 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "init_protocol.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/// The step of process creation that failed. Values are stable: they cross the error pipe.
+/// The steps of process creation, in one table: value (stable: it crosses the error pipe and the
+/// init's control socket), name, and the words logs and errors use for it.
+#define JW_STEPS(STEP)                                                                                  \
+    /* Parent: creating the error pipe or the child stack, or moving descriptors above 2. */           \
+    STEP(PREPARE, 1, "prepare")                                                                        \
+    /* Parent: the clone3 system call itself. */                                                       \
+    STEP(CLONE, 2, "clone3")                                                                           \
+    /* Child: resetting signal dispositions to their defaults. */                                     \
+    STEP(SIGNALS, 3, "reset signals")                                                                  \
+    /* Child: becoming the leader of a new session and process group. */                              \
+    STEP(SETSID, 4, "setsid")                                                                          \
+    /* Child: joining the job's cgroups through pre-opened cgroup.procs files (cgroup v1). */         \
+    STEP(CGROUP, 5, "join cgroup")                                                                     \
+    /* Child: installing stdin (/dev/null) and stdout/stderr (the output log). */                     \
+    STEP(STDIO, 6, "set up stdio")                                                                     \
+    /* Child: changing to the working directory. */                                                   \
+    STEP(CHDIR, 7, "chdir")                                                                            \
+    /* Child: marking every other inherited descriptor close-on-exec. */                              \
+    STEP(CLOSE_FDS, 8, "close inherited descriptors")                                                  \
+    /* Child (or init): execve of the target program. */                                              \
+    STEP(EXEC, 9, "execve")                                                                            \
+    /* Child, new mount namespace: making every mount private (MS_REC | MS_PRIVATE on /). */          \
+    STEP(MOUNT_PRIVATE, 10, "make mounts private")                                                     \
+    /* Child, new PID and mount namespaces: mounting a fresh /proc. */                                \
+    STEP(MOUNT_PROC, 11, "mount /proc")                                                                \
+    /* Child, new UTS namespace: setting the host name. */                                            \
+    STEP(HOSTNAME, 12, "sethostname")                                                                  \
+    /* Child, new network namespace: bringing the loopback interface up. */                           \
+    STEP(LOOPBACK, 13, "bring up lo")                                                                  \
+    /* Child, new PID namespace: execve of the init. */                                               \
+    STEP(EXEC_INIT, 15, "execve of the init")                                                          \
+    /* Child: becoming the job's user (no supplementary groups, group, user, no new privileges). */   \
+    STEP(CREDENTIALS, 16, "set user and group")
+
+/// The step of process creation that failed.
 typedef enum jw_step {
     JW_STEP_NONE = 0,
-    /// Parent: creating the error pipe or the child stack, or moving descriptors above 2.
-    JW_STEP_PREPARE = 1,
-    /// Parent: the clone3 system call itself.
-    JW_STEP_CLONE = 2,
-    /// Child: resetting signal dispositions to their defaults.
-    JW_STEP_SIGNALS = 3,
-    /// Child: becoming the leader of a new session and process group.
-    JW_STEP_SETSID = 4,
-    /// Child: joining the job's cgroups by writing to pre-opened cgroup.procs files (cgroup v1).
-    JW_STEP_CGROUP = 5,
-    /// Child: installing stdin (/dev/null) and stdout/stderr (the output log).
-    JW_STEP_STDIO = 6,
-    /// Child: changing to the working directory.
-    JW_STEP_CHDIR = 7,
-    /// Child: marking every other inherited descriptor close-on-exec.
-    JW_STEP_CLOSE_FDS = 8,
-    /// Child (or init): execve of the target program.
-    JW_STEP_EXEC = 9,
-    /// Child, new mount namespace: making every mount private (MS_REC | MS_PRIVATE on /).
-    JW_STEP_MOUNT_PRIVATE = 10,
-    /// Child, new PID and mount namespaces: mounting a fresh /proc.
-    JW_STEP_MOUNT_PROC = 11,
-    /// Child, new UTS namespace: setting the host name.
-    JW_STEP_HOSTNAME = 12,
-    /// Child, new network namespace: bringing the loopback interface up.
-    JW_STEP_LOOPBACK = 13,
-    /// Child, new PID namespace: execve of the init.
-    JW_STEP_EXEC_INIT = 15,
-    /// Child: becoming the job's user (no supplementary groups, group, user, no new privileges).
-    JW_STEP_CREDENTIALS = 16,
+#define JW_STEP_CASE(name, value, text) JW_STEP_##name = value,
+    JW_STEPS(JW_STEP_CASE)
+#undef JW_STEP_CASE
 } jw_step;
 
-/// The descriptor on which jobworker-init talks to the worker: one end of a stream socketpair.
-/// The worker sends one job (jw_send_job); the init answers JW_REPLY_STARTED or JW_REPLY_FAILED
-/// once the job has exec'd or failed to, and JW_REPLY_ENDED with the job's wait status before it
-/// exits (an init cannot die by a signal of its own, so its exit status cannot carry a signal).
-enum { JW_INIT_CONTROL_FD = 3 };
-
-/// What an init reports.
-typedef enum jw_reply_kind {
-    JW_REPLY_STARTED = 1,
-    JW_REPLY_FAILED = 2,
-    JW_REPLY_ENDED = 3,
-} jw_reply_kind;
-
-typedef struct jw_init_reply {
-    int32_t kind;
-    /// JW_REPLY_FAILED: the step and its errno.
-    int32_t step;
-    int32_t error;
-    /// JW_REPLY_ENDED: the job's wait status.
-    int32_t status;
-} jw_init_reply;
-
-/// The fixed part of a job sent to an init, followed by `strings_size` bytes of NUL-terminated
-/// strings: path, argv (argc of them), envp (envc of them), working directory. SCM_RIGHTS on the
-/// first byte carries the job's stdin and output. The init is already in the job's cgroup and
-/// namespaces (host name included): the job is born there.
-typedef struct jw_job_header {
-    uint32_t argc;
-    uint32_t envc;
-    uint32_t strings_size;
-    /// The job's user and group, applied when change_credentials is 1.
-    uint32_t change_credentials;
-    uint32_t uid;
-    uint32_t gid;
-} jw_job_header;
+/// The words for `step` (from JW_STEPS), or NULL for a value that is no step.
+const char *jw_step_name(jw_step step);
 
 /// Every namespace a job gets: PID (with an init), mount, network, UTS and IPC.
 static const uint64_t JW_ALL_NAMESPACES = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWUTS | CLONE_NEWIPC;
@@ -114,15 +90,12 @@ typedef struct jw_spawn_attributes {
     int cgroup_procs_count;
     /// Isolation: JW_ALL_NAMESPACES or 0. With it, `path` must be jobworker-init: the child execs
     /// it as PID 1 of the new PID namespace with every signal still blocked and `control_fd` on
-    /// JW_INIT_CONTROL_FD, and the init then waits for a job (jw_send_job).
+    /// JW_INIT_CONTROL_FD, and the init then waits for a job (jw_send_job, init_protocol.h).
     uint64_t namespace_flags;
     /// Host name to set, with CLONE_NEWUTS (may be NULL).
     const char *hostname;
     /// The init's end of the control socket, with namespaces.
     int control_fd;
-    /// jw_send_job only: a file the init writes the job's wait status to (as decimal text)
-    /// before it exits, so that the status survives the worker; or -1.
-    int exit_record_fd;
     /// 1: the program runs as `uid` and `gid`, with no supplementary groups and no way to gain
     /// privileges on exec (PR_SET_NO_NEW_PRIVS: setuid programs do not raise them). 0: as the
     /// caller. Not applied to an init, which keeps the caller's privileges to start its job.
@@ -142,16 +115,6 @@ typedef struct jw_spawn_result {
     /// errno of the failed step, or 0.
     int error;
 } jw_spawn_result;
-
-/// Hands a job to a waiting init over its control socket: `path`, `argv`, `envp`,
-/// `working_directory`, `stdin_fd`, `output_fd`, `exit_record_fd` and the credentials of
-/// `attributes` (the rest is ignored).
-/// Returns 0, or -1 with errno set.
-int jw_send_job(int control_socket, const jw_spawn_attributes *attributes);
-
-/// Reads one reply of an init. `flags` are recv(2) flags (MSG_DONTWAIT to not wait).
-/// Returns 0, or -1 with errno set (0 bytes: ECONNRESET).
-int jw_receive_reply(int control_socket, int flags, jw_init_reply *reply);
 
 /// Starts a process as described and returns once it has exec'd its program (0) or failed (-1).
 ///

@@ -6,13 +6,18 @@ enum CgroupPlacement {
     case directory(Int32)
     /// cgroup v1: `cgroup.procs` descriptors, one per hierarchy, that the child writes "0" to.
     case procsFiles([Int32])
+}
 
-    var descriptors: [Int32] {
-        switch self {
-        case .none: []
-        case .directory(let descriptor): [descriptor]
-        case .procsFiles(let descriptors): descriptors
-        }
+/// The descriptors a placement needs, open for the duration of a launch: closed when this goes.
+struct OpenCgroupPlacement: ~Copyable {
+    let placement: CgroupPlacement
+    private let descriptors: FileDescriptorSet
+
+    static var none: OpenCgroupPlacement { OpenCgroupPlacement(.none, FileDescriptorSet()) }
+
+    init(_ placement: CgroupPlacement, _ descriptors: consuming FileDescriptorSet) {
+        self.placement = placement
+        self.descriptors = descriptors
     }
 }
 
@@ -21,6 +26,7 @@ enum CgroupPlacement {
 /// One backend per mode, the same verbs in each, after nsjail's cgroup.cc / cgroup2.cc and
 /// opencontainers/cgroups' per-controller set/stat pairs.
 protocol CgroupBackend: Sendable {
+    var mode: CgroupMode { get }
     /// Which mode and controllers are in use, for the startup log.
     var summary: String { get }
     /// The directories under which job cgroups are created, one per hierarchy.
@@ -38,8 +44,8 @@ protocol JobCgroup: Sendable {
     /// a new cgroup). 0 = unlimited: the file is left alone, so a limit is never lifted; the
     /// worker's limits are filled in from its defaults, 0 only where those are unlimited too.
     func apply(_ limits: ResourceLimits, replacing current: ResourceLimits) throws(JobWorkerError)
-    /// Opens the descriptors the launcher needs. The caller closes them after the launch.
-    func openPlacement() throws(JobWorkerError) -> CgroupPlacement
+    /// Opens the descriptors the launcher needs, closed when the result goes away.
+    func openPlacement() throws(JobWorkerError) -> OpenCgroupPlacement
     /// Usage so far (live) or final (after the job ended, before removal).
     func usage() -> ResourceUsage
     /// How many processes the kernel's OOM killer has killed in this cgroup.
@@ -53,21 +59,6 @@ protocol JobCgroup: Sendable {
     func waitUntilEmpty(monitor: EventMonitor) async
     /// Removes the (empty) cgroup, retrying while the kernel still reports it busy.
     func remove() async
-}
-
-extension JobCgroup {
-    /// Ends the cgroup for good: kills what is left, waits for it to empty, reads the final usage
-    /// and OOM count, and removes it.
-    func tearDown(monitor: EventMonitor) async -> (usage: ResourceUsage, oomKills: UInt64) {
-        // Usually the job's own process was the last one and there is nothing left to kill.
-        if !isEmpty {
-            killAll()
-            await waitUntilEmpty(monitor: monitor)
-        }
-        let final = (usage(), oomKills())
-        await remove()
-        return final
-    }
 }
 
 /// Removes a cgroup directory; while the kernel reports EBUSY (tasks still exiting), retries with

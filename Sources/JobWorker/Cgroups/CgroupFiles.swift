@@ -8,13 +8,12 @@
 /// (the unit tests); on a real cgroup file system every control file already exists.
 enum CgroupFiles {
     static func write(_ value: String, to path: String) throws(JobWorkerError) {
-        let descriptor = try systemCall("cgroup: opening \(path)") {
+        let descriptor = try FileDescriptor("cgroup: opening \(path)") {
             open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         }
-        defer { closeDescriptor(descriptor) }
         let bytes = Array(value.utf8)
         let written = try systemCall("cgroup: writing \"\(value)\" to \(path)") {
-            Glibc.write(descriptor, bytes, bytes.count)
+            Glibc.write(descriptor.rawValue, bytes, bytes.count)
         }
         guard written == bytes.count else {
             throw JobWorkerError.system("cgroup: short write of \"\(value)\" to \(path)", errno: EIO)
@@ -23,13 +22,13 @@ enum CgroupFiles {
 
     /// The file's contents, or nil if it cannot be read (a missing optional file, a removed cgroup).
     static func read(_ path: String) -> String? {
-        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
-        guard descriptor >= 0 else { return nil }
-        defer { closeDescriptor(descriptor) }
+        guard let descriptor = try? FileDescriptor("opening \(path)", { open(path, O_RDONLY | O_CLOEXEC) }) else {
+            return nil
+        }
         var contents: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 4096)
         while true {
-            let count = Glibc.read(descriptor, &buffer, buffer.count)
+            let count = Glibc.read(descriptor.rawValue, &buffer, buffer.count)
             if count < 0 && errno == EINTR { continue }
             guard count > 0 else { break }
             contents += buffer[0..<count]

@@ -8,6 +8,7 @@
 /// worker needs. The child joins them by writing "0" to pre-opened `cgroup.procs` files before
 /// exec. v1 has no `cgroup.kill`: killing freezes the cgroup, SIGKILLs every member, and thaws.
 struct CgroupV1: CgroupBackend {
+    var mode: CgroupMode { .v1 }
     static let requiredControllers = ["cpu", "cpuacct", "memory", "blkio", "pids", "freezer"]
 
     /// Parent directory per controller (co-mounted controllers share one).
@@ -122,20 +123,16 @@ struct CgroupV1Job: JobCgroup {
         }
     }
 
-    func openPlacement() throws(JobWorkerError) -> CgroupPlacement {
-        var descriptors: [Int32] = []
+    func openPlacement() throws(JobWorkerError) -> OpenCgroupPlacement {
+        var descriptors = FileDescriptorSet()
         for directory in directories {
-            do {
-                descriptors.append(
-                    try systemCall("cgroup: opening \(directory)/cgroup.procs") {
-                        open(directory + "/cgroup.procs", O_WRONLY | O_CLOEXEC)
-                    })
-            } catch {
-                descriptors.forEach(closeDescriptor)
-                throw error
-            }
+            descriptors.insert(
+                try FileDescriptor("cgroup: opening \(directory)/cgroup.procs") {
+                    open(directory + "/cgroup.procs", O_WRONLY | O_CLOEXEC)
+                })
         }
-        return .procsFiles(descriptors)
+        let placement = CgroupPlacement.procsFiles(descriptors.rawValues)
+        return OpenCgroupPlacement(placement, descriptors)
     }
 
     func usage() -> ResourceUsage {

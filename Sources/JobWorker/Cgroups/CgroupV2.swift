@@ -10,6 +10,7 @@
 /// `jobworker`'s `cgroup.subtree_control`. New jobs are cloned straight into their cgroup
 /// (CLONE_INTO_CGROUP); `cgroup.kill` ends them; `cgroup.events` tells when they are gone.
 struct CgroupV2: CgroupBackend {
+    var mode: CgroupMode { .v2 }
     static let requiredControllers = ["cpu", "io", "memory", "pids"]
 
     let parent: String
@@ -118,9 +119,14 @@ struct CgroupV2Job: JobCgroup {
         }
     }
 
-    func openPlacement() throws(JobWorkerError) -> CgroupPlacement {
-        .directory(
-            try systemCall("cgroup: opening \(directory)") { open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC) })
+    func openPlacement() throws(JobWorkerError) -> OpenCgroupPlacement {
+        var descriptors = FileDescriptorSet()
+        let descriptor = try FileDescriptor("cgroup: opening \(directory)") {
+            open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        }
+        let placement = CgroupPlacement.directory(descriptor.rawValue)
+        descriptors.insert(descriptor)
+        return OpenCgroupPlacement(placement, descriptors)
     }
 
     func usage() -> ResourceUsage {

@@ -4,18 +4,18 @@ import Synchronization
 ///
 /// A waiter reads `snapshot`, does its work (e.g. reads to the end of a file), and if there was
 /// nothing to do calls `wait(whileGenerationIs:)` with the generation it saw. A `signal()` that
-/// happened in between makes the wait return at once, so no change is ever missed. `close()` is a
+/// happened in between makes the wait return at once, so no change is ever missed. `finish()` is a
 /// final signal: every current and future wait returns. Cancelling a waiting task resumes it at
 /// once and forgets it.
 final class ChangeSignal: Sendable {
     struct Snapshot: Sendable {
         let generation: UInt64
-        let isClosed: Bool
+        let isFinished: Bool
     }
 
     fileprivate struct State {
         var generation: UInt64 = 0
-        var isClosed = false
+        var isFinished = false
         var nextWaiterID = 0
         var waiters: [Int: CheckedContinuation<Void, Never>] = [:]
     }
@@ -23,7 +23,7 @@ final class ChangeSignal: Sendable {
     private let state = Mutex(State())
 
     var snapshot: Snapshot {
-        state.withLock { Snapshot(generation: $0.generation, isClosed: $0.isClosed) }
+        state.withLock { Snapshot(generation: $0.generation, isFinished: $0.isFinished) }
     }
 
     /// Advances the generation and wakes every waiter.
@@ -36,16 +36,16 @@ final class ChangeSignal: Sendable {
     }
 
     /// Wakes every waiter for good: later waits return immediately.
-    func close() {
+    func finish() {
         let waiters = state.withLock { state in
             state.generation &+= 1
-            state.isClosed = true
+            state.isFinished = true
             return state.takeWaiters()
         }
         for waiter in waiters { waiter.resume() }
     }
 
-    /// Returns once the generation differs from `generation`, the signal is closed, or the task
+    /// Returns once the generation differs from `generation`, the signal has finished, or the task
     /// is cancelled (check `Task.isCancelled` afterwards).
     func wait(whileGenerationIs generation: UInt64) async {
         let id = state.withLock { state in
@@ -57,7 +57,7 @@ final class ChangeSignal: Sendable {
                 let resumeNow = state.withLock { state in
                     // Cancellation sets the flag before running the handler, and the handler takes
                     // this lock: either we see the flag here, or the handler finds the waiter.
-                    if state.isClosed || state.generation != generation || Task.isCancelled {
+                    if state.isFinished || state.generation != generation || Task.isCancelled {
                         return true
                     }
                     state.waiters[id] = continuation
@@ -70,11 +70,11 @@ final class ChangeSignal: Sendable {
         }
     }
 
-    /// Returns once the signal is closed, or the task is cancelled.
-    func waitUntilClosed() async {
+    /// Returns once the signal has finished, or the task is cancelled.
+    func waitUntilFinished() async {
         while !Task.isCancelled {
             let current = snapshot
-            if current.isClosed { return }
+            if current.isFinished { return }
             await wait(whileGenerationIs: current.generation)
         }
     }

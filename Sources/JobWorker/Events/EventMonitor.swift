@@ -35,27 +35,30 @@ final class EventMonitor: Sendable {
         var thread: pthread_t?
     }
 
+    /// The epoll set, the inotify instance and the wake-up eventfd; closed by `shutdown` once
+    /// the thread has stopped (and the numbers below are no longer used).
+    private let descriptors: Mutex<Descriptors?>
     private let epollDescriptor: Int32
     private let inotifyDescriptor: Int32
     private let wakeDescriptor: Int32
     private let state = Mutex(State())
 
+    private struct Descriptors: ~Copyable {
+        let epoll: FileDescriptor
+        let inotify: FileDescriptor
+        let wake: FileDescriptor
+    }
+
     init() throws(JobWorkerError) {
-        let epoll = try systemCall("epoll_create1") { epoll_create1(Int32(EPOLL_CLOEXEC)) }
-        var inotify: Int32 = -1
-        var wake: Int32 = -1
-        do {
-            inotify = try systemCall("inotify_init1") { inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC)) }
-            wake = try systemCall("eventfd") { eventfd(0, Int32(EFD_CLOEXEC | EFD_NONBLOCK)) }
-            try Self.add(inotify, key: Key.inotify, to: epoll)
-            try Self.add(wake, key: Key.wake, to: epoll)
-        } catch {
-            [epoll, inotify, wake].filter { $0 >= 0 }.forEach(closeDescriptor)
-            throw error
-        }
-        epollDescriptor = epoll
-        inotifyDescriptor = inotify
-        wakeDescriptor = wake
+        let epoll = try FileDescriptor("epoll_create1") { epoll_create1(Int32(EPOLL_CLOEXEC)) }
+        let inotify = try FileDescriptor("inotify_init1") { inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC)) }
+        let wake = try FileDescriptor("eventfd") { eventfd(0, Int32(EFD_CLOEXEC | EFD_NONBLOCK)) }
+        try Self.add(inotify.rawValue, key: Key.inotify, to: epoll.rawValue)
+        try Self.add(wake.rawValue, key: Key.wake, to: epoll.rawValue)
+        epollDescriptor = epoll.rawValue
+        inotifyDescriptor = inotify.rawValue
+        wakeDescriptor = wake.rawValue
+        descriptors = Mutex(Descriptors(epoll: epoll, inotify: inotify, wake: wake))
         try startThread()
     }
 
@@ -108,7 +111,7 @@ final class EventMonitor: Sendable {
         var one: UInt64 = 1
         _ = write(wakeDescriptor, &one, MemoryLayout<UInt64>.size)
         pthread_join(thread, nil)
-        [epollDescriptor, inotifyDescriptor, wakeDescriptor].forEach(closeDescriptor)
+        _ = descriptors.withLock { $0.take() }
     }
 
     // MARK: - The monitor thread

@@ -7,48 +7,6 @@ import Synchronization
     import Glibc
 #endif
 
-/// A jobworker-init started ahead of time for a job that does not exist yet: it already has the
-/// job's id, sits in the job's (still unlimited) cgroup, is PID 1 of fresh PID, mount, network,
-/// UTS and IPC namespaces with the job's host name, and waits on its control socket.
-struct ParkedInit: Sendable {
-    /// The id the job will have.
-    let id: JobID
-    let pid: Int32
-    let pidfd: Int32
-    /// The worker's end of the control socket.
-    let control: Int32
-    /// The job's cgroup, unless resource control is disabled.
-    let cgroup: (any JobCgroup)?
-    /// The limits the cgroup already has: the worker's defaults. A job with these limits (any
-    /// start that asks for none) has nothing left to write.
-    let limits: ResourceLimits
-    /// The init's start time (/proc/PID/stat), which the job's record keeps so that a later
-    /// worker never mistakes another process for it.
-    let startTime: UInt64?
-
-    /// Ends an init that will not get a job (or failed to start one), reaps it, and removes its
-    /// cgroup (emptied by the init's end).
-    func discard() async {
-        endProcess()
-        await cgroup?.remove()
-    }
-
-    /// `discard` for callers that cannot wait: a cgroup the kernel still reports busy is left to
-    /// the next start of the worker, which removes leftovers.
-    func discardNow() {
-        endProcess()
-        for directory in cgroup?.directories ?? [] { rmdir(directory) }
-    }
-
-    fileprivate func endProcess() {
-        kill(pid, SIGKILL)
-        var info = siginfo_t()
-        while waitid(P_PIDFD, id_t(pidfd), &info, WEXITED) < 0 && errno == EINTR {}
-        closeDescriptor(pidfd)
-        closeDescriptor(control)
-    }
-}
-
 /// Keeps a few inits parked, their cgroups set to the default limits, so a start only hands over
 /// the job (and writes its limits, when they are not the defaults).
 ///
@@ -69,11 +27,13 @@ final class InitPool: Sendable {
     private let initPath: String
     private let capacity: Int
     private let presetLimits: ResourceLimits
-    private let cgroups: (any CgroupBackend)?
+    private let cgroups: JobCgroups?
     private let logger: Logger
     /// /dev/null, read-write: the stdio of a parked init.
     private let devNull: Int32
-    private let wakeDescriptor: Int32
+    /// Wakes the refilling thread; closed by `shutdown` once the thread has stopped.
+    private let wake: Mutex<FileDescriptor?>
+    private let wakeNumber: Int32
     private let state = Mutex(State())
     /// Signalled whenever an init is parked.
     private let parkedChanged = ChangeSignal()
@@ -81,7 +41,7 @@ final class InitPool: Sendable {
     /// - Parameter presetLimits: the limits every parked init's cgroup gets in advance: the
     ///   worker's defaults, which most jobs run with.
     init(
-        initPath: String, capacity: Int, presetLimits: ResourceLimits, devNull: Int32, cgroups: (any CgroupBackend)?,
+        initPath: String, capacity: Int, presetLimits: ResourceLimits, devNull: Int32, cgroups: JobCgroups?,
         logger: Logger
     ) throws(JobWorkerError) {
         self.initPath = initPath
@@ -90,15 +50,11 @@ final class InitPool: Sendable {
         self.cgroups = cgroups
         self.logger = logger
         self.devNull = devNull
-        wakeDescriptor = try systemCall("eventfd") { eventfd(0, Int32(EFD_CLOEXEC)) }
+        let wake = try FileDescriptor("eventfd") { eventfd(0, Int32(EFD_CLOEXEC)) }
+        wakeNumber = wake.rawValue
+        self.wake = Mutex(wake)
         guard capacity > 0 else { return }
-        let thread: pthread_t
-        do {
-            thread = try startDedicatedThread("init pool") { self.run() }
-        } catch {
-            closeDescriptor(wakeDescriptor)
-            throw error
-        }
+        let thread = try startDedicatedThread("init pool") { self.run() }
         state.withLock { $0.thread = thread }
     }
 
@@ -113,9 +69,9 @@ final class InitPool: Sendable {
 
     /// Lets the thread start inits until the pool is full again.
     func refill() {
-        // Under the lock: after shutdown the eventfd is closed and its number may be reused.
+        // Under the lock, so that no wake-up is sent to a thread that has been told to stop.
         state.withLock { state in
-            if !state.isShutDown { wake() }
+            if !state.isShutDown { wakeThread() }
         }
     }
 
@@ -126,14 +82,27 @@ final class InitPool: Sendable {
             return (state.thread, state.isShutDown)
         }
         guard !wasShutDown else { return }
-        wake()
+        wakeThread()
         if let thread { pthread_join(thread, nil) }
         let parked = state.withLock { state in
             defer { state.parked.removeAll() }
             return state.parked
         }
-        for process in parked { await process.discard() }
-        closeDescriptor(wakeDescriptor)
+        for process in parked { await discard(process) }
+        _ = wake.withLock { $0.take() }
+    }
+
+    /// Ends an init that will not get a job (or failed to start one), reaps it, and removes its
+    /// cgroup (emptied by the init's end).
+    func discard(_ parked: ParkedInit) async {
+        parked.end()
+        if let cgroup = parked.cgroup { await cgroups?.remove(cgroup) }
+    }
+
+    /// `discard` for the pool's thread, which cannot wait.
+    private func discardNow(_ parked: ParkedInit) {
+        parked.end()
+        if let cgroup = parked.cgroup { cgroups?.removeNow(cgroup) }
     }
 
     /// Returns once `count` inits are parked (or the pool shut down, or the task was cancelled).
@@ -149,10 +118,13 @@ final class InitPool: Sendable {
     /// The PIDs of the parked inits.
     var parkedProcesses: [Int32] { state.withLock { $0.parked.map(\.pid) } }
 
+    /// The job ids the parked inits carry, the next one taken last.
+    var parkedIDs: [JobID] { state.withLock { $0.parked.map(\.id) } }
+
     /// A fresh init for the same job id and cgroup, in place of one that is gone; `limits` are
     /// those the cgroup has by now.
     func replace(_ gone: ParkedInit, limits: ResourceLimits) throws(JobWorkerError) -> ParkedInit {
-        gone.endProcess()
+        gone.end()
         return try startInit(id: gone.id, cgroup: gone.cgroup, limits: limits)
     }
 
@@ -160,11 +132,11 @@ final class InitPool: Sendable {
     /// namespaces; the init waits on its control socket.
     func startInit() throws(JobWorkerError) -> ParkedInit {
         let id = JobID()
-        let cgroup = try cgroups?.createCgroup(named: id.description, limits: presetLimits)
+        let cgroup = try cgroups?.create(named: id.description, limits: presetLimits)
         do {
             return try startInit(id: id, cgroup: cgroup, limits: presetLimits)
         } catch {
-            for directory in cgroup?.directories ?? [] { rmdir(directory) }
+            if let cgroup { cgroups?.removeNow(cgroup) }
             throw error
         }
     }
@@ -173,30 +145,27 @@ final class InitPool: Sendable {
         -> ParkedInit
     {
         let placement = try cgroup?.openPlacement() ?? .none
-        defer { placement.descriptors.forEach(closeDescriptor) }
         var ends: [Int32] = [-1, -1]
         try systemCall("socketpair") {
             socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &ends)
         }
-        defer { closeDescriptor(ends[1]) }
+        let workerEnd = FileDescriptor(adopting: ends[0])
+        let initEnd = FileDescriptor(adopting: ends[1])  // the init has its own copy once started
         let launcher = ProcessLauncher(
             executablePath: initPath, argumentVector: ["jobworker-init"], environment: [:], workingDirectory: "/",
-            stdinDescriptor: devNull, outputDescriptor: devNull, cgroup: placement, hostname: id.shortDescription)
-        do {
-            let process = try launcher.launch(namespaces: JW_ALL_NAMESPACES, control: ends[1])
-            return ParkedInit(
-                id: id, pid: process.pid, pidfd: process.pidfd, control: ends[0], cgroup: cgroup, limits: limits,
-                startTime: processStartTime(of: process.pid))
-        } catch {
-            closeDescriptor(ends[0])
-            throw error
-        }
+            stdinDescriptor: devNull, outputDescriptor: devNull, cgroup: placement.placement,
+            hostname: id.shortDescription)
+        let process = try launcher.launch(namespaces: JW_ALL_NAMESPACES, control: initEnd.rawValue)
+        initEnd.closeNow()
+        return ParkedInit(
+            id: id, pid: process.pid, pidfd: process.pidfd, channel: InitChannel(socket: workerEnd), cgroup: cgroup,
+            limits: limits)
     }
 
     /// Wakes the thread (an eventfd write never blocks here).
-    private func wake() {
+    private func wakeThread() {
         var one: UInt64 = 1
-        _ = write(wakeDescriptor, &one, MemoryLayout<UInt64>.size)
+        _ = write(wakeNumber, &one, MemoryLayout<UInt64>.size)
     }
 
     private func run() {
@@ -221,13 +190,13 @@ final class InitPool: Sendable {
                 }
                 parkedChanged.signal()
                 if !kept {
-                    process.discardNow()
+                    discardNow(process)
                     return
                 }
             }
             // Sleep until an init is taken or the pool shuts down.
             var count: UInt64 = 0
-            _ = read(wakeDescriptor, &count, MemoryLayout<UInt64>.size)
+            _ = read(wakeNumber, &count, MemoryLayout<UInt64>.size)
         }
     }
 }

@@ -4,14 +4,11 @@ import CJobLauncher
     import Glibc
 #endif
 
-/// A process that has exec'd its program, and the pidfd that watches it.
-struct LaunchedProcess: Sendable {
+/// A process that has exec'd its program, and the pidfd that watches it (owned: it closes
+/// when the new owner lets it go).
+struct LaunchedProcess: ~Copyable {
     let pid: Int32
-    /// Owned by the caller: it reaps the process through it, then closes it.
-    let pidfd: Int32
-    /// When the process is a jobworker-init: its control socket, on which it reports how the job
-    /// ended before it exits. Owned by the caller.
-    let control: Int32?
+    let pidfd: FileDescriptor
 }
 
 /// The Swift face of `CJobLauncher`: converts Swift values to the C request and C failures to
@@ -28,8 +25,6 @@ struct ProcessLauncher {
     var cgroup: CgroupPlacement = .none
     /// The job's host name, when it runs in its own UTS namespace.
     var hostname: String?
-    /// For a parked init: the file it writes the job's wait status to before it exits.
-    var exitRecordDescriptor: Int32 = -1
     /// The user the program runs as; nil: the worker's. Never applied to an init itself.
     var user: JobUser?
 
@@ -45,23 +40,33 @@ struct ProcessLauncher {
         guard status == 0 else {
             throw Self.error(step: result.failed_step, errno: result.error, path: executablePath)
         }
-        return LaunchedProcess(pid: result.pid, pidfd: result.pidfd, control: nil)
+        return LaunchedProcess(pid: result.pid, pidfd: FileDescriptor(adopting: result.pidfd))
     }
 
     /// Hands the job to a parked init, which starts it as PID 2 of its namespaces, and returns
-    /// once the job has exec'd. Returns nil if the init is gone (it was killed while parked): the
+    /// once the job has exec'd: false if the init is gone (it was killed while parked), and the
     /// caller may retry with another. Throws if the job itself could not be started; the init
-    /// then exits by itself and the caller reaps it.
-    func launch(in parked: ParkedInit) throws(JobWorkerError) -> LaunchedProcess? {
-        let sent = withAttributes { attributes in jw_send_job(parked.control, &attributes) }
-        var reply = jw_init_reply()
-        guard sent == 0, jw_receive_reply(parked.control, 0, &reply) == 0 else {
-            return nil
+    /// then exits by itself. The init writes the job's wait status to `exitRecord` before it exits.
+    func launch(in parked: ParkedInit, exitRecord: borrowing FileDescriptor) throws(JobWorkerError) -> Bool {
+        var header = jw_job_header()
+        var strings: UnsafeMutablePointer<CChar>?
+        let encoded = withAttributes { attributes in
+            jw_encode_job(
+                attributes.path, attributes.argv, attributes.envp, attributes.working_directory,
+                attributes.change_credentials, attributes.uid, attributes.gid, &header, &strings)
         }
-        guard reply.kind == Int32(JW_REPLY_STARTED.rawValue) else {
-            throw Self.error(step: jw_step(UInt32(bitPattern: reply.step)), errno: reply.error, path: executablePath)
+        guard encoded == 0, let strings else {
+            throw JobWorkerError.system("encoding the job for its init")
         }
-        return LaunchedProcess(pid: parked.pid, pidfd: parked.pidfd, control: parked.control)
+        defer { free(strings) }
+        switch parked.channel.start(
+            header: header, strings: strings, stdin: stdinDescriptor, output: outputDescriptor,
+            exitRecord: exitRecord.rawValue)
+        {
+        case .started: return true
+        case .gone: return false
+        case .failed(let step, let error): throw Self.error(step: step, errno: error, path: executablePath)
+        }
     }
 
     /// Calls `body` with this launch as C attributes, valid for the duration of the call.
@@ -85,7 +90,7 @@ struct ProcessLauncher {
                                     stdin_fd: stdinDescriptor, output_fd: outputDescriptor,
                                     cgroup_fd: cgroupDirectory, cgroup_procs_fds: procs.baseAddress,
                                     cgroup_procs_count: Int32(procs.count), namespace_flags: 0,
-                                    hostname: hostname, control_fd: -1, exit_record_fd: exitRecordDescriptor,
+                                    hostname: hostname, control_fd: -1,
                                     change_credentials: user == nil ? 0 : 1, uid: user?.userID ?? 0,
                                     gid: user?.groupID ?? 0)
                                 return body(&attributes)
@@ -100,7 +105,7 @@ struct ProcessLauncher {
     /// Exec failures are the user's to fix and name the program; other steps are host failures.
     static func error(step: jw_step, errno error: Int32, path: String) -> JobWorkerError {
         guard step == JW_STEP_EXEC else {
-            return JobWorkerError.system("starting the job (\(name(of: step)))", errno: error)
+            return JobWorkerError.system("starting the job (\(step.name))", errno: error)
         }
         switch error {
         case ENOENT:
@@ -120,27 +125,6 @@ struct ProcessLauncher {
                 .execFailed, "\(path): cannot execute: \(describe(errno: error))", systemError: error)
         }
     }
-
-    static func name(of step: jw_step) -> String {
-        switch step {
-        case JW_STEP_PREPARE: "prepare"
-        case JW_STEP_CLONE: "clone3"
-        case JW_STEP_SIGNALS: "reset signals"
-        case JW_STEP_SETSID: "setsid"
-        case JW_STEP_CGROUP: "join cgroup"
-        case JW_STEP_STDIO: "set up stdio"
-        case JW_STEP_CHDIR: "chdir"
-        case JW_STEP_CLOSE_FDS: "close inherited descriptors"
-        case JW_STEP_EXEC: "execve"
-        case JW_STEP_MOUNT_PRIVATE: "make mounts private"
-        case JW_STEP_MOUNT_PROC: "mount /proc"
-        case JW_STEP_HOSTNAME: "sethostname"
-        case JW_STEP_LOOPBACK: "bring up lo"
-        case JW_STEP_EXEC_INIT: "execve of the init"
-        case JW_STEP_CREDENTIALS: "set user and group"
-        default: "step \(step.rawValue)"
-        }
-    }
 }
 
 /// Calls `body` with a NULL-terminated C array of copies of `strings`, freed afterwards.
@@ -158,4 +142,9 @@ private func withOptionalCString<Result>(
 ) -> Result {
     guard let string else { return body(nil) }
     return string.withCString { body($0) }
+}
+
+extension jw_step {
+    /// The words for this step, from the table beside the C enum (`JW_STEPS`).
+    var name: String { jw_step_name(self).map { String(cString: $0) } ?? "step \(rawValue)" }
 }

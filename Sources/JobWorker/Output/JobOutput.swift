@@ -43,7 +43,9 @@ private final class OutputReader {
     private let path: String
     private let changed: ChangeSignal
     private var offset: UInt64
-    private var descriptor: Int32 = -1
+    /// Open from the first read until the end (or the reader's failure).
+    private var descriptor: FileDescriptor?
+    private var descriptorNumber: Int32 = -1
     private var isFinished = false
     private let tally: ReaderTally
 
@@ -63,8 +65,10 @@ private final class OutputReader {
     func next() async throws -> [UInt8]? {
         guard !isFinished else { return nil }
         do {
-            if descriptor < 0 {
-                descriptor = try systemCall("opening the output log") { open(path, O_RDONLY | O_CLOEXEC) }
+            if descriptorNumber < 0 {
+                let opened = try FileDescriptor("opening the output log") { open(path, O_RDONLY | O_CLOEXEC) }
+                descriptorNumber = opened.rawValue
+                descriptor = consume opened
             }
             while true {
                 try Task.checkCancellation()
@@ -75,7 +79,7 @@ private final class OutputReader {
                     offset += UInt64(chunk.count)
                     return chunk
                 }
-                if before.isClosed {
+                if before.isFinished {
                     try checkOffsetWithinOutput()
                     release()
                     return nil
@@ -89,7 +93,7 @@ private final class OutputReader {
     }
 
     private func readChunk() throws(JobWorkerError) -> [UInt8] {
-        let descriptor = descriptor
+        let descriptor = descriptorNumber
         let offset = off_t(offset)
         return try [UInt8](unsafeUninitializedCapacity: JobOutput.maximumChunkSize) {
             buffer, count throws(JobWorkerError) in
@@ -101,17 +105,15 @@ private final class OutputReader {
 
     private func checkOffsetWithinOutput() throws(JobWorkerError) {
         var info = stat()
-        guard fstat(descriptor, &info) == 0, offset > UInt64(info.st_size) else { return }
+        guard fstat(descriptorNumber, &info) == 0, offset > UInt64(info.st_size) else { return }
         throw JobWorkerError(
             .invalidArgument, "offset \(offset) is beyond the end of the output (\(info.st_size) bytes)")
     }
 
     private func release() {
         isFinished = true
-        if descriptor >= 0 {
-            closeDescriptor(descriptor)
-            descriptor = -1
-        }
+        descriptor = nil
+        descriptorNumber = -1
     }
 }
 

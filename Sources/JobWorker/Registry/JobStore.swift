@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Synchronization
 
 /// The durable record of every job: one SQLite database in the state directory, in WAL mode.
 ///
@@ -8,7 +9,8 @@ import GRDB
 /// `synchronous = NORMAL`: a commit survives the worker's crash (the WAL is in the page cache),
 /// not a power loss of the host — the price of a start that does not wait for the disk.
 final class JobStore: Sendable {
-    private let database: DatabaseQueue
+    /// nil once the store has been let go (`release`).
+    private let connection: Mutex<DatabaseQueue?>
     let path: String
 
     /// Opens (creating if needed) and migrates the database. Throws a message an operator can act
@@ -22,6 +24,7 @@ final class JobStore: Sendable {
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = NORMAL")
         }
+        let database: DatabaseQueue
         do {
             database = try DatabaseQueue(path: path, configuration: configuration)
             try database.write { db in
@@ -38,9 +41,10 @@ final class JobStore: Sendable {
         } catch {
             throw JobWorkerError(
                 .systemFailure,
-                "cannot use the job database \(path): \(Self.describe(error)) (fix or move the state directory; nothing was changed)"
-            )
+                "cannot use the job database \(path): \(Self.describe(error)) (fix or move the state directory; nothing was changed)",
+                cause: Self.cause(error))
         }
+        connection = Mutex(database)
     }
 
     /// The schema, one migration per version; never edit a migration once released.
@@ -137,10 +141,18 @@ final class JobStore: Sendable {
         }
     }
 
-    /// Closes the database (its file, WAL and shared memory); later writes fail. For a worker
-    /// that is letting its state directory go.
-    func close() {
-        try? database.close()
+    /// Lets the database go (its file, WAL and shared memory are closed once no write is under
+    /// way); later writes fail. For a worker that is letting its state directory go.
+    func release() {
+        _ = connection.withLock { $0.take() }
+    }
+
+    /// The database, unless the store has been let go.
+    private func database() throws(JobWorkerError) -> DatabaseQueue {
+        guard let database = connection.withLock({ $0 }) else {
+            throw JobWorkerError(.shuttingDown, "the job database \(path) is closed: the worker is shutting down")
+        }
+        return database
     }
 
     /// Deletes the records of these jobs.
@@ -163,7 +175,7 @@ final class JobStore: Sendable {
     /// Every recorded job, oldest first, and the last sequence number used.
     func loadAll() throws(JobWorkerError) -> (records: [Record], lastSequence: Int64) {
         do {
-            return try database.read { db in
+            return try database().read { db in
                 let rows = try Row.fetchAll(db, sql: "SELECT * FROM job ORDER BY sequence")
                 let records = try rows.map { row in
                     Record(
@@ -176,22 +188,19 @@ final class JobStore: Sendable {
         } catch let error as JobWorkerError {
             throw error
         } catch {
-            throw JobWorkerError(.systemFailure, "reading the job database \(path): \(Self.describe(error))")
-        }
-    }
-
-    /// Marks a migration as applied without running it: how tests make a database look newer.
-    func recordMigrationForTests(_ identifier: String) throws(JobWorkerError) {
-        try write("recording a migration") { db in
-            try db.execute(sql: "INSERT INTO grdb_migrations (identifier) VALUES (?)", arguments: [identifier])
+            throw JobWorkerError(
+                .systemFailure, "reading the job database \(path): \(Self.describe(error))", cause: Self.cause(error))
         }
     }
 
     private func write(_ what: String, _ body: (Database) throws -> Void) throws(JobWorkerError) {
         do {
-            try database.write(body)
+            try database().write(body)
+        } catch let error as JobWorkerError {
+            throw error
         } catch {
-            throw JobWorkerError(.systemFailure, "\(what) in \(path): \(Self.describe(error))")
+            throw JobWorkerError(
+                .systemFailure, "\(what) in \(path): \(Self.describe(error))", cause: Self.cause(error))
         }
     }
 
@@ -243,6 +252,12 @@ final class JobStore: Sendable {
             usage: ResourceUsage(
                 cpuMicroseconds: unsigned("cpu_usec"), memoryPeakBytes: unsigned("memory_peak_bytes"),
                 ioReadBytes: unsigned("io_read_bytes"), ioWriteBytes: unsigned("io_write_bytes")))
+    }
+
+    /// The underlying database error, in full, for the log.
+    private static func cause(_ error: any Error) -> String {
+        if let error = error as? DatabaseError { return "SQLite \(error.resultCode): \(error.message ?? "")" }
+        return "\(error)"
     }
 
     /// SQLite's own words ("file is not a database"), without GRDB's statement dump.

@@ -13,8 +13,8 @@ import Logging
 /// then on by a pidfd. Otherwise its init may have left an exit record with the job's wait
 /// status before it exited; failing that, nobody can tell how it ended, and it is lost.
 struct Recovery {
-    /// Running jobs whose process is still there, with a pidfd for it.
-    var adoptable: [(record: JobStore.Record, pidfd: Int32)] = []
+    /// Running jobs whose process is still there, held by its pidfd.
+    var adoptable: [(record: JobStore.Record, process: AdoptedProcess)] = []
     /// Every other job, its state final (ended as its exit record says, or lost).
     var history: [JobStatus] = []
     /// Every recorded job, oldest first.
@@ -34,28 +34,26 @@ struct Recovery {
                 recovery.history.append(record.status)
                 continue
             }
-            if let pidfd = open(record) {
-                recovery.adoptable.append((record, pidfd))
+            if let process = open(record, exitRecordPath: stateDirectory.exitRecordPath(record.status.id)) {
+                recovery.adoptable.append((record, process))
                 continue
             }
             var status = record.status
             var info = stat()
             if stat(stateDirectory.outputPath(status.id), &info) == 0 { status.outputBytes = UInt64(info.st_size) }
-            if let waitStatus = stateDirectory.readExitRecord(for: status.id) {
-                let termination = Termination(waitStatus: waitStatus)
-                status.termination = termination
-                // A job being stopped ended as a stop, however it ended (as in `Job.status`).
-                status.state =
-                    if record.stopDeadline != nil { .stopped } else if case .exited = termination { .exited } else {
-                        .killed
-                    }
+            let termination = stateDirectory.readExitRecord(for: status.id)
+            // The same rule as a live job's end; its cgroup (and OOM count) went with the host's
+            // or the previous worker's end.
+            status.state = JobPhase.finalState(
+                termination: termination, stopRequested: record.stopDeadline != nil, oomKills: 0)
+            status.termination = termination
+            if termination != nil {
                 var recordInfo = stat()
                 if stat(stateDirectory.exitRecordPath(status.id), &recordInfo) == 0 {
                     status.endedAt = Date(timeIntervalSince1970: TimeInterval(recordInfo.st_mtim.tv_sec))
                 }
                 ended += 1
             } else {
-                status.state = .lost
                 lost += 1
             }
             try store.update(status)
@@ -70,20 +68,18 @@ struct Recovery {
         return recovery
     }
 
-    /// A pidfd for the record's process if it is still the same process.
-    private static func open(_ record: JobStore.Record) -> Int32? {
+    /// The record's process, held by a pidfd, if it is still the same process.
+    private static func open(_ record: JobStore.Record, exitRecordPath: String) -> AdoptedProcess? {
         let pid = record.status.pid
         guard let recorded = record.processStartTime, pid > 0, processStartTime(of: pid) == recorded else {
             return nil
         }
         let pidfd = linux_pidfd_open(pid)
         guard pidfd >= 0 else { return nil }
+        let process = AdoptedProcess(
+            pid: pid, pidfd: FileDescriptor(adopting: pidfd), exitRecordPath: exitRecordPath)
         // Checked again with the pidfd held: the pid cannot be reused from here on.
-        guard processStartTime(of: pid) == recorded else {
-            closeDescriptor(pidfd)
-            return nil
-        }
-        return pidfd
+        return processStartTime(of: pid) == recorded ? process : nil
     }
 }
 

@@ -1,27 +1,29 @@
 import Foundation
-
-#if canImport(Glibc)
-    import Glibc
-#endif
+import Logging
 
 /// Deleting finished jobs as `WorkerConfiguration.retention` says: at startup, whenever a job
 /// ends, and when the oldest finished job reaches the age limit (a timer set for that moment;
 /// nothing polls).
-extension Worker {
+struct Retention: Sendable {
+    let policy: RetentionPolicy
+    let table: JobTable
+    let store: JobStore
+    let stateDirectory: StateDirectory
+    let logger: Logger
+
     /// Deletes the finished jobs beyond the policy — past the age limit, then the oldest while
     /// their output together exceeds the size limit — with their records, logs and exit records.
     /// Running jobs are never considered. Returns how many were deleted.
     @discardableResult
-    func applyRetention(now: Date = Date()) -> Int {
-        let policy = configuration.retention
+    func apply(now: Date = Date()) -> Int {
         let cutoff = policy.maximumAge.map { now.addingTimeInterval(-$0.timeInterval) }
-        let doomed = registry.withLock { registry -> [JobID] in
+        let doomed = table.contents.withLock { contents -> [JobID] in
             // Usually nothing to do, known in O(1): a job ends on every call.
-            let tooOld = cutoff.map { cutoff in registry.earliestFinishedEnd.map { $0 < cutoff } ?? false } ?? false
-            let tooLarge = policy.maximumOutputBytes.map { registry.finishedOutputBytes > $0 } ?? false
+            let tooOld = cutoff.map { cutoff in contents.earliestFinishedEnd.map { $0 < cutoff } ?? false } ?? false
+            let tooLarge = policy.maximumOutputBytes.map { contents.finishedOutputBytes > $0 } ?? false
             guard tooOld || tooLarge else { return [] }
             var doomed: Set<JobID> = []
-            let finished = registry.order.compactMap { registry.history[$0] }  // oldest first
+            let finished = contents.order.compactMap { contents.history[$0] }  // oldest first
             if let cutoff {
                 for status in finished where (status.endedAt ?? status.startedAt) < cutoff {
                     doomed.insert(status.id)
@@ -34,45 +36,39 @@ extension Worker {
                     total -= status.outputBytes
                 }
             }
-            for id in doomed { registry.removeFinished(id) }
-            if !doomed.isEmpty { registry.order.removeAll { doomed.contains($0) } }
-            registry.recomputeEarliestFinishedEnd()
+            for id in doomed { contents.removeFinished(id) }
+            if !doomed.isEmpty { contents.order.removeAll { doomed.contains($0) } }
+            contents.recomputeEarliestFinishedEnd()
             return Array(doomed)
         }
         guard !doomed.isEmpty else { return 0 }
         do {
             try store.delete(doomed)
         } catch {
-            configuration.logger.error("\(error.message)")
+            logger.error("retention: \(error.logDescription)")
         }
         for id in doomed { stateDirectory.removeJob(id) }
-        configuration.logger.info("retention: deleted \(doomed.count) finished job(s) and their output")
+        logger.info("retention: deleted \(doomed.count) finished job(s) and their output")
         return doomed.count
     }
 
     /// Sleeps until the oldest finished job reaches the age limit (or, with none, until a job
-    /// ends), applies the policy, and again.
-    func startRetentionTimer() {
-        guard let age = configuration.retention.maximumAge else { return }
-        let task = Task { [weak self] in
+    /// ends), applies the policy, and again; until cancelled.
+    func startTimer() -> Task<Void, Never>? {
+        guard let age = policy.maximumAge else { return nil }
+        return Task {
             while !Task.isCancelled {
-                guard let (jobEnded, snapshot, oldestEnd) = self?.retentionState() else { return }
+                let jobEnded = table.jobEnded
+                let snapshot = jobEnded.snapshot
+                let oldestEnd = table.contents.withLock { $0.earliestFinishedEnd }
                 if let oldestEnd {
                     let wait = oldestEnd.addingTimeInterval(age.timeInterval).timeIntervalSinceNow
                     if wait > 0 { try? await Task.sleep(for: .milliseconds(Int64(wait * 1000) + 1)) }
-                    self?.applyRetention()
+                    apply()
                 } else {
                     await jobEnded.wait(whileGenerationIs: snapshot.generation)
                 }
             }
-        }
-        registry.withLock { $0.retentionTask = task }
-    }
-
-    /// The job-ended signal, its generation now, and when the earliest finished job ended.
-    private func retentionState() -> (ChangeSignal, ChangeSignal.Snapshot, Date?) {
-        registry.withLock { registry in
-            (registry.jobEnded, registry.jobEnded.snapshot, registry.earliestFinishedEnd)
         }
     }
 }

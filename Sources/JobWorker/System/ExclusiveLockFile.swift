@@ -18,10 +18,17 @@ import Synchronization
 /// file drops the process's lock, so a file already in the table is never opened again: it is
 /// looked up by `stat` first, under the table's lock (held for a `stat`, an `open` and a
 /// non-blocking `fcntl` of a local file, never for a wait).
-struct ExclusiveLockFile: Sendable {
+final class ExclusiveLockFile: Sendable {
     private let path: String
-    private let descriptor: Int32
+    /// Open while the lock is held; closing it lets the lock go.
+    private let descriptor: Mutex<FileDescriptor?>
     private let key: FileKey
+
+    private init(path: String, descriptor: consuming FileDescriptor, key: FileKey) {
+        self.path = path
+        self.descriptor = Mutex(descriptor)
+        self.key = key
+    }
 
     /// Locks the file at `path` (created 0600 if missing); nil if someone else holds it.
     static func lock(_ path: String) throws(JobWorkerError) -> ExclusiveLockFile? {
@@ -29,15 +36,14 @@ struct ExclusiveLockFile: Sendable {
             while true {
                 var info = stat()
                 if stat(path, &info) == 0, locked.contains(FileKey(info)) { return nil }
-                let descriptor = try systemCall("opening \(path)") {
+                let descriptor = try FileDescriptor("opening \(path)") {
                     open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
                 }
-                fstat(descriptor, &info)
+                fstat(descriptor.rawValue, &info)
                 let key = FileKey(info)
                 // Not ours (checked above, and nobody else in this process could have taken it since).
-                guard linux_lock_file(descriptor) == 0 else {
+                guard linux_lock_file(descriptor.rawValue) == 0 else {
                     let error = errno
-                    closeDescriptor(descriptor)
                     if error == EAGAIN || error == EACCES { return nil }
                     throw JobWorkerError.system("locking \(path)", errno: error)
                 }
@@ -45,7 +51,6 @@ struct ExclusiveLockFile: Sendable {
                 // between our open and our lock, ours is a lock on a file nobody else will open.
                 var current = stat()
                 guard stat(path, &current) == 0, FileKey(current) == key else {
-                    closeDescriptor(descriptor)
                     continue
                 }
                 locked.insert(key)
@@ -56,11 +61,13 @@ struct ExclusiveLockFile: Sendable {
 
     /// Lets the file go, for the next holder, and removes it: lock files of cgroup parents that
     /// no worker uses again (a test's, a benchmark's) do not pile up.
+    /// Only the first call does anything.
     func unlock() {
         lockedInThisProcess.withLock { locked in
+            guard let descriptor = descriptor.withLock({ $0.take() }) else { return }
             unlink(path)
             locked.remove(key)
-            closeDescriptor(descriptor)
+            descriptor.closeNow()
         }
     }
 }

@@ -33,8 +33,8 @@ struct StateDirectory: Sendable {
 
     /// Creates the job's empty output log, opened for appending. Returns the write descriptor that
     /// becomes the job's stdout and stderr.
-    func createOutputLog(for id: JobID) throws(JobWorkerError) -> Int32 {
-        try systemCall("creating the output log") {
+    func createOutputLog(for id: JobID) throws(JobWorkerError) -> FileDescriptor {
+        try FileDescriptor("creating the output log") {
             open(outputPath(id), O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0o600)
         }
     }
@@ -50,20 +50,23 @@ struct StateDirectory: Sendable {
     }
 
     /// Creates the empty exit record an init writes the job's wait status to.
-    func createExitRecord(for id: JobID) throws(JobWorkerError) -> Int32 {
-        try systemCall("creating the exit record") {
+    func createExitRecord(for id: JobID) throws(JobWorkerError) -> FileDescriptor {
+        try FileDescriptor("creating the exit record") {
             open(exitRecordPath(id), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         }
     }
 
-    /// The wait status an init wrote for the job, if it did.
-    func readExitRecord(for id: JobID) -> Int32? {
-        guard let data = FileManager.default.contents(atPath: exitRecordPath(id)) else { return nil }
-        return Int32(String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+    /// How the job ended, as its init wrote it, if it did.
+    func readExitRecord(for id: JobID) -> Termination? {
+        InitChannel.readExitRecord(at: exitRecordPath(id))
     }
 
     func removeExitRecord(for id: JobID) {
         unlink(exitRecordPath(id))
+    }
+
+    func removeOutput(of id: JobID) {
+        unlink(outputPath(id))
     }
 
     /// Removes everything kept for a job.

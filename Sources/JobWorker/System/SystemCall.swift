@@ -18,8 +18,3 @@ func systemCall<Result: BinaryInteger>(
         throw JobWorkerError.system(what(), errno: error)
     }
 }
-
-/// Closes a descriptor that this process owns; EINTR still closes it on Linux.
-func closeDescriptor(_ fd: Int32) {
-    _ = close(fd)
-}

@@ -1,0 +1,214 @@
+import Foundation
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// One job of this run: what was asked for, the process that stands for it, and its phase.
+///
+/// The phase (`JobPhase`) changes only under the job's lock, and the signals a transition calls
+/// for are sent under that same lock; so a stop and the reap cannot interleave, and a signal
+/// only ever reaches an unreaped process. The end is sequenced from outside (`JobEnd`):
+/// `reap` on the event monitor's thread, then `complete`, `publishEnd` and `markEndRecorded`.
+final class Job: Sendable {
+    let id: JobID
+    let owner: String
+    let command: String
+    let arguments: [String]
+    let executablePath: String
+    let pid: Int32
+    let startedAt: Date
+    let outputPath: String
+    let limits: ResourceLimits
+    /// The job's cgroup, unless resource control is disabled.
+    let cgroup: (any JobCgroup)?
+
+    /// Signalled on every write to the output log; finished once the job has ended.
+    let outputChanged: ChangeSignal
+    /// Finished once the job has ended and its final status is known.
+    private let ended = ChangeSignal()
+    /// Finished once the end is on record.
+    private let endRecorded = ChangeSignal()
+
+    private struct State {
+        var phase = JobPhase()
+        /// Until the reap; dropping it closes its pidfd.
+        var process: (any JobProcess)?
+        /// Sends SIGKILL when a stop's grace period runs out.
+        var escalation: Task<Void, Never>?
+        /// Known once the cgroup is gone.
+        var finalUsage: ResourceUsage?
+    }
+
+    private let state: Mutex<State>
+
+    init(
+        id: JobID, owner: String, command: String, arguments: [String], executablePath: String,
+        process: any JobProcess, startedAt: Date, outputPath: String, outputChanged: ChangeSignal,
+        limits: ResourceLimits, cgroup: (any JobCgroup)?
+    ) {
+        self.id = id
+        self.owner = owner
+        self.command = command
+        self.arguments = arguments
+        self.executablePath = executablePath
+        self.pid = process.pid
+        self.startedAt = startedAt
+        self.outputPath = outputPath
+        self.outputChanged = outputChanged
+        self.limits = limits
+        self.cgroup = cgroup
+        self.state = Mutex(State(process: process))
+    }
+
+    var status: JobStatus {
+        let (phase, finalUsage) = state.withLock { ($0.phase, $0.finalUsage) }
+        var info = stat()
+        let outputBytes = stat(outputPath, &info) == 0 ? UInt64(info.st_size) : 0
+        let state = phase.reportedState
+        let isEnded = state != .running
+        return JobStatus(
+            id: id, owner: owner, command: command, arguments: arguments, executablePath: executablePath,
+            state: state, pid: pid, termination: isEnded ? phase.termination : nil, startedAt: startedAt,
+            endedAt: isEnded ? phase.endedAt : nil, outputBytes: outputBytes, limits: limits,
+            usage: finalUsage ?? cgroup?.usage() ?? ResourceUsage())
+    }
+
+    /// The status right after exec: running, nothing used or written yet. Reads no file, so
+    /// `start` does not pay for it.
+    var initialStatus: JobStatus {
+        JobStatus(
+            id: id, owner: owner, command: command, arguments: arguments, executablePath: executablePath,
+            state: .running, pid: pid, termination: nil, startedAt: startedAt, endedAt: nil, outputBytes: 0,
+            limits: limits, usage: ResourceUsage())
+    }
+
+    /// The pidfd to watch for the process's exit.
+    var pidfdNumber: Int32? { state.withLock { $0.process?.pidfdNumber } }
+
+    /// True until the job has ended and its final status is known.
+    var isRunning: Bool { state.withLock { $0.phase.reportedState == .running } }
+
+    /// True once a stop has been asked for.
+    var isStopping: Bool { state.withLock { $0.phase.stopRequested } }
+
+    /// Asks the job to end: SIGTERM now, SIGKILL once `gracePeriod` has passed (`JobPhase`
+    /// says which stop wins when several are asked for).
+    func beginStop(gracePeriod: Duration) {
+        transition { phase, process in
+            phase.requestStop(gracePeriod: gracePeriod, now: .now, hasExited: process?.hasExited() ?? true)
+        }
+    }
+
+    /// Takes over a job a previous worker started; a stop it recorded goes on to its deadline.
+    func adopt(recordedStopDeadline: Date?) throws(JobPhase.InvalidTransition) {
+        let deadline = recordedStopDeadline.map { ContinuousClock.now + .seconds($0.timeIntervalSinceNow) }
+        try transition { phase, process throws(JobPhase.InvalidTransition) in
+            try phase.adopt(recordedStopDeadline: deadline, now: .now, hasExited: process?.hasExited() ?? true)
+        }
+    }
+
+    /// SIGKILLs the job's process and everything in its cgroup, including processes that left
+    /// the process group.
+    func killEverything() {
+        transition { phase, _ in phase.kill() }
+    }
+
+    /// Waits until the job has ended and returns its final status; returns early, with the
+    /// current status, if the task is cancelled.
+    func waitUntilEnded() async -> JobStatus {
+        await ended.waitUntilFinished()
+        return status
+    }
+
+    /// Returns once the job has ended and its end is on record.
+    func waitUntilEndRecorded() async {
+        await endRecorded.waitUntilFinished()
+    }
+
+    /// The process has exited (its pidfd is readable): reaps it and records how it ended. Runs
+    /// on the event monitor's thread: the reap of an exited process does not wait.
+    func reap() {
+        let escalation = state.withLock { state -> Task<Void, Never>? in
+            guard let process = state.process.take() else { return nil }
+            let termination = process.reap(killedByWorker: state.phase.killedByWorker)
+            // Cannot be refused: with its process there, the job was alive.
+            let actions = (try? state.phase.processEnded(termination: termination, at: Date())) ?? []
+            guard actions.contains(.cancelEscalation) else { return nil }
+            defer { state.escalation = nil }
+            return state.escalation
+        }
+        escalation?.cancel()
+    }
+
+    /// The cgroup is gone: fixes the final status.
+    func complete(usage: ResourceUsage, oomKills: UInt64) throws(JobPhase.InvalidTransition) -> JobStatus {
+        try state.withLock { state throws(JobPhase.InvalidTransition) in
+            _ = try state.phase.recordEnd(oomKills: oomKills)
+            state.finalUsage = usage
+        }
+        return status
+    }
+
+    /// Wakes everyone waiting for the end, and the output readers (nothing more is written).
+    func publishEnd() {
+        outputChanged.finish()
+        ended.finish()
+    }
+
+    func markEndRecorded() {
+        endRecorded.finish()
+    }
+
+    /// Applies a transition to the phase and carries out its actions: signals under the lock
+    /// (the process is unreaped there), the rest after.
+    private func transition<Failure: Error>(
+        _ body: (inout JobPhase, (any JobProcess)?) throws(Failure) -> [JobPhase.Action]
+    ) throws(Failure) {
+        let (actions, previous) = try state.withLock { state throws(Failure) in
+            let actions = try body(&state.phase, state.process)
+            var previous: Task<Void, Never>?
+            for action in actions {
+                switch action {
+                case .signal(let number):
+                    state.process?.signal(number)
+                case .killEverything:
+                    state.process?.signal(SIGKILL)
+                case .cancelEscalation, .scheduleEscalation:
+                    previous = state.escalation
+                    state.escalation = nil
+                }
+            }
+            return (actions, previous)
+        }
+        previous?.cancel()
+        for action in actions {
+            switch action {
+            case .killEverything:
+                cgroup?.killAll()
+            case .scheduleEscalation(let deadline):
+                scheduleEscalation(at: deadline)
+            case .signal, .cancelEscalation:
+                break
+            }
+        }
+    }
+
+    private func scheduleEscalation(at deadline: ContinuousClock.Instant) {
+        let escalation = Task { [self] in
+            try? await Task.sleep(until: deadline)
+            guard !Task.isCancelled else { return }
+            // A stop with an earlier deadline, or the end, may have come meanwhile: then the
+            // phase refuses, and there is nothing to do.
+            try? transition { phase, _ throws(JobPhase.InvalidTransition) in try phase.escalate(now: .now) }
+        }
+        // Kept only while this is still the deadline in force.
+        let superseded = state.withLock { state -> Bool in
+            guard state.phase.stage == .stopping(deadline: deadline), state.escalation == nil else { return true }
+            state.escalation = escalation
+            return false
+        }
+        if superseded { escalation.cancel() }
+    }
+}

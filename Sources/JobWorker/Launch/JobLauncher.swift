@@ -1,0 +1,178 @@
+import Foundation
+import Logging
+
+/// Starting a job, as one transaction: admission, validation, the cgroup, the output log and
+/// its watch, the process (handed to a parked init, or as a child of ours), the job table and
+/// the job's record, then the exit watch. Each step pushes its undo on one `RollbackStack`; a
+/// failure at any step unwinds what exists, so a failed start leaves no process, descriptor,
+/// file, cgroup or record. Also takes over the jobs a previous run left running (`adopt`),
+/// through the same watch steps.
+struct JobLauncher: Sendable {
+    let configuration: WorkerConfiguration
+    let stateDirectory: StateDirectory
+    let monitor: EventMonitor
+    let cgroups: JobCgroups?
+    let inits: InitPool?
+    let commandLine: CommandLineValidation
+    let table: JobTable
+    let store: JobStore
+    let end: JobEnd
+    /// /dev/null, every job's stdin; owned by the worker.
+    let devNull: Int32
+
+    /// What a start asks for, as the caller gave it.
+    struct Request: Sendable {
+        var command: String
+        var arguments: [String]
+        var owner: String
+        var limits: ResourceLimits
+    }
+
+    /// Starts the job; returns it once its program has exec'd inside its cgroup, recorded and
+    /// watched. `isShuttingDown` tells that the worker began shutting down meanwhile.
+    func start(_ request: Request) async throws(JobWorkerError) -> (job: Job, isShuttingDown: Bool) {
+        try table.reserveStart()
+        var rollback = RollbackStack()
+        rollback.push { [table] in table.cancelReservation() }
+        do {
+            let started = try await launch(request, rollback: &rollback)
+            return started
+        } catch {
+            await rollback.unwind()
+            throw error
+        }
+    }
+
+    private func launch(_ request: Request, rollback: inout RollbackStack) async throws(JobWorkerError) -> (
+        job: Job, isShuttingDown: Bool
+    ) {
+        let executablePath = try commandLine.resolve(command: request.command, arguments: request.arguments)
+        let limits = try applyLimits(request.limits)
+        // With isolation, the job's init — and with it the job's id and cgroup — is ready.
+        let parked = try inits?.take()
+        defer { inits?.refill() }
+        if let parked {
+            rollback.push { [inits] in await inits?.discard(parked) }
+        }
+        let id = parked?.id ?? JobID()
+        var cgroup = parked?.cgroup
+        if let cgroup, let parked {
+            try cgroup.apply(limits, replacing: parked.limits)
+        } else if let cgroups {
+            let created = try cgroups.create(named: id.description, limits: limits)
+            rollback.push { _ = await cgroups.tearDown(created) }
+            cgroup = created
+        }
+        let output = try stateDirectory.createOutputLog(for: id)
+        rollback.push { [stateDirectory] in stateDirectory.removeOutput(of: id) }
+        let outputChanged = ChangeSignal()
+        let writeWatch = try monitor.onWrite(to: stateDirectory.outputPath(id)) { outputChanged.signal() }
+        rollback.push { [monitor] in monitor.removeWriteWatch(writeWatch) }
+
+        var launcher = ProcessLauncher(
+            executablePath: executablePath, argumentVector: [request.command] + request.arguments,
+            environment: configuration.jobEnvironment, workingDirectory: configuration.jobWorkingDirectory,
+            stdinDescriptor: devNull, outputDescriptor: output.rawValue)
+        launcher.user = configuration.jobUser
+        let startedAt = Date()
+        let process: any JobProcess
+        let startTime: UInt64?
+        if let inits, let parked {
+            let exitRecord = try stateDirectory.createExitRecord(for: id)
+            rollback.push { [stateDirectory] in stateDirectory.removeExitRecord(for: id) }
+            var supervising = parked
+            if try !launcher.launch(in: parked, exitRecord: exitRecord) {
+                // The parked init was killed from outside: one more try, with a fresh init in the
+                // same cgroup (its limits already written).
+                let fresh = try inits.replace(parked, limits: limits)
+                rollback.push { fresh.end() }
+                guard try launcher.launch(in: fresh, exitRecord: exitRecord) else {
+                    throw JobWorkerError.system("starting the job (its init went away)", errno: ECONNRESET)
+                }
+                supervising = fresh
+            }
+            process = SupervisedProcess(supervising)
+            startTime = supervising.startTime
+        } else {
+            let placement = try cgroup?.openPlacement() ?? .none
+            launcher.cgroup = placement.placement
+            let launched = try launcher.launch()
+            startTime = processStartTime(of: launched.pid)
+            process = ChildProcess(pid: launched.pid, pidfd: launched.pidfd)
+        }
+        output.closeNow()  // the job holds its own
+        rollback.push {
+            process.signal(SIGKILL)
+            _ = process.reap(killedByWorker: true)
+        }
+
+        let job = Job(
+            id: id, owner: request.owner, command: request.command, arguments: request.arguments,
+            executablePath: executablePath, process: process, startedAt: startedAt,
+            outputPath: stateDirectory.outputPath(id), outputChanged: outputChanged, limits: limits, cgroup: cgroup)
+        let (sequence, isShuttingDown) = table.register(job)
+        rollback.push { [table] in table.unregister(id) }
+        // Unrecorded, the job would be lost on a restart while its caller believes in it.
+        try store.insert(job.initialStatus, sequence: sequence, processStartTime: startTime)
+        watchExit(of: job, process: process, writeWatch: writeWatch)
+        return (job, isShuttingDown)
+    }
+
+    /// Takes over a job a previous run started, whose process is still there: its output goes on
+    /// landing in its log, and its end is known by its pidfd and the exit record its init writes.
+    /// If it cannot be watched, it is ended (and recorded as it ended). A stop the previous run
+    /// began goes on to its recorded deadline.
+    func adopt(_ record: JobStore.Record, process: AdoptedProcess) {
+        let recorded = record.status
+        let id = recorded.id
+        let outputChanged = ChangeSignal()
+        let job = Job(
+            id: id, owner: recorded.owner, command: recorded.command, arguments: recorded.arguments,
+            executablePath: recorded.executablePath, process: process, startedAt: recorded.startedAt,
+            outputPath: stateDirectory.outputPath(id), outputChanged: outputChanged, limits: recorded.limits,
+            cgroup: cgroups?.backend.existingCgroup(named: id.description))
+        table.registerAdopted(job)
+        do {
+            try job.adopt(recordedStopDeadline: record.stopDeadline)
+        } catch {
+            configuration.logger.error("job \(id): \(error)")  // a fresh job: cannot happen
+        }
+        do {
+            let writeWatch = try monitor.onWrite(to: job.outputPath) { outputChanged.signal() }
+            watchExit(of: job, process: process, writeWatch: writeWatch)
+        } catch {
+            configuration.logger.error("cannot watch adopted job \(id): \(error.logDescription); ending it")
+            job.killEverything()
+            end.processExited(job, writeWatch: nil)
+        }
+    }
+
+    /// Hands the job's end to `JobEnd` once its process exits. Without an exit watch the job
+    /// could never be reaped: it is ended at once instead.
+    private func watchExit(of job: Job, process: any JobProcess, writeWatch: EventMonitor.WriteWatch) {
+        let end = end
+        do {
+            try monitor.onExit(of: process.pidfdNumber) {
+                end.processExited(job, writeWatch: writeWatch)
+            }
+        } catch {
+            configuration.logger.error("cannot watch job \(job.id): \(error.logDescription); ending it")
+            job.killEverything()
+            end.processExited(job, writeWatch: writeWatch)
+        }
+    }
+
+    private func applyLimits(_ requested: ResourceLimits) throws(JobWorkerError) -> ResourceLimits {
+        guard cgroups != nil else {
+            guard requested == ResourceLimits() else {
+                throw JobWorkerError(
+                    .invalidArgument, "resource limits are not available: the worker runs without cgroups")
+            }
+            return ResourceLimits()
+        }
+        if requested.cpuMillis != 0 && requested.cpuMillis < 10 {
+            throw JobWorkerError(.invalidArgument, "cpu limit \(requested.cpuMillis)m is below the minimum of 10m")
+        }
+        return try configuration.resourcePolicy.apply(requested)
+    }
+}

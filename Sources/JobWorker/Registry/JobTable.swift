@@ -1,0 +1,159 @@
+import Foundation
+import Synchronization
+
+/// Every job this worker knows, under one lock: the running ones (`Job`), the finished ones
+/// (their recorded status, this run's and previous runs'), their order, and the admission of
+/// new starts against `maximumRunningJobs`.
+final class JobTable: Sendable {
+    struct Contents {
+        var jobs: [JobID: Job] = [:]
+        /// Finished jobs, as recorded (ended, or lost). Change it only through `addFinished` and
+        /// `removeFinished`, which keep the two figures below.
+        private(set) var history: [JobID: JobStatus] = [:]
+        /// The output of every finished job, together.
+        private(set) var finishedOutputBytes: UInt64 = 0
+        /// The earliest end among finished jobs (a lower bound after removals).
+        private(set) var earliestFinishedEnd: Date?
+        /// Start order, oldest first, this run's jobs and the history's.
+        var order: [JobID] = []
+        /// The last sequence number given to a start; the store keeps the same order.
+        var lastSequence: Int64 = 0
+        /// Jobs that have not ended, and starts under way: together bounded by
+        /// `maximumRunningJobs`, checked and reserved in one step.
+        var running: Set<JobID> = []
+        var startsUnderWay = 0
+        var isShuttingDown = false
+
+        mutating func addFinished(_ status: JobStatus) {
+            if let previous = history.updateValue(status, forKey: status.id) {
+                finishedOutputBytes -= previous.outputBytes
+            }
+            finishedOutputBytes += status.outputBytes
+            let end = status.endedAt ?? status.startedAt
+            earliestFinishedEnd = min(earliestFinishedEnd ?? end, end)
+        }
+
+        mutating func removeFinished(_ id: JobID) {
+            if let removed = history.removeValue(forKey: id) { finishedOutputBytes -= removed.outputBytes }
+        }
+
+        /// Makes `earliestFinishedEnd` exact again, after removals (O(n): rarely).
+        mutating func recomputeEarliestFinishedEnd() {
+            earliestFinishedEnd = history.values.map { $0.endedAt ?? $0.startedAt }.min()
+        }
+    }
+
+    /// A job of this run, or the record of one from a previous run.
+    enum Entry {
+        case live(Job)
+        case recorded(JobStatus)
+    }
+
+    let contents = Mutex(Contents())
+    private let maximumRunningJobs: Int
+    /// Signalled when a job ends (retention has something new to consider).
+    let jobEnded = ChangeSignal()
+
+    init(maximumRunningJobs: Int) {
+        self.maximumRunningJobs = maximumRunningJobs
+    }
+
+    /// Takes in what `Recovery` found of previous runs.
+    func restore(_ recovery: Recovery) {
+        contents.withLock { contents in
+            contents.lastSequence = recovery.lastSequence
+            contents.order = recovery.order
+            for status in recovery.history { contents.addFinished(status) }
+        }
+    }
+
+    /// Reserves one of `maximumRunningJobs` for a start, or refuses it.
+    func reserveStart() throws(JobWorkerError) {
+        let limit = maximumRunningJobs
+        try contents.withLock { contents throws(JobWorkerError) in
+            guard !contents.isShuttingDown else {
+                throw JobWorkerError(.shuttingDown, "the worker is shutting down")
+            }
+            guard contents.running.count + contents.startsUnderWay < limit else {
+                throw JobWorkerError(
+                    .resourceExhausted, "\(limit) jobs are running, the server's limit: try again when one has ended")
+            }
+            contents.startsUnderWay += 1
+        }
+    }
+
+    /// Gives back a reservation whose start failed.
+    func cancelReservation() {
+        contents.withLock { $0.startsUnderWay -= 1 }
+    }
+
+    /// Turns a reservation into the running job's slot, in one step. Returns the job's sequence
+    /// number and whether the worker began shutting down meanwhile.
+    func register(_ job: Job) -> (sequence: Int64, isShuttingDown: Bool) {
+        contents.withLock { contents in
+            contents.startsUnderWay -= 1
+            contents.jobs[job.id] = job
+            contents.running.insert(job.id)
+            contents.order.append(job.id)
+            contents.lastSequence += 1
+            return (contents.lastSequence, contents.isShuttingDown)
+        }
+    }
+
+    /// Undoes `register` (and the reservation with it) for a start that failed afterwards.
+    func unregister(_ id: JobID) {
+        contents.withLock { contents in
+            contents.jobs[id] = nil
+            contents.running.remove(id)
+            contents.order.removeAll { $0 == id }
+        }
+    }
+
+    /// Takes in a job adopted from a previous run (already in `order`, from its record).
+    func registerAdopted(_ job: Job) {
+        contents.withLock { contents in
+            contents.jobs[job.id] = job
+            contents.running.insert(job.id)
+        }
+    }
+
+    /// The job's running slot is free again: its process and cgroup are gone.
+    func freeSlot(of id: JobID) {
+        contents.withLock { _ = $0.running.remove(id) }
+    }
+
+    /// From now on the job is its record: no process, no watches, no file reads.
+    func recordFinished(_ final: JobStatus) {
+        contents.withLock { contents in
+            contents.jobs[final.id] = nil
+            contents.addFinished(final)
+        }
+        jobEnded.signal()
+    }
+
+    func entry(_ id: JobID) throws(JobWorkerError) -> Entry {
+        let found = contents.withLock { contents in
+            contents.jobs[id].map(Entry.live) ?? contents.history[id].map(Entry.recorded)
+        }
+        guard let found else { throw JobWorkerError.jobNotFound(id) }
+        return found
+    }
+
+    /// Every job, newest first.
+    func entries() -> [Entry] {
+        contents.withLock { contents in
+            contents.order.reversed().compactMap { id -> Entry? in
+                contents.jobs[id].map(Entry.live) ?? contents.history[id].map(Entry.recorded)
+            }
+        }
+    }
+
+    /// Refuses new starts from now on; returns the jobs of this run, or nil if a shutdown had
+    /// already begun.
+    func beginShutdown() -> [Job]? {
+        contents.withLock { contents in
+            defer { contents.isShuttingDown = true }
+            return contents.isShuttingDown ? nil : Array(contents.jobs.values)
+        }
+    }
+}
