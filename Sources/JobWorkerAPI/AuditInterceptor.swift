@@ -1,4 +1,5 @@
 import GRPCCore
+import JobWorker
 import Logging
 import Synchronization
 
@@ -103,12 +104,21 @@ private final class AuditRecord: Sendable {
         case let error as any RPCErrorConvertible: outcome = "\(error.rpcErrorCode)"
         default: outcome = "unknown"
         }
-        logger.info(
-            "rpc",
-            metadata: [
-                "caller": "\(identity?.name ?? "-")", "role": "\(identity?.role?.rawValue ?? "-")",
-                "method": "\(method)", "job": "\(job ?? "-")", "outcome": "\(outcome)",
-            ])
+        let metadata: Logger.Metadata = [
+            "caller": "\(identity?.name ?? "-")", "role": "\(identity?.role?.rawValue ?? "-")",
+            "method": "\(method)", "job": "\(job ?? "-")", "outcome": "\(outcome)",
+        ]
+        logger.info("rpc", metadata: metadata)
+        // The one place an internal failure's detail is logged: the client got a generic
+        // message, the operator gets what failed underneath, with the call it broke.
+        switch error {
+        case let error as JobWorkerError where error.isInternal:
+            logger.error("rpc failed: \(error.logDescription)", metadata: metadata)
+        case let error? where !(error is RPCError) && !(error is any RPCErrorConvertible):
+            logger.error("rpc failed: \(String(describing: error))", metadata: metadata)
+        default:
+            break
+        }
     }
 }
 
