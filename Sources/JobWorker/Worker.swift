@@ -116,25 +116,19 @@ public final class Worker: Sendable {
             stateLock.unlock()
             throw error
         }
-        let table = JobTable(maximumRunningJobs: configuration.maximumRunningJobs)
+        (self.monitor, self.cgroups, self.inits, self.store, self.stateLock) = (
+            monitor, cgroups, inits, store, stateLock
+        )
+        table = JobTable(maximumRunningJobs: configuration.maximumRunningJobs)
         table.restore(recovery)
-        let retention = Retention(
+        retention = Retention(
             policy: configuration.retention, table: table, store: store, stateDirectory: stateDirectory,
             logger: logger)
         let end = JobEnd(
             table: table, store: store, stateDirectory: stateDirectory, cgroups: cgroups, retention: retention,
             monitor: monitor, logger: logger)
         launcher = JobLauncher(
-            configuration: configuration, stateDirectory: stateDirectory, monitor: monitor, cgroups: cgroups,
-            inits: inits, commandLine: commandLine, table: table, store: store, end: end,
-            devNull: devNull.rawValue)
-        self.table = table
-        self.store = store
-        self.cgroups = cgroups
-        self.inits = inits
-        self.monitor = monitor
-        self.retention = retention
-        self.stateLock = stateLock
+            configuration: configuration, inits: inits, commandLine: commandLine, end: end, devNull: devNull.rawValue)
         self.devNull = Mutex(devNull)
         for (record, process) in recovery.adoptable { launcher.adopt(record, process: process) }
         retention.apply()

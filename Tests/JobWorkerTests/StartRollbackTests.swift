@@ -81,6 +81,7 @@ struct StartRollbackTests {
             }
             #expect(try recordCount(state) == recordsBefore + (step == .record ? 1 : 0))
             #expect(zombieChildren().isEmpty)
+            #expect(worker.table.contents.withLock { ($0.startsUnderWay, $0.running.count) } == (0, 0))
             // And the worker goes on: the slot the failed start reserved is free again.
             let job = try await worker.startHelper("exit", "0")
             #expect(try await worker.waitUntilEnded(job.id).state == .exited)

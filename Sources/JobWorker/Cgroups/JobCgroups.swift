@@ -22,7 +22,8 @@ public enum CgroupMode: String, Sendable {
 final class JobCgroups: Sendable {
     let backend: any CgroupBackend
     private let monitor: EventMonitor
-    /// Internal, not private: a test lets it go as a crashed worker's kernel would.
+    /// The claim on the parent cgroups: released by `shutdown`, or by the kernel at the end of
+    /// the process.
     let parentLock: CgroupParentLock
 
     /// The backend in use.

@@ -44,13 +44,9 @@ final class InitPool: Sendable {
         initPath: String, capacity: Int, presetLimits: ResourceLimits, devNull: Int32, cgroups: JobCgroups?,
         logger: Logger
     ) throws(JobWorkerError) {
-        self.initPath = initPath
-        self.capacity = capacity
-        self.presetLimits = presetLimits
-        self.cgroups = cgroups
-        self.logger = logger
-        self.devNull = devNull
         let wake = try FileDescriptor("eventfd") { eventfd(0, Int32(EFD_CLOEXEC)) }
+        (self.initPath, self.capacity, self.presetLimits) = (initPath, capacity, presetLimits)
+        (self.cgroups, self.logger, self.devNull) = (cgroups, logger, devNull)
         wakeNumber = wake.rawValue
         self.wake = Mutex(wake)
         guard capacity > 0 else { return }

@@ -29,13 +29,10 @@ final class ParkedInit: Sendable {
         id: JobID, pid: Int32, pidfd: consuming FileDescriptor, channel: InitChannel, cgroup: (any JobCgroup)?,
         limits: ResourceLimits
     ) {
-        self.id = id
-        self.pid = pid
-        self.pidfd = pidfd
-        self.channel = channel
-        self.cgroup = cgroup
-        self.limits = limits
+        (self.id, self.pid, self.channel) = (id, pid, channel)
         startTime = processStartTime(of: pid)
+        self.pidfd = pidfd
+        (self.cgroup, self.limits) = (cgroup, limits)
     }
 
     var pidfdNumber: Int32 { pidfd.rawValue }

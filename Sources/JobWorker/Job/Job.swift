@@ -84,9 +84,6 @@ final class Job: Sendable {
             limits: limits, usage: ResourceUsage())
     }
 
-    /// The pidfd to watch for the process's exit.
-    var pidfdNumber: Int32? { state.withLock { $0.process?.pidfdNumber } }
-
     /// True until the job has ended and its final status is known.
     var isRunning: Bool { state.withLock { $0.phase.reportedState == .running } }
 

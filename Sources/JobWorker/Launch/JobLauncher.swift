@@ -9,16 +9,19 @@ import Logging
 /// through the same watch steps.
 struct JobLauncher: Sendable {
     let configuration: WorkerConfiguration
-    let stateDirectory: StateDirectory
-    let monitor: EventMonitor
-    let cgroups: JobCgroups?
     let inits: InitPool?
     let commandLine: CommandLineValidation
-    let table: JobTable
-    let store: JobStore
+    /// Where a job's end goes; it also holds the parts a start shares with it (the table, the
+    /// store, the state directory, the cgroups, the monitor).
     let end: JobEnd
     /// /dev/null, every job's stdin; owned by the worker.
     let devNull: Int32
+
+    private var table: JobTable { end.table }
+    private var store: JobStore { end.store }
+    private var stateDirectory: StateDirectory { end.stateDirectory }
+    private var cgroups: JobCgroups? { end.cgroups }
+    private var monitor: EventMonitor { end.monitor }
 
     /// What a start asks for, as the caller gave it.
     struct Request: Sendable {

@@ -1,9 +1,14 @@
+import Dispatch
 import Logging
 
 /// What happens when a job's process exits, in order: the reap (on the event monitor's thread,
-/// where it cannot wait), then — on a task, never the monitor's thread — the cgroup's teardown
-/// and final usage, the running slot freed, the waiters woken, the end recorded in the store, the
-/// job moved to the history, and retention applied.
+/// where it cannot wait); the cgroup's teardown and final usage (on a task: it waits for the
+/// cgroup to empty); the running slot freed and the waiters woken; then, on a serial queue of
+/// its own, the end recorded in the store, the job moved to the history, and retention applied.
+///
+/// Neither the monitor's thread nor Swift's cooperative pool ever waits for SQLite or the disk:
+/// a job without a cgroup has nothing to tear down, so its slot and waiters are dealt with right
+/// where it was reaped, and its record goes to the same queue as every other job's.
 ///
 /// The slot is freed before waiters learn of the end, so a caller whose `stop` returned can
 /// start another job at once; the end is recorded right after, and `Job.waitUntilEndRecorded`
@@ -16,22 +21,35 @@ struct JobEnd: Sendable {
     let retention: Retention
     let monitor: EventMonitor
     let logger: Logger
+    /// Where ends are written to the store, one at a time, in the order the jobs ended.
+    private let records = DispatchQueue(label: "jobworker.job-records")
+
+    init(
+        table: JobTable, store: JobStore, stateDirectory: StateDirectory, cgroups: JobCgroups?, retention: Retention,
+        monitor: EventMonitor, logger: Logger
+    ) {
+        (self.table, self.store, self.stateDirectory) = (table, store, stateDirectory)
+        (self.cgroups, self.retention, self.monitor, self.logger) = (cgroups, retention, monitor, logger)
+    }
 
     /// The event monitor's handler for the job's exit (or, for a job that cannot be watched,
     /// called once it has been killed).
     func processExited(_ job: Job, writeWatch: EventMonitor.WriteWatch?) {
         job.reap()
         writeWatch.map(monitor.removeWriteWatch)
-        Task { await finish(job) }
+        if let cgroup = job.cgroup, let cgroups {
+            Task {
+                let (usage, oomKills) = await cgroups.tearDown(cgroup)
+                finish(job, usage: usage, oomKills: oomKills)
+            }
+        } else {
+            finish(job, usage: ResourceUsage(), oomKills: 0)
+        }
     }
 
-    private func finish(_ job: Job) async {
-        let (usage, oomKills) =
-            if let cgroup = job.cgroup, let cgroups {
-                await cgroups.tearDown(cgroup)
-            } else {
-                (ResourceUsage(), UInt64(0))
-            }
+    /// Fixes the final status, frees the slot and wakes the waiters (none of which blocks), then
+    /// hands the record to the queue.
+    private func finish(_ job: Job, usage: ResourceUsage, oomKills: UInt64) {
         let final: JobStatus
         do {
             final = try job.complete(usage: usage, oomKills: oomKills)
@@ -41,14 +59,16 @@ struct JobEnd: Sendable {
         }
         table.freeSlot(of: job.id)
         job.publishEnd()
-        do {
-            try store.update(final)
-            stateDirectory.removeExitRecord(for: final.id)
-        } catch {
-            logger.error("job \(final.id): \(error.logDescription)")
+        records.async { [self] in
+            do throws(JobWorkerError) {
+                try store.update(final)
+                stateDirectory.removeExitRecord(for: final.id)
+            } catch {
+                logger.error("job \(final.id): \(error.logDescription)")
+            }
+            table.recordFinished(final)
+            retention.apply()
+            job.markEndRecorded()
         }
-        table.recordFinished(final)
-        retention.apply()
-        job.markEndRecorded()
     }
 }

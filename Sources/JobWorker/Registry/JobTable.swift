@@ -100,9 +100,11 @@ final class JobTable: Sendable {
         }
     }
 
-    /// Undoes `register` (and the reservation with it) for a start that failed afterwards.
+    /// Undoes `register` for a start that failed afterwards: the slot becomes a reservation
+    /// again, which the start then gives back (`cancelReservation`).
     func unregister(_ id: JobID) {
         contents.withLock { contents in
+            contents.startsUnderWay += 1
             contents.jobs[id] = nil
             contents.running.remove(id)
             contents.order.removeAll { $0 == id }
