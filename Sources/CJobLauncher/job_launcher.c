@@ -14,6 +14,7 @@
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -211,10 +212,30 @@ static int jw_child_main(void *raw_context) {
         return 127;
     }
 
-    // 6. The job's user, once everything that needs the caller's privileges is done. Raw system
+    // 6. The job's resource limits, while the caller's privileges still allow setting a hard
+    //    limit above the worker's own. An init keeps the worker's: it applies them to its job.
+    int has_init = (attributes->namespace_flags & CLONE_NEWPID) != 0;
+    if (!has_init) {
+        struct rlimit core = {.rlim_cur = JW_JOB_CORE_LIMIT, .rlim_max = JW_JOB_CORE_LIMIT};
+        struct rlimit files;
+        // Never above the worker's own hard limit: raising it takes CAP_SYS_RESOURCE, which a
+        // worker may lack even as root (a container's bounding set).
+        if (syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, NULL, &files) < 0) {
+            jw_child_fail(error_pipe, JW_STEP_RLIMITS, errno);
+        }
+        if (files.rlim_max > JW_JOB_OPEN_FILES_HARD) {
+            files.rlim_max = JW_JOB_OPEN_FILES_HARD;
+        }
+        files.rlim_cur = files.rlim_max < JW_JOB_OPEN_FILES_SOFT ? files.rlim_max : JW_JOB_OPEN_FILES_SOFT;
+        if (syscall(SYS_prlimit64, 0, RLIMIT_CORE, &core, NULL) < 0 ||
+            syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, &files, NULL) < 0) {
+            jw_child_fail(error_pipe, JW_STEP_RLIMITS, errno);
+        }
+    }
+
+    // 7. The job's user, once everything that needs the caller's privileges is done. Raw system
     //    calls: glibc's wrappers would signal every thread of the worker (whose memory this
     //    child shares) to change their credentials too.
-    int has_init = (attributes->namespace_flags & CLONE_NEWPID) != 0;
     if (!has_init && attributes->change_credentials &&
         (syscall(SYS_setgroups, 0, NULL) < 0 ||
          syscall(SYS_setresgid, attributes->gid, attributes->gid, attributes->gid) < 0 ||
@@ -223,7 +244,7 @@ static int jw_child_main(void *raw_context) {
         jw_child_fail(error_pipe, JW_STEP_CREDENTIALS, errno);
     }
 
-    // 7. Working directory, as the job's user.
+    // 8. Working directory, as the job's user.
     if (attributes->working_directory != NULL && chdir(attributes->working_directory) < 0) {
         jw_child_fail(error_pipe, JW_STEP_CHDIR, errno);
     }
@@ -231,14 +252,14 @@ static int jw_child_main(void *raw_context) {
         jw_child_fail(error_pipe, JW_STEP_STDIO, errno);
     }
 
-    // 8. No descriptor of the worker reaches the job. The error pipe is already close-on-exec;
+    // 9. No descriptor of the worker reaches the job. The error pipe is already close-on-exec;
     //    an init keeps its control socket.
     unsigned int first_closed = has_init ? JW_INIT_CONTROL_FD + 1 : STDERR_FILENO + 1;
     if (syscall(SYS_close_range, first_closed, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
         jw_child_fail(error_pipe, JW_STEP_CLOSE_FDS, errno);
     }
 
-    // 9. Exec. The signal mask survives execve: a job starts with none blocked, while an init
+    // 10. Exec. The signal mask survives execve: a job starts with none blocked, while an init
     //    starts with every signal blocked, so none sent before it waits for them is lost.
     if (has_init) {
         execve(attributes->path, attributes->argv, attributes->envp);

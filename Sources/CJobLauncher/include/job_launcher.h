@@ -53,7 +53,9 @@ extern "C" {
     /* Child, new PID namespace: execve of the init. */                                               \
     STEP(EXEC_INIT, 15, "execve of the init")                                                          \
     /* Child: becoming the job's user (no supplementary groups, group, user, no new privileges). */   \
-    STEP(CREDENTIALS, 16, "set user and group")
+    STEP(CREDENTIALS, 16, "set user and group")                                                        \
+    /* Child: the job's resource limits (no core dumps, a bounded number of open files). */           \
+    STEP(RLIMITS, 17, "set resource limits")
 
 /// The step of process creation that failed.
 typedef enum jw_step {
@@ -65,6 +67,16 @@ typedef enum jw_step {
 
 /// The words for `step` (from JW_STEPS), or NULL for a value that is no step.
 const char *jw_step_name(jw_step step);
+
+/// The resource limits every job starts with, soft and hard (the job may lower them, never
+/// raise them): no core dumps (a dump of one tenant's job, written where another can read it,
+/// leaks its memory), and a bounded number of open files (never more than the worker's own hard
+/// limit).
+enum {
+    JW_JOB_CORE_LIMIT = 0,
+    JW_JOB_OPEN_FILES_SOFT = 1024,
+    JW_JOB_OPEN_FILES_HARD = 65536,
+};
 
 /// Every namespace a job gets: PID (with an init), mount, network, UTS and IPC.
 static const uint64_t JW_ALL_NAMESPACES = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWUTS | CLONE_NEWIPC;

@@ -2,6 +2,10 @@ import Foundation
 import GRDB
 import Synchronization
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// The durable record of every job: one SQLite database in the state directory, in WAL mode.
 ///
 /// A job is inserted before `start` returns and updated when it ends, so a job that a caller was
@@ -24,6 +28,10 @@ final class JobStore: Sendable {
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = NORMAL")
         }
+        // A database someone else could have planted or could read is refused, not used.
+        for file in Self.files(of: path) {
+            try StateDirectory.checkOwned(file, type: S_IFREG)
+        }
         let database: DatabaseQueue
         do {
             database = try DatabaseQueue(path: path, configuration: configuration)
@@ -45,6 +53,14 @@ final class JobStore: Sendable {
                 cause: Self.cause(error))
         }
         connection = Mutex(database)
+        // SQLite creates the files with the process's umask (0644 usually); the WAL and the
+        // shared memory take the database's mode. Job arguments are the tenants' own business.
+        for file in Self.files(of: path) { chmod(file, 0o600) }
+    }
+
+    /// The database and the two files SQLite keeps beside it in WAL mode.
+    private static func files(of path: String) -> [String] {
+        [path, path + "-wal", path + "-shm"]
     }
 
     /// The schema, one migration per version; never edit a migration once released.

@@ -18,16 +18,53 @@ struct StateDirectory: Sendable {
     func outputPath(_ id: JobID) -> String { outputDirectory + "/\(id).log" }
     func exitRecordPath(_ id: JobID) -> String { exitsDirectory + "/\(id)" }
 
-    /// Creates the root and its `output` directory if they are missing.
+    /// Creates the root and its `output` and `exits` directories if they are missing, and
+    /// refuses a directory that someone else could plant files in or swap out: each must be a
+    /// real directory (not a symlink), owned by the worker's user, and writable by no one else.
+    /// What the worker creates inside is 0700 or 0600 whatever mode the root had, and the root is
+    /// made 0700: jobs, which run as other users, cannot list or read it.
     func prepare() throws(JobWorkerError) {
         do {
-            for directory in [outputDirectory, exitsDirectory] {
-                try FileManager.default.createDirectory(
-                    atPath: directory, withIntermediateDirectories: true,
-                    attributes: [.posixPermissions: 0o700])
-            }
+            try FileManager.default.createDirectory(
+                atPath: root, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         } catch {
             throw JobWorkerError(.systemFailure, "cannot create state directory \(root): \(error)")
+        }
+        try Self.checkOwned(root, type: S_IFDIR)
+        chmod(root, 0o700)
+        for directory in [outputDirectory, exitsDirectory] {
+            if mkdir(directory, 0o700) != 0 && errno != EEXIST {
+                throw JobWorkerError.system("creating \(directory)")
+            }
+            try Self.checkOwned(directory, type: S_IFDIR)
+        }
+    }
+
+    /// Refuses `path` unless it is of `type` (never a symlink), owned by the worker's user, and
+    /// not writable by its group or others; a missing path is fine (the worker creates it).
+    static func checkOwned(_ path: String, type: mode_t) throws(JobWorkerError) {
+        var info = stat()
+        guard lstat(path, &info) == 0 else {
+            if errno == ENOENT { return }
+            throw JobWorkerError.system("checking \(path)")
+        }
+        let problem: String? =
+            if info.st_mode & S_IFMT == S_IFLNK {
+                "is a symbolic link"
+            } else if info.st_mode & S_IFMT != type {
+                type == S_IFDIR ? "is not a directory" : "is not a regular file"
+            } else if info.st_uid != geteuid() {
+                "is owned by uid \(info.st_uid), not by the server's user (uid \(geteuid()))"
+            } else if info.st_mode & 0o022 != 0 {
+                "is writable by its group or by others (mode \(String(info.st_mode & 0o7777, radix: 8)))"
+            } else {
+                nil
+            }
+        if let problem {
+            throw JobWorkerError(
+                .systemFailure,
+                "the state directory's \(path) \(problem): give the server a directory of its own user that no one else may write to (mode 0700)"
+            )
         }
     }
 
