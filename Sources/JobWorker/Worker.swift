@@ -119,7 +119,10 @@ public final class Worker: Sendable {
         (self.monitor, self.cgroups, self.inits, self.store, self.stateLock) = (
             monitor, cgroups, inits, store, stateLock
         )
-        table = JobTable(maximumRunningJobs: configuration.maximumRunningJobs)
+        table = JobTable(
+            maximumRunningJobs: configuration.maximumRunningJobs,
+            maximumRunningJobsPerOwner: configuration.maximumRunningJobsPerOwner,
+            startRatePerOwner: configuration.startRatePerOwner)
         table.restore(recovery)
         retention = Retention(
             policy: configuration.retention, table: table, store: store, stateDirectory: stateDirectory,

@@ -31,6 +31,14 @@ public struct WorkerConfiguration: Sendable {
     /// How many jobs may run at once; a start beyond it fails with `.resourceExhausted`.
     public var maximumRunningJobs = 256
 
+    /// How many jobs one owner may run at once (an administrator's own jobs count too); a start
+    /// beyond it fails with `.resourceExhausted`, whatever other owners run. nil: no bound.
+    public var maximumRunningJobsPerOwner: Int? = 64
+
+    /// How fast one owner may start jobs; a start beyond it fails with `.resourceExhausted`,
+    /// saying when to try again. nil: no bound.
+    public var startRatePerOwner: StartRate? = StartRate(perSecond: 32, burst: 64)
+
     /// Upper bounds on a request's argument list, checked before anything is created.
     public var argumentLimits = ArgumentLimits()
 

@@ -10,7 +10,7 @@ func runAPIBenchmarks(_ arguments: [String]) async throws {
     guard arguments.count == 4, let starts = Int(arguments[1]), let outputBytes = UInt64(arguments[2]),
         let libraryStart = Double(arguments[3])
     else { fatalError("usage: JobWorkerBenchmarks api DIRECTORY STARTS OUTPUT_BYTES LIBRARY_START_P50_MS") }
-    var configuration = WorkerConfiguration(stateDirectory: arguments[0])
+    var configuration = benchmarkConfiguration(stateDirectory: arguments[0])
     configuration.cgroupParentName = "jobworker-bench-\(getpid())"
     let worker = try await Worker(configuration: configuration)
     try await benchmarkAPI(

@@ -18,7 +18,7 @@ func benchmarkRecords(
     async throws
 {
     func configuration(_ name: String) -> WorkerConfiguration {
-        var configuration = WorkerConfiguration(stateDirectory: directory + "/" + name)
+        var configuration = benchmarkConfiguration(stateDirectory: directory + "/" + name)
         configuration.resourceControl = .disabled
         configuration.isolation = .none
         configuration.maximumRunningJobs = 1000
@@ -65,7 +65,7 @@ func benchmarkRecords(
     try await runKilledWriter(directory: restartDirectory, cgroupParent: parent)
     let clock = ContinuousClock()
     let began = clock.now
-    var restartConfiguration = WorkerConfiguration(stateDirectory: restartDirectory)
+    var restartConfiguration = benchmarkConfiguration(stateDirectory: restartDirectory)
     restartConfiguration.cgroupParentName = parent
     let second = try await Worker(configuration: restartConfiguration)
     var restart = Duration.zero
@@ -94,7 +94,7 @@ func benchmarkRecords(
 /// 50 that keep running (as jobworkerd would, with cgroups and namespaces), then kills itself
 /// with SIGKILL.
 func runRecordsWriter(_ arguments: [String]) async throws -> Never {
-    var configuration = WorkerConfiguration(stateDirectory: arguments[0])
+    var configuration = benchmarkConfiguration(stateDirectory: arguments[0])
     configuration.cgroupParentName = arguments[1]
     let worker = try await Worker(configuration: configuration)
     for _ in 0..<1000 {

@@ -193,7 +193,7 @@ let stateDirectory =
     ?? "/dev/shm/jobworker-bench-\(getpid())"
 defer { try? FileManager.default.removeItem(atPath: stateDirectory) }
 // Each worker has a state directory of its own (a worker locks its directory).
-var configuration = WorkerConfiguration(stateDirectory: stateDirectory + "/plain")
+var configuration = benchmarkConfiguration(stateDirectory: stateDirectory + "/plain")
 configuration.resourceControl = .disabled
 configuration.isolation = .none
 let worker = try await Worker(configuration: configuration)

@@ -140,3 +140,11 @@ func statusCode(of body: () async throws -> Void) async -> RPCError.Code? {
         return nil
     }
 }
+
+extension WorkerConfiguration {
+    /// For tests that start hundreds of jobs of one owner at once: no per-owner bound.
+    mutating func liftOwnerQuotas() {
+        maximumRunningJobsPerOwner = nil
+        startRatePerOwner = nil
+    }
+}

@@ -22,7 +22,9 @@ private func runManyJobsWithoutLeaks() async throws {
     // Compared after shutdown: the worker keeps a pool of inits whose size varies while it runs,
     // but once it is shut down everything it opened must be closed, per job or not.
     let before = try openDescriptorCount(excludingTimers: true)
-    try await withWorker { worker in
+    try await withWorker {
+        $0.liftOwnerQuotas()
+    } _: { worker in
         try await withThrowingTaskGroup(of: Void.self) { group in
             for index in 0..<200 {
                 group.addTask {

@@ -163,3 +163,11 @@ func recordMigration(_ identifier: String, inDatabaseAt path: String) throws {
         try db.execute(sql: "INSERT INTO grdb_migrations (identifier) VALUES (?)", arguments: [identifier])
     }
 }
+
+extension WorkerConfiguration {
+    /// For tests that start hundreds of jobs of one owner at once: no per-owner bound.
+    mutating func liftOwnerQuotas() {
+        maximumRunningJobsPerOwner = nil
+        startRatePerOwner = nil
+    }
+}

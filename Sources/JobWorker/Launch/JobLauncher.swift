@@ -34,9 +34,9 @@ struct JobLauncher: Sendable {
     /// Starts the job; returns it once its program has exec'd inside its cgroup, recorded and
     /// watched. `isShuttingDown` tells that the worker began shutting down meanwhile.
     func start(_ request: Request) async throws(JobWorkerError) -> (job: Job, isShuttingDown: Bool) {
-        try table.reserveStart()
+        try table.reserveStart(for: request.owner)
         var rollback = RollbackStack()
-        rollback.push { [table] in table.cancelReservation() }
+        rollback.push { [table] in table.cancelReservation(for: request.owner) }
         do {
             let started = try await launch(request, rollback: &rollback)
             return started

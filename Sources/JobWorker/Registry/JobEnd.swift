@@ -57,7 +57,7 @@ struct JobEnd: Sendable {
             logger.error("job \(job.id): \(error)")
             return
         }
-        table.freeSlot(of: job.id)
+        table.freeSlot(of: job)
         job.publishEnd()
         records.async { [self] in
             do throws(JobWorkerError) {

@@ -22,7 +22,16 @@ final class JobTable: Sendable {
         /// `maximumRunningJobs`, checked and reserved in one step.
         var running: Set<JobID> = []
         var startsUnderWay = 0
+        /// Per owner: running jobs and starts under way, bounded by `maximumRunningJobsPerOwner`.
+        var ownerLoad: [String: Int] = [:]
+        /// Per owner: start tokens, while the owner's bucket is not full.
+        var startTokens: [String: StartTokens] = [:]
         var isShuttingDown = false
+
+        mutating func changeLoad(of owner: String, by change: Int) {
+            let load = ownerLoad[owner, default: 0] + change
+            ownerLoad[owner] = load > 0 ? load : nil
+        }
 
         mutating func addFinished(_ status: JobStatus) {
             if let previous = history.updateValue(status, forKey: status.id) {
@@ -51,11 +60,15 @@ final class JobTable: Sendable {
 
     let contents = Mutex(Contents())
     private let maximumRunningJobs: Int
+    private let maximumRunningJobsPerOwner: Int?
+    private let startRatePerOwner: StartRate?
     /// Signalled when a job ends (retention has something new to consider).
     let jobEnded = ChangeSignal()
 
-    init(maximumRunningJobs: Int) {
+    init(maximumRunningJobs: Int, maximumRunningJobsPerOwner: Int? = nil, startRatePerOwner: StartRate? = nil) {
         self.maximumRunningJobs = maximumRunningJobs
+        self.maximumRunningJobsPerOwner = maximumRunningJobsPerOwner
+        self.startRatePerOwner = startRatePerOwner
     }
 
     /// Takes in what `Recovery` found of previous runs.
@@ -67,9 +80,12 @@ final class JobTable: Sendable {
         }
     }
 
-    /// Reserves one of `maximumRunningJobs` for a start, or refuses it.
-    func reserveStart() throws(JobWorkerError) {
+    /// Reserves a running slot for `owner`'s start, or refuses it: past the server's limit, the
+    /// owner's limit, or the owner's start rate. Checked and reserved in one step.
+    func reserveStart(for owner: String, now: ContinuousClock.Instant = .now) throws(JobWorkerError) {
         let limit = maximumRunningJobs
+        let ownerLimit = maximumRunningJobsPerOwner
+        let rate = startRatePerOwner
         try contents.withLock { contents throws(JobWorkerError) in
             guard !contents.isShuttingDown else {
                 throw JobWorkerError(.shuttingDown, "the worker is shutting down")
@@ -78,13 +94,35 @@ final class JobTable: Sendable {
                 throw JobWorkerError(
                     .resourceExhausted, "\(limit) jobs are running, the server's limit: try again when one has ended")
             }
+            if let ownerLimit, contents.ownerLoad[owner, default: 0] >= ownerLimit {
+                throw JobWorkerError(
+                    .resourceExhausted,
+                    "\(owner) has \(ownerLimit) jobs running, the limit per owner: try again when one has ended")
+            }
+            if let rate {
+                var tokens = contents.startTokens[owner] ?? StartTokens(rate: rate, now: now)
+                let wait = tokens.take(rate: rate, now: now)
+                contents.startTokens[owner] = tokens
+                if let wait {
+                    throw JobWorkerError(
+                        .resourceExhausted,
+                        "\(owner) started more than \(rate.burst) jobs at \(rate.perSecond.formatted()) a second, the "
+                            + "rate per owner: try again in \(wait.formattedSeconds)")
+                }
+                // Full buckets are forgotten: the map holds only owners starting now.
+                contents.startTokens = contents.startTokens.filter { !$0.value.isFull(rate: rate, now: now) }
+            }
             contents.startsUnderWay += 1
+            contents.changeLoad(of: owner, by: 1)
         }
     }
 
     /// Gives back a reservation whose start failed.
-    func cancelReservation() {
-        contents.withLock { $0.startsUnderWay -= 1 }
+    func cancelReservation(for owner: String) {
+        contents.withLock { contents in
+            contents.startsUnderWay -= 1
+            contents.changeLoad(of: owner, by: -1)
+        }
     }
 
     /// Turns a reservation into the running job's slot, in one step. Returns the job's sequence
@@ -116,12 +154,15 @@ final class JobTable: Sendable {
         contents.withLock { contents in
             contents.jobs[job.id] = job
             contents.running.insert(job.id)
+            contents.changeLoad(of: job.owner, by: 1)
         }
     }
 
     /// The job's running slot is free again: its process and cgroup are gone.
-    func freeSlot(of id: JobID) {
-        contents.withLock { _ = $0.running.remove(id) }
+    func freeSlot(of job: Job) {
+        contents.withLock { contents in
+            if contents.running.remove(job.id) != nil { contents.changeLoad(of: job.owner, by: -1) }
+        }
     }
 
     /// From now on the job is its record: no process, no watches, no file reads.

@@ -78,4 +78,9 @@ extension Duration {
     var timeInterval: TimeInterval {
         Double(components.seconds) + Double(components.attoseconds) / 1e18
     }
+
+    /// "0.03 s", for messages.
+    var formattedSeconds: String {
+        String(format: "%.2f s", max(0.01, timeInterval))
+    }
 }

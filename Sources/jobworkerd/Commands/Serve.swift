@@ -56,6 +56,18 @@ struct Serve: AsyncParsableCommand {
     var ioDevices: [String] = []
     @Option(help: "Jobs that may run at once; StartJob beyond it is RESOURCE_EXHAUSTED.")
     var maxRunningJobs = 256
+    @Option(
+        help:
+            "Jobs one owner may run at once (an admin's own jobs count too); StartJob beyond it is RESOURCE_EXHAUSTED (0: no limit)."
+    )
+    var maxRunningJobsPerOwner = 64
+    @Option(
+        help:
+            "Starts per second one owner may make, after a burst of --start-burst-per-owner; beyond, StartJob is RESOURCE_EXHAUSTED (0: no limit)."
+    )
+    var startRatePerOwner: Double = 32
+    @Option(help: "Starts one owner may make at once before --start-rate-per-owner applies.")
+    var startBurstPerOwner = 64
     @Option(help: "Seconds between SIGTERM and SIGKILL when a stop request gives none.")
     var gracePeriod = 10
     @Option(help: "Delete finished jobs and their output this long after they ended: 7d, 12h, 30m (0: keep them).")
@@ -127,6 +139,9 @@ struct Serve: AsyncParsableCommand {
         configuration.logger = logger
         configuration.defaultGracePeriod = .seconds(gracePeriod)
         configuration.maximumRunningJobs = maxRunningJobs
+        configuration.maximumRunningJobsPerOwner = maxRunningJobsPerOwner <= 0 ? nil : maxRunningJobsPerOwner
+        configuration.startRatePerOwner =
+            startRatePerOwner <= 0 ? nil : StartRate(perSecond: startRatePerOwner, burst: max(1, startBurstPerOwner))
         configuration.cgroupParentName = cgroupParent
         configuration.jobUser = try JobUser.parse(jobUser)
         let retainedOutput = Quantity.bytes(retainOutput)!
