@@ -70,6 +70,11 @@ public struct WorkerConfiguration: Sendable {
     /// When finished jobs, their records and their output are deleted.
     public var retention = RetentionPolicy()
 
+    /// The free space the state directory's file system must keep: a start below it fails with
+    /// `.resourceExhausted`, so that a full disk is a clear refusal rather than failing writes
+    /// of records and output. nil: no floor.
+    public var minimumFreeDisk: DiskSpaceFloor? = DiskSpaceFloor()
+
     public init(stateDirectory: String) {
         self.stateDirectory = stateDirectory
     }
@@ -122,4 +127,21 @@ public enum Isolation: Sendable, Hashable {
     case namespaces
     /// The job shares the worker's namespaces. For development without root only.
     case none
+}
+
+/// How much of a file system must stay free: the smaller of `bytes` and `fraction` of its size
+/// (default: 1 GiB or 5 %, whichever is smaller, so that a small disk is not refused outright).
+public struct DiskSpaceFloor: Sendable, Hashable {
+    public var bytes: UInt64
+    public var fraction: Double
+
+    public init(bytes: UInt64 = 1 << 30, fraction: Double = 0.05) {
+        self.bytes = bytes
+        self.fraction = fraction
+    }
+
+    /// The floor on a file system of `totalBytes`.
+    public func floor(ofTotal totalBytes: UInt64) -> UInt64 {
+        min(bytes, UInt64(Double(totalBytes) * fraction))
+    }
 }

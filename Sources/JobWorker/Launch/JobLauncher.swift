@@ -51,6 +51,7 @@ struct JobLauncher: Sendable {
     ) {
         let executablePath = try commandLine.resolve(command: request.command, arguments: request.arguments)
         let limits = try applyLimits(request.limits)
+        if let floor = configuration.minimumFreeDisk { try stateDirectory.checkFreeSpace(floor) }
         // With isolation, the job's init — and with it the job's id and cgroup — is ready.
         let parked = try inits?.take()
         defer { inits?.refill() }

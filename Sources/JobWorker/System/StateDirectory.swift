@@ -106,6 +106,24 @@ struct StateDirectory: Sendable {
         unlink(outputPath(id))
     }
 
+    /// Refuses a start when the directory's file system has less free space than `floor`
+    /// leaves: every job writes its output and record there.
+    func checkFreeSpace(_ floor: DiskSpaceFloor) throws(JobWorkerError) {
+        var info = statvfs()
+        guard statvfs(root, &info) == 0 else { throw JobWorkerError.system("checking the free space of \(root)") }
+        let free = UInt64(info.f_bavail) * UInt64(info.f_frsize)
+        let required = floor.floor(ofTotal: UInt64(info.f_blocks) * UInt64(info.f_frsize))
+        guard free < required else { return }
+        throw JobWorkerError(
+            .resourceExhausted,
+            "the state directory \(root) has \(Self.mebibytes(free)) free, below the floor of \(Self.mebibytes(required)): "
+                + "no job starts until space is freed")
+    }
+
+    private static func mebibytes(_ bytes: UInt64) -> String {
+        String(format: "%.1f MiB", Double(bytes) / 1_048_576)
+    }
+
     /// Removes everything kept for a job.
     func removeJob(_ id: JobID) {
         unlink(outputPath(id))

@@ -68,6 +68,11 @@ struct Serve: AsyncParsableCommand {
     var startRatePerOwner: Double = 32
     @Option(help: "Starts one owner may make at once before --start-rate-per-owner applies.")
     var startBurstPerOwner = 64
+    @Option(
+        help:
+            "Free space the state directory's file system must keep, as a size (2Gi) or a share (10%); below it StartJob is RESOURCE_EXHAUSTED (default: 1Gi or 5%, whichever is smaller; 0: no floor)."
+    )
+    var minFreeDisk: String?
     @Option(help: "Seconds between SIGTERM and SIGKILL when a stop request gives none.")
     var gracePeriod = 10
     @Option(help: "Delete finished jobs and their output this long after they ended: 7d, 12h, 30m (0: keep them).")
@@ -129,6 +134,18 @@ struct Serve: AsyncParsableCommand {
         return .seconds(count * seconds)
     }
 
+    /// `--min-free-disk`: a size, a share ("10%"), 0 for none, or nil for the default.
+    static func diskSpaceFloor(_ text: String?) throws -> DiskSpaceFloor? {
+        guard let text else { return DiskSpaceFloor() }
+        if text.hasSuffix("%"), let percent = Double(text.dropLast()), (0...100).contains(percent) {
+            return percent == 0 ? nil : DiskSpaceFloor(bytes: .max, fraction: percent / 100)
+        }
+        guard let bytes = Quantity.bytes(text) else {
+            throw ValidationError("--min-free-disk: \(text) is neither a size (2Gi) nor a share (10%)")
+        }
+        return bytes == 0 ? nil : DiskSpaceFloor(bytes: bytes, fraction: 1)
+    }
+
     func run() async throws {
         LoggingSystem.bootstrap(StreamLogHandler.standardError)
         let logger = Logger(label: "jobworkerd")
@@ -149,6 +166,7 @@ struct Serve: AsyncParsableCommand {
             maximumAge: try Self.retentionAge(retainFor), maximumOutputBytes: retainedOutput == 0 ? nil : retainedOutput
         )
         configuration.ioDevices = ioDevices.isEmpty ? nil : ioDevices
+        configuration.minimumFreeDisk = try Self.diskSpaceFloor(minFreeDisk)
         configuration.resourcePolicy = ResourcePolicy(
             defaults: ResourceLimits(
                 cpuMillis: Quantity.cpuMillis(defaultCpu)!, memoryBytes: Quantity.bytes(defaultMemory)!,
