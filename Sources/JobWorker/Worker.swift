@@ -123,7 +123,7 @@ public final class Worker: Sendable {
             maximumRunningJobs: configuration.maximumRunningJobs,
             maximumRunningJobsPerOwner: configuration.maximumRunningJobsPerOwner,
             startRatePerOwner: configuration.startRatePerOwner)
-        table.restore(recovery)
+        table.restore(recovery, stateDirectory: stateDirectory)
         retention = Retention(
             policy: configuration.retention, table: table, store: store, stateDirectory: stateDirectory,
             logger: logger)

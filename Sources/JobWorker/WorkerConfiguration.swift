@@ -81,8 +81,9 @@ public struct WorkerConfiguration: Sendable {
 }
 
 /// How long finished jobs are kept. A job is deleted — record and output — once it ended more
-/// than `maximumAge` ago, or, oldest first, while the output of all finished jobs together
-/// exceeds `maximumOutputBytes`. A running job is never deleted. nil: no bound.
+/// than `maximumAge` ago, or, oldest first among its owner's, while the disk space its owner's
+/// finished jobs' output takes exceeds `maximumOutputBytes` (a pool per owner, counted in
+/// allocated blocks). A running job is never deleted. nil: no bound.
 public struct RetentionPolicy: Sendable, Hashable {
     /// Default: 7 days.
     public var maximumAge: Duration? = .seconds(7 * 86_400)

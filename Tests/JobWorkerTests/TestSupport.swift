@@ -1,9 +1,10 @@
 import CLinuxEvents
 import Foundation
 import GRDB
-import JobWorker
 import JobWorkerTestPrograms
 import Testing
+
+@testable import JobWorker
 
 #if canImport(Glibc)
     import Glibc
@@ -169,5 +170,12 @@ extension WorkerConfiguration {
     mutating func liftOwnerQuotas() {
         maximumRunningJobsPerOwner = nil
         startRatePerOwner = nil
+    }
+}
+
+extension Worker {
+    /// Returns once the job has ended and its end is on record (a little after `waitUntilEnded`).
+    func waitUntilRecorded(_ id: JobID) async throws {
+        if case .live(let job) = try table.entry(id) { await job.waitUntilEndRecorded() }
     }
 }

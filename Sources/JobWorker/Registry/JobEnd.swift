@@ -66,7 +66,7 @@ struct JobEnd: Sendable {
             } catch {
                 logger.error("job \(final.id): \(error.logDescription)")
             }
-            table.recordFinished(final)
+            table.recordFinished(final, allocatedBytes: stateDirectory.allocatedOutputBytes(of: final.id))
             retention.apply()
             job.markEndRecorded()
         }

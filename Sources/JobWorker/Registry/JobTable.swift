@@ -8,10 +8,14 @@ final class JobTable: Sendable {
     struct Contents {
         var jobs: [JobID: Job] = [:]
         /// Finished jobs, as recorded (ended, or lost). Change it only through `addFinished` and
-        /// `removeFinished`, which keep the two figures below.
+        /// `removeFinished`, which keep the figures below.
         private(set) var history: [JobID: JobStatus] = [:]
-        /// The output of every finished job, together.
-        private(set) var finishedOutputBytes: UInt64 = 0
+        /// The disk space each finished job's output takes (allocated blocks, not its size: a
+        /// sparse log of a job that `ftruncate`d its output to terabytes takes none).
+        private(set) var allocatedOutputBytes: [JobID: UInt64] = [:]
+        /// Per owner, the disk space of its finished jobs' output together: retention keeps a
+        /// pool per owner, so that no owner's output can evict another owner's jobs.
+        private(set) var finishedOutputBytesByOwner: [String: UInt64] = [:]
         /// The earliest end among finished jobs (a lower bound after removals).
         private(set) var earliestFinishedEnd: Date?
         /// Start order, oldest first, this run's jobs and the history's.
@@ -33,17 +37,20 @@ final class JobTable: Sendable {
             ownerLoad[owner] = load > 0 ? load : nil
         }
 
-        mutating func addFinished(_ status: JobStatus) {
-            if let previous = history.updateValue(status, forKey: status.id) {
-                finishedOutputBytes -= previous.outputBytes
-            }
-            finishedOutputBytes += status.outputBytes
+        mutating func addFinished(_ status: JobStatus, allocatedBytes: UInt64) {
+            removeFinished(status.id)
+            history[status.id] = status
+            allocatedOutputBytes[status.id] = allocatedBytes
+            finishedOutputBytesByOwner[status.owner, default: 0] += allocatedBytes
             let end = status.endedAt ?? status.startedAt
             earliestFinishedEnd = min(earliestFinishedEnd ?? end, end)
         }
 
         mutating func removeFinished(_ id: JobID) {
-            if let removed = history.removeValue(forKey: id) { finishedOutputBytes -= removed.outputBytes }
+            guard let removed = history.removeValue(forKey: id) else { return }
+            let bytes = allocatedOutputBytes.removeValue(forKey: id) ?? 0
+            let remaining = finishedOutputBytesByOwner[removed.owner, default: 0] - bytes
+            finishedOutputBytesByOwner[removed.owner] = remaining > 0 ? remaining : nil
         }
 
         /// Makes `earliestFinishedEnd` exact again, after removals (O(n): rarely).
@@ -72,11 +79,14 @@ final class JobTable: Sendable {
     }
 
     /// Takes in what `Recovery` found of previous runs.
-    func restore(_ recovery: Recovery) {
+    func restore(_ recovery: Recovery, stateDirectory: StateDirectory) {
+        let allocated = recovery.history.map { stateDirectory.allocatedOutputBytes(of: $0.id) }
         contents.withLock { contents in
             contents.lastSequence = recovery.lastSequence
             contents.order = recovery.order
-            for status in recovery.history { contents.addFinished(status) }
+            for (status, bytes) in zip(recovery.history, allocated) {
+                contents.addFinished(status, allocatedBytes: bytes)
+            }
         }
     }
 
@@ -166,10 +176,10 @@ final class JobTable: Sendable {
     }
 
     /// From now on the job is its record: no process, no watches, no file reads.
-    func recordFinished(_ final: JobStatus) {
+    func recordFinished(_ final: JobStatus, allocatedBytes: UInt64) {
         contents.withLock { contents in
             contents.jobs[final.id] = nil
-            contents.addFinished(final)
+            contents.addFinished(final, allocatedBytes: allocatedBytes)
         }
         jobEnded.signal()
     }

@@ -11,16 +11,20 @@ struct Retention: Sendable {
     let stateDirectory: StateDirectory
     let logger: Logger
 
-    /// Deletes the finished jobs beyond the policy — past the age limit, then the oldest while
-    /// their output together exceeds the size limit — with their records, logs and exit records.
-    /// Running jobs are never considered. Returns how many were deleted.
+    /// Deletes the finished jobs beyond the policy — past the age limit, then, owner by owner,
+    /// the owner's oldest while the disk space of its finished jobs' output exceeds the size
+    /// limit — with their records, logs and exit records. Running jobs are never considered, and
+    /// one owner's output never evicts another owner's jobs. Returns how many were deleted.
     @discardableResult
     func apply(now: Date = Date()) -> Int {
         let cutoff = policy.maximumAge.map { now.addingTimeInterval(-$0.timeInterval) }
         let doomed = table.contents.withLock { contents -> [JobID] in
             // Usually nothing to do, known in O(1): a job ends on every call.
             let tooOld = cutoff.map { cutoff in contents.earliestFinishedEnd.map { $0 < cutoff } ?? false } ?? false
-            let tooLarge = policy.maximumOutputBytes.map { contents.finishedOutputBytes > $0 } ?? false
+            let tooLarge =
+                policy.maximumOutputBytes.map { limit in
+                    contents.finishedOutputBytesByOwner.values.contains { $0 > limit }
+                } ?? false
             guard tooOld || tooLarge else { return [] }
             var doomed: Set<JobID> = []
             let finished = contents.order.compactMap { contents.history[$0] }  // oldest first
@@ -30,10 +34,13 @@ struct Retention: Sendable {
                 }
             }
             if let limit = policy.maximumOutputBytes {
-                var total = finished.filter { !doomed.contains($0.id) }.reduce(UInt64(0)) { $0 + $1.outputBytes }
-                for status in finished where total > limit && !doomed.contains(status.id) {
+                var total: [String: UInt64] = [:]
+                for status in finished where !doomed.contains(status.id) {
+                    total[status.owner, default: 0] += contents.allocatedOutputBytes[status.id] ?? 0
+                }
+                for status in finished where total[status.owner, default: 0] > limit && !doomed.contains(status.id) {
                     doomed.insert(status.id)
-                    total -= status.outputBytes
+                    total[status.owner, default: 0] -= contents.allocatedOutputBytes[status.id] ?? 0
                 }
             }
             for id in doomed { contents.removeFinished(id) }

@@ -124,6 +124,12 @@ struct StateDirectory: Sendable {
         String(format: "%.1f MiB", Double(bytes) / 1_048_576)
     }
 
+    /// The disk space the job's log takes: its allocated blocks, whatever its size says.
+    func allocatedOutputBytes(of id: JobID) -> UInt64 {
+        var info = stat()
+        return stat(outputPath(id), &info) == 0 ? UInt64(max(0, info.st_blocks)) * 512 : 0
+    }
+
     /// Removes everything kept for a job.
     func removeJob(_ id: JobID) {
         unlink(outputPath(id))

@@ -78,7 +78,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Delete finished jobs and their output this long after they ended: 7d, 12h, 30m (0: keep them).")
     var retainFor = "7d"
     @Option(
-        help: "Delete the oldest finished jobs while their output together exceeds this size (0: no limit).")
+        help:
+            "Per owner: delete the owner's oldest finished jobs while the disk space of their output exceeds this size (0: no limit)."
+    )
     var retainOutput = "10Gi"
     @Flag(
         help:
