@@ -42,6 +42,21 @@ struct JobUserTests {
         }
     }
 
+    @Test(
+        "a job's capability bounding set is empty: nothing it runs can gain a capability",
+        arguments: [Isolation.namespaces, .none])
+    func emptyBoundingSet(isolation: Isolation) async throws {
+        try await withWorker {
+            $0.isolation = isolation
+        } _: { worker in
+            let job = try await worker.start(
+                command: "/bin/grep", arguments: ["^CapBnd", "/proc/self/status"], owner: "tester")
+            #expect(try await worker.waitUntilEnded(job.id).exitCode == 0)
+            let output = String(decoding: try await worker.collectOutput(of: job.id), as: UTF8.self)
+            #expect(output == "CapBnd:\t0000000000000000\n")
+        }
+    }
+
     @Test("a configured user and group, or the worker's own (root) when none is")
     func configuredUser() async throws {
         try await withWorker {

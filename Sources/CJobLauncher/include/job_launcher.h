@@ -55,7 +55,9 @@ extern "C" {
     /* Child: becoming the job's user (no supplementary groups, group, user, no new privileges). */   \
     STEP(CREDENTIALS, 16, "set user and group")                                                        \
     /* Child: the job's resource limits (no core dumps, a bounded number of open files). */           \
-    STEP(RLIMITS, 17, "set resource limits")
+    STEP(RLIMITS, 17, "set resource limits")                                                          \
+    /* Child: emptying the capability bounding set (when the job runs as another user). */            \
+    STEP(CAPABILITIES, 18, "drop capabilities")
 
 /// The step of process creation that failed.
 typedef enum jw_step {
