@@ -249,11 +249,11 @@ public final class Worker: Sendable {
     /// stop completes within `gracePeriod` (its SIGKILL would not survive the worker, and their
     /// end is recorded as the stop it is).
     public func shutdown(gracePeriod: Duration? = nil, leavingJobsRunning: Bool = false) async {
-        guard let jobs = table.beginShutdown() else { return }
+        guard let jobs = await table.beginShutdown() else { return }
         retentionTimer?.cancel()
         let grace = gracePeriod ?? configuration.defaultGracePeriod
         await withTaskGroup(of: Void.self) { group in
-            for job in jobs where !(leavingJobsRunning && job.isRunning && !job.isStopping) {
+            for job in jobs where !(leavingJobsRunning && job.isProcessAlive && !job.isStopping) {
                 group.addTask {
                     if job.isRunning { self.beginStop(job, gracePeriod: grace) }
                     // Every end on record before the directory is let go.

@@ -182,6 +182,22 @@ struct IsolationTests {
         }
     }
 
+    @Test("a start whose parked init was stopped from outside gives it up after the reply timeout")
+    func stoppedParkedInit() async throws {
+        try await withWorker {
+            $0.prestartedInits = 1
+        } _: { worker in
+            let inits = try #require(worker.inits)
+            await inits.waitUntilParked(1)
+            let stopped = try #require(inits.parkedProcesses.first)
+            kill(stopped, SIGSTOP)
+            let job = try await worker.startHelper("echo-args", "after a stopped init")
+            #expect(try await worker.waitUntilEnded(job.id).exitCode == 0)
+            #expect(job.pid != stopped)
+            #expect(waitForProcessToEnd(stopped, timeout: .seconds(5)))
+        }
+    }
+
     @Test("jobworker-init is a static executable: no dynamic loader, no Swift runtime")
     func initIsStatic() throws {
         let initPath = buildDirectory.appendingPathComponent("jobworker-init").path

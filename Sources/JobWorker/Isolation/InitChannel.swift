@@ -21,6 +21,10 @@ final class InitChannel: Sendable {
 
     private let socket: FileDescriptor
 
+    /// How long an init may take to say STARTED or FAILED (it answers within milliseconds): one
+    /// that was stopped or wedged from outside is given up as gone rather than holding the start.
+    static let replyTimeout: Duration = .seconds(10)
+
     init(socket: consuming FileDescriptor) {
         self.socket = socket
     }
@@ -33,12 +37,25 @@ final class InitChannel: Sendable {
         var header = header
         var reply = jw_init_reply()
         guard jw_send_job(socket.rawValue, &header, strings, stdin, output, exitRecord) == 0,
+            waitForReply(),
             jw_receive_reply(socket.rawValue, 0, &reply) == 0
         else { return .gone }
         switch reply.kind {
         case Int32(JW_REPLY_STARTED.rawValue): return .started
         case Int32(JW_REPLY_FAILED.rawValue): return .failed(step: jw_step(UInt32(reply.step)), errno: reply.error)
         default: return .gone
+        }
+    }
+
+    /// Whether a reply (or the init's end) arrives within `replyTimeout`.
+    private func waitForReply() -> Bool {
+        var descriptor = pollfd(fd: socket.rawValue, events: Int16(POLLIN), revents: 0)
+        let deadline = ContinuousClock.now + Self.replyTimeout
+        while true {
+            let left = Int32(max(0, (deadline - .now).timeInterval * 1000))
+            let ready = poll(&descriptor, 1, left)
+            if ready > 0 { return true }
+            if ready == 0 || errno != EINTR { return false }
         }
     }
 

@@ -57,7 +57,8 @@ final class InitPool: Sendable {
     /// A parked init, from the pool or started now. Call `refill()` once the job has started:
     /// starting the replacement meanwhile would compete with this start for the CPU.
     func take() throws(JobWorkerError) -> ParkedInit {
-        let (pooled, isShutDown) = state.withLock { ($0.parked.popLast(), $0.isShutDown) }
+        // Nothing is taken from a pool that is shut down: its inits are `shutdown`'s to end.
+        let (pooled, isShutDown) = state.withLock { ($0.isShutDown ? nil : $0.parked.popLast(), $0.isShutDown) }
         guard !isShutDown else { throw JobWorkerError(.shuttingDown, "the worker is shutting down") }
         guard let pooled else { return try startInit() }
         return pooled

@@ -87,6 +87,10 @@ final class Job: Sendable {
     /// True until the job has ended and its final status is known.
     var isRunning: Bool { state.withLock { $0.phase.reportedState == .running } }
 
+    /// True until the process has been reaped (its end may not be known yet: the cgroup's
+    /// teardown comes after).
+    var isProcessAlive: Bool { state.withLock { $0.phase.isAlive } }
+
     /// True once a stop has been asked for.
     var isStopping: Bool { state.withLock { $0.phase.stopRequested } }
 

@@ -114,10 +114,12 @@ struct JobLauncher: Sendable {
             id: id, owner: request.owner, command: request.command, arguments: request.arguments,
             executablePath: executablePath, process: process, startedAt: startedAt,
             outputPath: stateDirectory.outputPath(id), outputChanged: outputChanged, limits: limits, cgroup: cgroup)
-        let (sequence, isShuttingDown) = table.register(job)
-        rollback.push { [table] in table.unregister(id) }
-        // Unrecorded, the job would be lost on a restart while its caller believes in it.
+        let sequence = table.assignSequence(to: id)
+        rollback.push { [table] in table.withdraw(id) }
+        // Recorded before anyone can see it: unrecorded, the job would be lost on a restart
+        // while its caller believes in it.
         try store.insert(job.initialStatus, sequence: sequence, processStartTime: startTime)
+        let isShuttingDown = table.publish(job)
         watchExit(of: job, process: process, writeWatch: writeWatch)
         return (job, isShuttingDown)
     }

@@ -54,7 +54,11 @@ struct JobEnd: Sendable {
         do {
             final = try job.complete(usage: usage, oomKills: oomKills)
         } catch {
+            // The end was already fixed (a second call): what follows is idempotent and safe.
             logger.error("job \(job.id): \(error)")
+            table.freeSlot(of: job)
+            job.publishEnd()
+            job.markEndRecorded()
             return
         }
         table.freeSlot(of: job)

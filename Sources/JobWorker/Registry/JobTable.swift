@@ -71,6 +71,8 @@ final class JobTable: Sendable {
     private let startRatePerOwner: StartRate?
     /// Signalled when a job ends (retention has something new to consider).
     let jobEnded = ChangeSignal()
+    /// Signalled when a start under way has been published or given up.
+    private let startsChanged = ChangeSignal()
 
     init(maximumRunningJobs: Int, maximumRunningJobsPerOwner: Int? = nil, startRatePerOwner: StartRate? = nil) {
         self.maximumRunningJobs = maximumRunningJobs
@@ -109,7 +111,7 @@ final class JobTable: Sendable {
                     .resourceExhausted,
                     "\(owner) has \(ownerLimit) jobs running, the limit per owner: try again when one has ended")
             }
-            if let rate {
+            if let rate, rate.perSecond > 0, rate.burst > 0 {
                 var tokens = contents.startTokens[owner] ?? StartTokens(rate: rate, now: now)
                 let wait = tokens.take(rate: rate, now: now)
                 contents.startTokens[owner] = tokens
@@ -133,30 +135,36 @@ final class JobTable: Sendable {
             contents.startsUnderWay -= 1
             contents.changeLoad(of: owner, by: -1)
         }
+        startsChanged.signal()
     }
 
-    /// Turns a reservation into the running job's slot, in one step. Returns the job's sequence
-    /// number and whether the worker began shutting down meanwhile.
-    func register(_ job: Job) -> (sequence: Int64, isShuttingDown: Bool) {
+    /// Gives a starting job its place in the order of starts, and the sequence number its record
+    /// keeps that order with. The job is not visible yet: no lookup or list finds it until
+    /// `publish`, so nobody can stop or wait for a job whose record may still fail.
+    func assignSequence(to id: JobID) -> Int64 {
         contents.withLock { contents in
+            contents.order.append(id)
+            contents.lastSequence += 1
+            return contents.lastSequence
+        }
+    }
+
+    /// Undoes `assignSequence` for a start that failed before `publish`.
+    func withdraw(_ id: JobID) {
+        contents.withLock { contents in contents.order.removeAll { $0 == id } }
+    }
+
+    /// Makes a recorded job visible and turns its reservation into its running slot, in one
+    /// step. Returns whether the worker began shutting down meanwhile.
+    func publish(_ job: Job) -> Bool {
+        let isShuttingDown = contents.withLock { contents in
             contents.startsUnderWay -= 1
             contents.jobs[job.id] = job
             contents.running.insert(job.id)
-            contents.order.append(job.id)
-            contents.lastSequence += 1
-            return (contents.lastSequence, contents.isShuttingDown)
+            return contents.isShuttingDown
         }
-    }
-
-    /// Undoes `register` for a start that failed afterwards: the slot becomes a reservation
-    /// again, which the start then gives back (`cancelReservation`).
-    func unregister(_ id: JobID) {
-        contents.withLock { contents in
-            contents.startsUnderWay += 1
-            contents.jobs[id] = nil
-            contents.running.remove(id)
-            contents.order.removeAll { $0 == id }
-        }
+        startsChanged.signal()
+        return isShuttingDown
     }
 
     /// Takes in a job adopted from a previous run (already in `order`, from its record).
@@ -201,12 +209,19 @@ final class JobTable: Sendable {
         }
     }
 
-    /// Refuses new starts from now on; returns the jobs of this run, or nil if a shutdown had
-    /// already begun.
-    func beginShutdown() -> [Job]? {
-        contents.withLock { contents in
+    /// Refuses new starts from now on, waits for the starts under way to be published or given
+    /// up, and returns the jobs of this run; nil if a shutdown had already begun.
+    func beginShutdown() async -> [Job]? {
+        let wasShuttingDown = contents.withLock { contents in
             defer { contents.isShuttingDown = true }
-            return contents.isShuttingDown ? nil : Array(contents.jobs.values)
+            return contents.isShuttingDown
+        }
+        guard !wasShuttingDown else { return nil }
+        while true {
+            let before = startsChanged.snapshot
+            let jobs = contents.withLock { $0.startsUnderWay == 0 ? Array($0.jobs.values) : nil }
+            if let jobs { return jobs }
+            await startsChanged.wait(whileGenerationIs: before.generation)
         }
     }
 }

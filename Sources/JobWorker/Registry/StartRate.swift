@@ -1,6 +1,6 @@
 /// How fast one owner may start jobs: a token bucket of `burst` starts, refilled at `perSecond`.
 /// One owner can then never take the server's whole running-job limit at once, however fast it
-/// asks.
+/// asks. A rate or burst of 0 or less bounds nothing.
 public struct StartRate: Sendable, Hashable {
     public var perSecond: Double
     public var burst: Int
