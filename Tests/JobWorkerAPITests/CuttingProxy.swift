@@ -34,7 +34,7 @@ final class CuttingProxy: Sendable {
     }
 
     /// Returns once a relayed connection has been closed on both sides (its sockets are gone).
-    func waitUntilFinished() async {
+    func waitUntilClosed() async {
         var iterator = closed.makeAsyncIterator()
         await iterator.next()
     }

@@ -263,7 +263,7 @@ struct TLSTests {
 
             proxy.cut()  // the network fails: no RST_STREAM, no GOAWAY, no close_notify
             await #expect(throws: (any Error).self) { try await streaming.value }
-            await proxy.waitUntilFinished()
+            await proxy.waitUntilClosed()
             #expect(await completed.next() == "StreamJobOutput")  // the handler's task has ended
             await transport.waitUntilOpenConnections(atMost: 0)  // the server closed its socket
             #expect(worker.openOutputReaders == readers)
