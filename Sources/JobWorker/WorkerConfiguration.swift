@@ -48,6 +48,10 @@ public struct WorkerConfiguration: Sendable {
     /// Default and maximum limits for jobs.
     public var resourcePolicy = ResourcePolicy()
 
+    /// What all jobs together may use (their parent cgroups' limits). nil: most of the host,
+    /// leaving room for the server (`SharedJobLimits.host()`).
+    public var sharedJobLimits: SharedJobLimits?
+
     /// Block devices (e.g. "/dev/vda") whose IO the limits apply to. nil: the whole disks backing
     /// `/` and the state directory. A device that does not exist is a startup error.
     public var ioDevices: [String]?

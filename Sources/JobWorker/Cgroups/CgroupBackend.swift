@@ -35,6 +35,8 @@ protocol CgroupBackend: Sendable {
     func createCgroup(named name: String, limits: ResourceLimits) throws(JobWorkerError) -> any JobCgroup
     /// The cgroup of an existing directory name under the parents (for leftovers of a previous run).
     func existingCgroup(named name: String) -> any JobCgroup
+    /// Bounds all jobs together: the parents' memory and process limits.
+    func limitParents(_ limits: SharedJobLimits) throws(JobWorkerError)
 }
 
 /// One job's cgroup (one directory per hierarchy on v1).

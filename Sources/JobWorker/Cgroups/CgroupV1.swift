@@ -63,6 +63,21 @@ struct CgroupV1: CgroupBackend {
         return cgroup
     }
 
+    func limitParents(_ limits: SharedJobLimits) throws(JobWorkerError) {
+        let memory = parents["memory"]! + "/memory.limit_in_bytes"
+        let swap = parents["memory"]! + "/memory.memsw.limit_in_bytes"
+        let value = "\(limits.memoryBytes)"
+        // memory ≤ memory plus swap at every step: lowering writes memory first, raising swap first.
+        do throws(JobWorkerError) {
+            try CgroupFiles.write(value, to: memory)
+            if limitsSwap { try CgroupFiles.write(value, to: swap) }
+        } catch  where limitsSwap {
+            try CgroupFiles.write(value, to: swap)
+            try CgroupFiles.write(value, to: memory)
+        }
+        try CgroupFiles.write("\(limits.maxProcesses)", to: parents["pids"]! + "/pids.max")
+    }
+
     func existingCgroup(named name: String) -> any JobCgroup {
         CgroupV1Job(directories: parents.mapValues { $0 + "/" + name }, devices: devices, limitsSwap: limitsSwap)
     }

@@ -78,6 +78,11 @@ struct CgroupV2: CgroupBackend {
         return cgroup
     }
 
+    func limitParents(_ limits: SharedJobLimits) throws(JobWorkerError) {
+        try CgroupFiles.write("\(limits.memoryBytes)", to: parent + "/memory.max")
+        try CgroupFiles.write("\(limits.maxProcesses)", to: parent + "/pids.max")
+    }
+
     func existingCgroup(named name: String) -> any JobCgroup {
         CgroupV2Job(directory: parent + "/" + name, devices: devices, limitsSwap: limitsSwap)
     }

@@ -28,8 +28,14 @@ final class JobCgroups: Sendable {
 
     /// The backend in use.
     var mode: CgroupMode { backend.mode }
+    /// What all jobs together may use.
+    let shared: SharedJobLimits
+
     /// Which mode, controllers and directories, for the startup log.
-    var summary: String { backend.summary }
+    var summary: String {
+        backend.summary
+            + "; all jobs together: \(shared.memoryBytes >> 20) MiB memory, \(shared.maxProcesses) processes"
+    }
 
     /// Chooses the host's backend, prepares the parent cgroups and claims them; fails, saying
     /// how to fix the host, if a required controller is missing or another worker holds them.
@@ -38,6 +44,14 @@ final class JobCgroups: Sendable {
         do {
             parentLock = try CgroupParentLock(backend.parentDirectories)
         } catch {
+            Self.removeParents(of: backend)
+            throw error
+        }
+        shared = configuration.sharedJobLimits ?? SharedJobLimits.host()
+        do {
+            try backend.limitParents(shared)
+        } catch {
+            parentLock.release()
             Self.removeParents(of: backend)
             throw error
         }
@@ -101,5 +115,47 @@ final class JobCgroups: Sendable {
 
     private static func removeParents(of backend: any CgroupBackend) {
         for directory in backend.parentDirectories { rmdir(directory) }
+    }
+}
+
+/// What all jobs together may use: the limits of their parent cgroups, so that no number of jobs
+/// can take the whole host from the server and everything else on it.
+public struct SharedJobLimits: Sendable, Hashable {
+    public var memoryBytes: UInt64
+    public var maxProcesses: UInt32
+
+    public init(memoryBytes: UInt64, maxProcesses: UInt32) {
+        self.memoryBytes = memoryBytes
+        self.maxProcesses = maxProcesses
+    }
+
+    /// The default: most of the host, leaving room for the server — memory minus the larger of
+    /// 10 % and 512 MiB, and the kernel's `pid_max` minus the larger of 10 % and 1,024.
+    public static func host(memoryTotal: UInt64? = hostMemoryTotal(), pidMax: UInt32? = hostPidMax())
+        -> SharedJobLimits
+    {
+        let memory = memoryTotal ?? (8 << 30)
+        let pids = pidMax ?? 32768
+        let mebibyte: UInt64 = 1 << 20  // whole MiB: the kernel rounds limits to pages anyway
+        return SharedJobLimits(
+            memoryBytes: (memory - min(memory / 2, max(memory / 10, 512 << 20))) / mebibyte * mebibyte,
+            maxProcesses: pids - min(pids / 2, max(pids / 10, 1024)))
+    }
+
+    /// The kernel's `pid_max`.
+    public static func hostPidMax() -> UInt32? {
+        CgroupFiles.number("/proc/sys/kernel/pid_max").map { UInt32(clamping: $0) }
+    }
+
+    /// MemTotal from /proc/meminfo, in bytes.
+    public static func hostMemoryTotal() -> UInt64? {
+        // "MemTotal:       24683784 kB"
+        for line in (CgroupFiles.read("/proc/meminfo") ?? "").split(separator: "\n") {
+            let fields = line.split(separator: " ")
+            if fields.count == 3, fields[0] == "MemTotal:", let kibibytes = UInt64(fields[1]) {
+                return kibibytes * 1024
+            }
+        }
+        return nil
     }
 }
