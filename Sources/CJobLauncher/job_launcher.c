@@ -147,6 +147,45 @@ static int jw_loopback_up(void) {
     return result;
 }
 
+/// /proc entries a job must not read: they show the host's memory, keys and timers (runc's
+/// default masked paths). Files are covered with /dev/null, directories with an empty tmpfs.
+static const char *const jw_masked_proc_files[] = {"/proc/kcore", "/proc/keys", "/proc/timer_list",
+                                                   "/proc/sched_debug", NULL};
+static const char *const jw_masked_proc_directories[] = {"/proc/acpi", "/proc/scsi", NULL};
+/// /proc entries a job may read but never write: kernel settings, the SysRq trigger, interrupt
+/// and bus settings (runc's default read-only paths).
+static const char *const jw_read_only_proc_paths[] = {"/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus",
+                                                      NULL};
+
+/// Masks and write-protects the paths above in a fresh /proc; a path this kernel lacks is skipped.
+static int jw_protect_proc(void) {
+    const unsigned long hardened = MS_NOSUID | MS_NODEV | MS_NOEXEC;
+    for (int index = 0; jw_masked_proc_files[index] != NULL; index++) {
+        if (mount("/dev/null", jw_masked_proc_files[index], NULL, MS_BIND, NULL) < 0 && errno != ENOENT) {
+            return -1;
+        }
+    }
+    for (int index = 0; jw_masked_proc_directories[index] != NULL; index++) {
+        if (mount("tmpfs", jw_masked_proc_directories[index], "tmpfs", MS_RDONLY | hardened, "size=0") < 0 &&
+            errno != ENOENT) {
+            return -1;
+        }
+    }
+    for (int index = 0; jw_read_only_proc_paths[index] != NULL; index++) {
+        const char *path = jw_read_only_proc_paths[index];
+        if (mount(path, path, NULL, MS_BIND | MS_REC, NULL) < 0) {
+            if (errno == ENOENT) {
+                continue;
+            }
+            return -1;
+        }
+        if (mount(NULL, path, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | hardened, NULL) < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /// The namespace checklist, in order: private mounts before anything is mounted, then /proc,
 /// host name and loopback. Reports the failed step and returns -1 (after which the child exits).
 static int jw_setup_namespaces(const jw_spawn_attributes *attributes, int error_pipe) {
@@ -160,6 +199,9 @@ static int jw_setup_namespaces(const jw_spawn_attributes *attributes, int error_
         if ((flags & CLONE_NEWPID) &&
             mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
             jw_child_fail(error_pipe, JW_STEP_MOUNT_PROC, errno);
+        }
+        if ((flags & CLONE_NEWPID) && jw_protect_proc() < 0) {
+            jw_child_fail(error_pipe, JW_STEP_PROTECT_PROC, errno);
         }
     }
     if ((flags & CLONE_NEWUTS) && attributes->hostname != NULL &&

@@ -198,6 +198,33 @@ struct IsolationTests {
         }
     }
 
+    @Test("inside, the host's memory, keys and timers read as empty, and kernel settings are read-only (even for root)")
+    func protectedProc() async throws {
+        try await withWorker {
+            $0.jobUser = nil  // root: only the mounts stand in the way
+        } _: { worker in
+            // Of the masked files, those this kernel has (on the host, as root, none is empty).
+            let masked = ["/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/sched_debug"].filter {
+                FileManager.default.fileExists(atPath: $0)
+            }
+            try #require(!masked.isEmpty)
+            let script = (masked.map { "wc -c < \($0)" } + ["ls -A /proc/acpi | wc -l"]).joined(separator: "; ")
+            let sizes = try await worker.start(command: "/bin/sh", arguments: ["-c", script], owner: "tester")
+            #expect(try await worker.waitUntilEnded(sizes.id).exitCode == 0)
+            let counts = String(decoding: try await worker.collectOutput(of: sizes.id), as: UTF8.self)
+            #expect(counts.split(separator: "\n") == Array(repeating: "0", count: masked.count + 1), "\(counts)")
+            let paths = ["/proc/sysrq-trigger", "/proc/sys/kernel/hostname", "/proc/sys/vm/drop_caches"].filter {
+                FileManager.default.fileExists(atPath: $0)
+            }
+            let writer = try await worker.start(
+                command: helperPath, arguments: ["try-open", "write"] + paths, owner: "tester")
+            #expect(try await worker.waitUntilEnded(writer.id).exitCode == 0)
+            let lines = String(decoding: try await worker.collectOutput(of: writer.id), as: UTF8.self)
+                .split(separator: "\n")
+            #expect(lines.map(String.init) == paths.map { "\($0) Read-only file system" })
+        }
+    }
+
     @Test("jobworker-init is a static executable: no dynamic loader, no Swift runtime")
     func initIsStatic() throws {
         let initPath = buildDirectory.appendingPathComponent("jobworker-init").path

@@ -57,7 +57,9 @@ extern "C" {
     /* Child: the job's resource limits (no core dumps, a bounded number of open files). */           \
     STEP(RLIMITS, 17, "set resource limits")                                                          \
     /* Child: emptying the capability bounding set (when the job runs as another user). */            \
-    STEP(CAPABILITIES, 18, "drop capabilities")
+    STEP(CAPABILITIES, 18, "drop capabilities")                                                       \
+    /* Child, new PID and mount namespaces: masking and write-protecting host entries of /proc. */    \
+    STEP(PROTECT_PROC, 19, "mask /proc paths")
 
 /// The step of process creation that failed.
 typedef enum jw_step {
