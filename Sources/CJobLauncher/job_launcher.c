@@ -24,8 +24,8 @@
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
 
-/// The highest capability number to drop from the bounding set (the kernel refuses unknown ones
-/// with EINVAL, which the loop ignores).
+/// The highest capability number that could exist; the loop stops at the first one the kernel
+/// does not know (EINVAL).
 enum { JW_LAST_CAPABILITY = 63 };
 
 /// The child runs on its own small stack: it only makes system calls, then execs.
@@ -281,8 +281,13 @@ static int jw_child_main(void *raw_context) {
         // capabilities) can gain a capability. Needs CAP_SETPCAP, so before the user changes;
         // a worker without it (not root) has nothing to give away.
         if (attributes->change_credentials) {
+            // Capabilities are numbered without gaps: the first one the kernel refuses (EINVAL)
+            // is past its last (40 here), so the loop ends there rather than at 63.
             for (int capability = 0; capability <= JW_LAST_CAPABILITY; capability++) {
-                if (prctl(PR_CAPBSET_DROP, capability, 0, 0, 0) < 0 && errno != EINVAL) {
+                if (prctl(PR_CAPBSET_DROP, capability, 0, 0, 0) < 0) {
+                    if (errno == EINVAL) {
+                        break;
+                    }
                     jw_child_fail(error_pipe, JW_STEP_CAPABILITIES, errno);
                 }
             }

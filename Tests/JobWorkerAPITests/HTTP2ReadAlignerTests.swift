@@ -1,3 +1,4 @@
+import JobWorkerTestPrograms
 import NIOCore
 import NIOEmbedded
 import Testing
@@ -115,18 +116,5 @@ struct HTTP2ReadAlignerTests {
         let header: [UInt8] = [0, 1, 0, Frame.headers, 0x4, 0, 0, 0, 1]  // 256 bytes of HEADERS
         let reads = try deliver([(header + [UInt8](repeating: 1, count: 10))[...]], maximumFrameSize: 128)
         #expect(reads == [header + [UInt8](repeating: 1, count: 10)])
-    }
-}
-
-/// A seeded generator, so that a failure names cuts that can be replayed.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

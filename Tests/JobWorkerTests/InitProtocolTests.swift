@@ -1,5 +1,6 @@
 import CJobLauncher
 import Foundation
+import JobWorkerTestPrograms
 import Testing
 
 #if canImport(Glibc)
@@ -11,18 +12,6 @@ import Testing
 /// outside the buffer.
 @Suite("Init protocol")
 struct InitProtocolTests {
-    /// A deterministic generator, so that a failure reproduces (SplitMix64).
-    struct SeededGenerator: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     /// Encodes a job as the worker does.
     func encode(path: String, argv: [String], envp: [String], directory: String?) throws -> (jw_job_header, [CChar]) {
         var header = jw_job_header()
@@ -81,7 +70,7 @@ struct InitProtocolTests {
 
     @Test("10,000 random frames and every truncation of a valid one are refused or decoded in bounds")
     func fuzzedFrames() throws {
-        var random = SeededGenerator(state: 0x6A6F_6277_6F72_6B65)
+        var random = SplitMix64(seed: 0x6A6F_6277_6F72_6B65)
         var accepted = 0
         for _ in 0..<10_000 {
             let length = Int.random(in: 0...64, using: &random)
@@ -130,7 +119,7 @@ struct InitProtocolTests {
         #expect(decode([Int32(JW_REPLY_ENDED.rawValue), 0, 0, 0x10000]) == nil)
         #expect(decode([4, 0, 0, 0]) == nil)
         #expect(decode([Int32(JW_REPLY_STARTED.rawValue), 0, 0]) == nil)  // truncated
-        var random = SeededGenerator(state: 42)
+        var random = SplitMix64(seed: 42)
         for _ in 0..<10_000 {
             let values = (0..<4).map { _ in Int32(bitPattern: random.next32()) }
             if let reply = decode(values) {

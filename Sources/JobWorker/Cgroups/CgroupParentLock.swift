@@ -27,10 +27,7 @@ final class CgroupParentLock: Sendable {
         if mkdir(lockDirectory, 0o700) != 0 && errno != EEXIST {
             throw JobWorkerError.system("creating \(lockDirectory)")
         }
-        var info = stat()
-        guard lstat(lockDirectory, &info) == 0, info.st_mode & S_IFMT == S_IFDIR, info.st_uid == geteuid(),
-            info.st_mode & 0o022 == 0
-        else {
+        guard ownershipProblem(of: lockDirectory, type: S_IFDIR) == nil else {
             throw JobWorkerError(
                 .systemFailure,
                 "\(lockDirectory) must be a directory of the worker's own user that no one else may write to")

@@ -121,7 +121,8 @@ final class JobTable: Sendable {
                         "\(owner) started more than \(rate.burst) jobs at \(rate.perSecond.formatted()) a second, the "
                             + "rate per owner: try again in \(wait.formattedSeconds)")
                 }
-                // Full buckets are forgotten: the map holds only owners starting now.
+                // Full buckets are forgotten: the map holds only owners that started within the
+                // last burst ÷ rate seconds (2 s by default), so this sweep stays short.
                 contents.startTokens = contents.startTokens.filter { !$0.value.isFull(rate: rate, now: now) }
             }
             contents.startsUnderWay += 1

@@ -40,32 +40,14 @@ struct StateDirectory: Sendable {
         }
     }
 
-    /// Refuses `path` unless it is of `type` (never a symlink), owned by the worker's user, and
-    /// not writable by its group or others; a missing path is fine (the worker creates it).
+    /// Refuses `path` unless it is of `type`, the worker's own and writable by no one else
+    /// (`ownershipProblem`); a missing path is fine (the worker creates it).
     static func checkOwned(_ path: String, type: mode_t) throws(JobWorkerError) {
-        var info = stat()
-        guard lstat(path, &info) == 0 else {
-            if errno == ENOENT { return }
-            throw JobWorkerError.system("checking \(path)")
-        }
-        let problem: String? =
-            if info.st_mode & S_IFMT == S_IFLNK {
-                "is a symbolic link"
-            } else if info.st_mode & S_IFMT != type {
-                type == S_IFDIR ? "is not a directory" : "is not a regular file"
-            } else if info.st_uid != geteuid() {
-                "is owned by uid \(info.st_uid), not by the server's user (uid \(geteuid()))"
-            } else if info.st_mode & 0o022 != 0 {
-                "is writable by its group or by others (mode \(String(info.st_mode & 0o7777, radix: 8)))"
-            } else {
-                nil
-            }
-        if let problem {
-            throw JobWorkerError(
-                .systemFailure,
-                "the state directory's \(path) \(problem): give the server a directory of its own user that no one else may write to (mode 0700)"
-            )
-        }
+        guard let problem = ownershipProblem(of: path, type: type, allowingMissing: true) else { return }
+        throw JobWorkerError(
+            .systemFailure,
+            "the state directory's \(path) \(problem): give the server a directory of its own user that no one else may write to (mode 0700)"
+        )
     }
 
     /// Creates the job's empty output log, opened for appending. Returns the write descriptor that
