@@ -43,11 +43,14 @@ let package = Package(
         .target(name: "CJobLauncher"),
         // Linux event headers (epoll, eventfd, inotify) that the Glibc module does not export.
         .target(name: "CLinuxEvents"),
+        // The jobs' system-call filter, built once at startup with libseccomp (Debian:
+        // libseccomp-dev); only the worker links it, never the init.
+        .target(name: "CSeccompProfile", linkerSettings: [.linkedLibrary("seccomp")]),
         // The job library: lifecycle, output storage and streaming.
         .target(
             name: "JobWorker",
             dependencies: [
-                "CJobLauncher", "CLinuxEvents",
+                "CJobLauncher", "CLinuxEvents", "CSeccompProfile",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]),
@@ -126,7 +129,8 @@ let package = Package(
         .testTarget(
             name: "JobWorkerTests",
             dependencies: [
-                "JobWorker", "CJobLauncher", "CLinuxEvents", "JobWorkerTestHelper", "JobWorkerTestPrograms",
+                "JobWorker", "CJobLauncher", "CLinuxEvents", "CSeccompProfile", "JobWorkerTestHelper",
+                "JobWorkerTestPrograms",
                 "jobworker-init",
                 // To open a job database as another version would have left it.
                 .product(name: "GRDB", package: "GRDB.swift"),

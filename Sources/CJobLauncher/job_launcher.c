@@ -1,9 +1,11 @@
 #define _GNU_SOURCE
 #include "job_launcher.h"
+#include "job_filesystem_setup.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/sched.h>
+#include <linux/seccomp.h>
 #include <net/if.h>
 #include <sched.h>
 #include <signal.h>
@@ -48,8 +50,11 @@ struct jw_child_context {
     int error_pipe;
 };
 
+/// Descriptors jw_spawn may duplicate: stdin, output, control socket, filter, init executable.
+enum { JW_OWNED_COUNT = 5 };
+
 /// Descriptors the caller hands over are moved to this one or above, so no dup2 clobbers another.
-enum { JW_LOWEST_SOURCE_FD = JW_INIT_CONTROL_FD + 1 };
+enum { JW_LOWEST_SOURCE_FD = JW_INIT_FILTER_FD + 1 };
 
 // MARK: - clone3 with a separate stack
 //
@@ -186,8 +191,9 @@ static int jw_protect_proc(void) {
     return 0;
 }
 
-/// The namespace checklist, in order: private mounts before anything is mounted, then /proc,
-/// host name and loopback. Reports the failed step and returns -1 (after which the child exits).
+/// The namespace checklist, in order: private mounts before anything is mounted, the read-only
+/// host, /proc, the job's private paths, the /proc masks, the hidden paths, then host name and
+/// loopback. Reports the failed step and returns -1 (after which the child exits).
 static int jw_setup_namespaces(const jw_spawn_attributes *attributes, int error_pipe) {
     uint64_t flags = attributes->namespace_flags;
     if (flags & CLONE_NEWNS) {
@@ -195,13 +201,26 @@ static int jw_setup_namespaces(const jw_spawn_attributes *attributes, int error_
         if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
             jw_child_fail(error_pipe, JW_STEP_MOUNT_PRIVATE, errno);
         }
+        const jw_job_filesystem *filesystem = attributes->filesystem;
+        jw_step failed = filesystem != NULL ? jw_protect_host(filesystem) : JW_STEP_NONE;
+        if (failed != JW_STEP_NONE) {
+            jw_child_fail(error_pipe, failed, errno);
+        }
         // A /proc that shows the new PID namespace, not the host's.
         if ((flags & CLONE_NEWPID) &&
             mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
             jw_child_fail(error_pipe, JW_STEP_MOUNT_PROC, errno);
         }
+        failed = filesystem != NULL ? jw_mount_private_paths(filesystem) : JW_STEP_NONE;
+        if (failed != JW_STEP_NONE) {
+            jw_child_fail(error_pipe, failed, errno);
+        }
         if ((flags & CLONE_NEWPID) && jw_protect_proc() < 0) {
             jw_child_fail(error_pipe, JW_STEP_PROTECT_PROC, errno);
+        }
+        failed = filesystem != NULL ? jw_hide_paths(filesystem) : JW_STEP_NONE;
+        if (failed != JW_STEP_NONE) {
+            jw_child_fail(error_pipe, failed, errno);
         }
     }
     if ((flags & CLONE_NEWUTS) && attributes->hostname != NULL &&
@@ -309,21 +328,41 @@ static int jw_child_main(void *raw_context) {
     if (attributes->working_directory != NULL && chdir(attributes->working_directory) < 0) {
         jw_child_fail(error_pipe, JW_STEP_CHDIR, errno);
     }
-    if (has_init && jw_install_fd(attributes->control_fd, JW_INIT_CONTROL_FD) < 0) {
+    if (has_init && (jw_install_fd(attributes->control_fd, JW_INIT_CONTROL_FD) < 0 ||
+                     (attributes->seccomp_filter_fd >= 0 &&
+                      jw_install_fd(attributes->seccomp_filter_fd, JW_INIT_FILTER_FD) < 0))) {
         jw_child_fail(error_pipe, JW_STEP_STDIO, errno);
     }
 
     // 9. No descriptor of the worker reaches the job. The error pipe is already close-on-exec;
-    //    an init keeps its control socket.
-    unsigned int first_closed = has_init ? JW_INIT_CONTROL_FD + 1 : STDERR_FILENO + 1;
+    //    an init keeps its control socket and its job's filter (and its executable's, closed
+    //    on exec).
+    unsigned int first_closed = !has_init                          ? STDERR_FILENO + 1
+                                : attributes->seccomp_filter_fd >= 0 ? JW_INIT_FILTER_FD + 1
+                                                                     : JW_INIT_CONTROL_FD + 1;
     if (syscall(SYS_close_range, first_closed, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
         jw_child_fail(error_pipe, JW_STEP_CLOSE_FDS, errno);
     }
 
-    // 10. Exec. The signal mask survives execve: a job starts with none blocked, while an init
+    // 10. The system-call filter, last: from here on only execve is needed. It requires
+    //    no_new_privs (set with the job's user; set here too for a job that keeps the worker's).
+    if (!has_init && attributes->seccomp_filter != NULL) {
+        struct sock_fprog program = {.len = attributes->seccomp_filter_length,
+                                     .filter = (struct sock_filter *)attributes->seccomp_filter};
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
+            syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &program) < 0) {
+            jw_child_fail(error_pipe, JW_STEP_SECCOMP, errno);
+        }
+    }
+
+    // 11. Exec. The signal mask survives execve: a job starts with none blocked, while an init
     //    starts with every signal blocked, so none sent before it waits for them is lost.
     if (has_init) {
-        execve(attributes->path, attributes->argv, attributes->envp);
+        if (attributes->exec_fd >= 0) {
+            syscall(SYS_execveat, attributes->exec_fd, "", attributes->argv, attributes->envp, AT_EMPTY_PATH);
+        } else {
+            execve(attributes->path, attributes->argv, attributes->envp);
+        }
         jw_child_fail(error_pipe, JW_STEP_EXEC_INIT, errno);
     } else {
         sigset_t empty;
@@ -373,15 +412,20 @@ int jw_spawn(const jw_spawn_attributes *attributes, jw_spawn_result *result) {
         return jw_fail(result, JW_STEP_PREPARE, EINVAL);
     }
     jw_spawn_attributes child_attributes = *attributes;
-    int owned[3] = {-1, -1, -1};
+    int owned[JW_OWNED_COUNT] = {-1, -1, -1, -1, -1};
     child_attributes.stdin_fd = jw_above_targets(attributes->stdin_fd, &owned[0]);
     child_attributes.output_fd = jw_above_targets(attributes->output_fd, &owned[1]);
     child_attributes.control_fd = jw_above_targets(attributes->control_fd, &owned[2]);
+    child_attributes.seccomp_filter_fd = has_init ? jw_above_targets(attributes->seccomp_filter_fd, &owned[3]) : -1;
+    child_attributes.exec_fd = has_init ? jw_above_targets(attributes->exec_fd, &owned[4]) : -1;
     int error_pipe[2] = {-1, -1};
     if (child_attributes.stdin_fd < 0 || child_attributes.output_fd < 0 ||
-        (has_init && child_attributes.control_fd < 0) || pipe2(error_pipe, O_CLOEXEC) < 0) {
+        (has_init && (child_attributes.control_fd < 0 ||
+                      (attributes->seccomp_filter_fd >= 0 && child_attributes.seccomp_filter_fd < 0) ||
+                      (attributes->exec_fd >= 0 && child_attributes.exec_fd < 0))) ||
+        pipe2(error_pipe, O_CLOEXEC) < 0) {
         int error = errno;
-        for (int i = 0; i < 3; i++) {
+        for (int i = 0; i < JW_OWNED_COUNT; i++) {
             jw_close_quietly(owned[i]);
         }
         return jw_fail(result, JW_STEP_PREPARE, error);
@@ -394,7 +438,7 @@ int jw_spawn(const jw_spawn_attributes *attributes, jw_spawn_result *result) {
         if (moved < 0) {
             int error = errno;
             jw_close_quietly(error_pipe[0]);
-            for (int i = 0; i < 3; i++) {
+            for (int i = 0; i < JW_OWNED_COUNT; i++) {
                 jw_close_quietly(owned[i]);
             }
             return jw_fail(result, JW_STEP_PREPARE, error);
@@ -407,7 +451,7 @@ int jw_spawn(const jw_spawn_attributes *attributes, jw_spawn_result *result) {
         int error = errno;
         jw_close_quietly(error_pipe[0]);
         jw_close_quietly(error_pipe[1]);
-        for (int i = 0; i < 3; i++) {
+        for (int i = 0; i < JW_OWNED_COUNT; i++) {
             jw_close_quietly(owned[i]);
         }
         return jw_fail(result, JW_STEP_PREPARE, error);
@@ -439,7 +483,7 @@ int jw_spawn(const jw_spawn_attributes *attributes, jw_spawn_result *result) {
 
     munmap(stack, JW_CHILD_STACK_SIZE);
     jw_close_quietly(error_pipe[1]);
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < JW_OWNED_COUNT; i++) {
         jw_close_quietly(owned[i]);
     }
 

@@ -63,6 +63,8 @@ public final class Worker: Sendable {
             limits: configuration.argumentLimits,
             searchPath: configuration.jobEnvironment["PATH"] ?? "/usr/bin:/bin")
         let devNull = try FileDescriptor("opening /dev/null") { open("/dev/null", O_RDWR | O_CLOEXEC) }
+        let sandbox = try JobSandbox(
+            configuration: configuration, initPath: initPath, serverPaths: configuration.serverPaths)
         // Then the parts that own something (the directory's lock, threads, cgroups), each
         // undone, in reverse, if a later one fails.
         let stateLock = try stateDirectory.lock()
@@ -93,13 +95,15 @@ public final class Worker: Sendable {
         }
         logger.info("resource control: \(cgroups?.summary ?? "disabled: jobs run without cgroups or limits")")
         logger.info(
-            "isolation: \(initPath.map { "PID, mount, network, UTS and IPC namespaces; init \($0)" } ?? "none")")
+            "isolation: \(initPath.map { "PID, mount, network, UTS and IPC namespaces; init \($0)" } ?? "none"); \(sandbox.summary)"
+        )
         // Before the pool creates cgroups of its own under the same parent.
         if let cgroups {
             let removed = await cgroups.removeLeftovers(
                 keeping: Set(recovery.adoptable.map { $0.record.status.id.description }))
             if removed > 0 { logger.notice("removed \(removed) job cgroup(s) left by a previous run") }
         }
+        sandbox.scratch?.removeLeftovers(keeping: Set(recovery.adoptable.map { $0.record.status.id.description }))
         let inits: InitPool?
         do throws(JobWorkerError) {
             inits = try initPath.map { path throws(JobWorkerError) in
@@ -108,7 +112,7 @@ public final class Worker: Sendable {
                     presetLimits: cgroups == nil
                         ? ResourceLimits()
                         : (try? configuration.resourcePolicy.apply(ResourceLimits())) ?? ResourceLimits(),
-                    devNull: devNull.rawValue, cgroups: cgroups, logger: logger)
+                    devNull: devNull.rawValue, cgroups: cgroups, sandbox: sandbox, logger: logger)
             }
         } catch {
             monitor.shutdown()
@@ -129,9 +133,10 @@ public final class Worker: Sendable {
             logger: logger)
         let end = JobEnd(
             table: table, store: store, stateDirectory: stateDirectory, cgroups: cgroups, retention: retention,
-            monitor: monitor, logger: logger)
+            monitor: monitor, scratch: sandbox.scratch, logger: logger)
         launcher = JobLauncher(
-            configuration: configuration, inits: inits, commandLine: commandLine, end: end, devNull: devNull.rawValue)
+            configuration: configuration, inits: inits, commandLine: commandLine, end: end, devNull: devNull.rawValue,
+            sandbox: sandbox)
         self.devNull = Mutex(devNull)
         for (record, process) in recovery.adoptable { launcher.adopt(record, process: process) }
         retention.apply()

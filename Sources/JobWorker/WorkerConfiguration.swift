@@ -60,6 +60,16 @@ public struct WorkerConfiguration: Sendable {
     /// PID 1 (the default). Only the operator can switch it off.
     public var isolation = Isolation.namespaces
 
+    /// What jobs see of the host's filesystem, with isolation (see `JobFilesystem`).
+    public var jobFilesystem = JobFilesystem()
+
+    /// The system calls jobs may make (see `SystemCallFilter`).
+    public var systemCallFilter = SystemCallFilter.standard
+
+    /// Files of the server that no job may see, beyond the state directory: its private key,
+    /// certificates and configuration (the API server fills these in).
+    public var serverPaths: [String] = []
+
     /// The jobworker-init program. nil: `jobworker-init` next to the running executable.
     public var initPath: String?
 

@@ -4,7 +4,8 @@
 // network, UTS and IPC namespaces (host name set), with every signal blocked and a control
 // socket on fd 3 (job_launcher.h). It waits there for the job, starts it as PID 2 in a session
 // of its own — born in the init's cgroup and namespaces — and answers STARTED once the job has
-// exec'd (or FAILED with the step and errno). It then forwards SIGTERM, SIGINT, SIGHUP, SIGQUIT,
+// exec'd (or FAILED with the step and errno); the job runs under the system-call filter the
+// worker handed over on fd 4 (read while parked). It then forwards SIGTERM, SIGINT, SIGHUP, SIGQUIT,
 // SIGUSR1 and SIGUSR2 to the job's process group, reaps every process that ends up as its child
 // (orphans included), and when the job has ended writes the job's wait status to the exit record
 // the worker gave it (a file in the state directory: it outlives the worker), sends ENDED with
@@ -27,8 +28,47 @@
 #include "init_protocol.h"
 #include "job_launcher.h"
 
-/// Received descriptors are moved here or above, clear of 0-3.
+/// Received descriptors are moved here or above, clear of 0-4.
 enum { FIRST_RECEIVED_FD = 10 };
+
+/// The job's system-call filter, read while parked (JW_INIT_FILTER_FD); empty without one.
+static struct sock_filter filter[JW_MAX_FILTER_INSTRUCTIONS];
+static unsigned short filter_length;
+
+/// Reads the filter the worker handed over, if any, and closes its descriptor. A filter that
+/// cannot be read whole is an error: the job must never run without the filter it was meant to.
+static int read_filter(void) {
+    if (fcntl(JW_INIT_FILTER_FD, F_GETFD) < 0) {
+        return 0;  // none given
+    }
+    size_t size = 0;
+    for (;;) {
+        ssize_t count = pread(JW_INIT_FILTER_FD, (char *)filter + size, sizeof(filter) - size, (off_t)size);
+        if (count < 0 && errno == EINTR) {
+            continue;
+        }
+        if (count < 0) {
+            return -1;
+        }
+        if (count == 0) {
+            break;
+        }
+        size += (size_t)count;
+        if (size == sizeof(filter)) {
+            char extra;
+            if (pread(JW_INIT_FILTER_FD, &extra, 1, (off_t)size) != 0) {
+                return -1;  // longer than the kernel accepts
+            }
+            break;
+        }
+    }
+    close(JW_INIT_FILTER_FD);
+    if (size == 0 || size % sizeof(filter[0]) != 0) {
+        return -1;
+    }
+    filter_length = (unsigned short)(size / sizeof(filter[0]));
+    return 0;
+}
 
 /// The job as received: decoded by init_protocol.c, which accepts nothing malformed.
 struct job {
@@ -67,6 +107,10 @@ static int spawn_job(const struct job *job, pid_t *pid, jw_spawn_result *result)
     attributes.change_credentials = job->spec.change_credentials;
     attributes.uid = job->spec.uid;
     attributes.gid = job->spec.gid;
+    attributes.exec_fd = -1;
+    attributes.seccomp_filter_fd = -1;
+    attributes.seccomp_filter = filter_length > 0 ? filter : NULL;
+    attributes.seccomp_filter_length = filter_length;
     if (jw_spawn(&attributes, result) < 0) {
         return -1;
     }
@@ -122,6 +166,9 @@ int main(void) {
     sigfillset(&all);
     sigprocmask(SIG_SETMASK, &all, NULL);
     fcntl(JW_INIT_CONTROL_FD, F_SETFD, FD_CLOEXEC);
+    if (read_filter() < 0) {
+        return 126;  // the worker sees the init gone and starts the job with a fresh one
+    }
 
     struct job job;
     memset(&job, 0, sizeof(job));

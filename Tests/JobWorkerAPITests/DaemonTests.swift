@@ -3,6 +3,7 @@ import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2Posix
 import JobWorkerAPI
+import JobWorkerTestPrograms
 import Testing
 
 #if canImport(Glibc)
@@ -63,9 +64,11 @@ struct DaemonTests {
     @Test("a stop in progress survives a crash of the server: the next one kills on time and records a stop")
     func stopSurvivesCrash() async throws {
         let daemon = try RunningDaemon()
-        let fifo = FileManager.default.temporaryDirectory.appendingPathComponent("fifo-\(UUID())").path
+        // Where jobs can see it (each has a /tmp of its own).
+        let visible = try TestPrograms.makeJobVisibleDirectory()
+        defer { try? FileManager.default.removeItem(atPath: visible) }
+        let fifo = visible + "/fifo"
         #expect(mkfifo(fifo, 0o644) == 0)  // the job (nobody) reads it
-        defer { unlink(fifo) }
         // Both note SIGTERM and go on; the second ends once the FIFO has a line.
         let killedOnTime = try jobctl("start", "--", helperPath, "note-term", daemon: daemon).text
             .trimmingCharacters(in: .newlines)
@@ -159,8 +162,7 @@ struct DaemonTests {
     @Test("after a SIGKILL with 10 jobs running and 10 ended, a restarted server adopts the running ones")
     func restartAfterKill() throws {
         let daemon = try RunningDaemon()
-        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("fifos-\(UUID())").path
-        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+        let scratch = try TestPrograms.makeJobVisibleDirectory()  // each job has a /tmp of its own
         defer { try? FileManager.default.removeItem(atPath: scratch) }
         func start(_ words: String...) throws -> String {
             try jobctl(["start", "--"] + words, daemon: daemon).text.trimmingCharacters(in: .newlines)

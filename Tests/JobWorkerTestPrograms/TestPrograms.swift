@@ -20,12 +20,13 @@ public enum TestPrograms {
     }()
 
     /// The test helper program (Tests/JobWorkerTestHelper), as a copy in
-    /// `<tmp>/jobworker-test-programs-<uid>/` (mode 0755, replaced atomically). Jobs run as nobody
-    /// by default, and the build directory may be one that nobody cannot reach (a checkout under
-    /// /root).
+    /// `/var/lib/jobworker-test-programs-<uid>/` (as root; else under the temp directory), mode
+    /// 0755, replaced atomically. Jobs run as users of their own, the build directory may be one
+    /// they cannot reach (a checkout under /root is hidden from them), and their /tmp is their own.
     public static let helperPath: String = {
         let built = buildDirectory.appendingPathComponent("JobWorkerTestHelper").path
-        let directory = NSTemporaryDirectory() + "/jobworker-test-programs-\(geteuid())"
+        let parent = geteuid() == 0 ? "/var/lib" : NSTemporaryDirectory()
+        let directory = parent + "/jobworker-test-programs-\(geteuid())"
         mkdir(directory, 0o755)
         var info = stat()
         precondition(
@@ -39,6 +40,20 @@ public enum TestPrograms {
         precondition(rename(staging, directory + "/JobWorkerTestHelper") == 0, "cannot install the test helper")
         return directory + "/JobWorkerTestHelper"
     }()
+}
+
+extension TestPrograms {
+    /// A fresh directory (0755) that jobs can see: beside the test helper, outside the temporary
+    /// directory (every job has a /tmp of its own) and outside /root and /home (hidden from jobs).
+    public static func makeJobVisibleDirectory() throws -> String {
+        let parent = URL(fileURLWithPath: helperPath).deletingLastPathComponent().path
+        var template = Array((parent + "/visible-XXXXXX").utf8CString)
+        guard let path = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
+            throw POSIXError(.init(rawValue: errno) ?? .EIO)
+        }
+        chmod(path, 0o755)
+        return String(cString: path)
+    }
 }
 
 /// A seeded generator (SplitMix64), so that a failing random input can be replayed.

@@ -58,13 +58,14 @@ struct IsolationTests {
     func mountNamespace() async throws {
         try await withWorker {
             $0.jobUser = nil  // mounting takes root
+            $0.systemCallFilter = .off  // which the filter refuses even to root
         } _: { worker in
-            let directory = worker.configuration.stateDirectory + "/mountpoint"
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            // A directory of the host's (read-only inside: a mount point still works).
+            let directory = "/mnt"
             let job = try await worker.startHelper("mount-tmpfs", directory)
             _ = try await worker.waitForOutput(of: job.id, containing: "mounted")
             let hostMounts = try String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)
-            #expect(!hostMounts.contains(directory))
+            #expect(!hostMounts.contains(" \(directory) "))
             #expect(!hostMounts.contains("jobworker-test"))
             _ = try await worker.stop(job.id, gracePeriod: .zero)
         }

@@ -46,7 +46,7 @@ struct StartFailureTests {
 
     @Test("a file without execute permission, and a directory")
     func notExecutable() async throws {
-        let directory = try makeStateDirectory()
+        let directory = try makeJobVisibleDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let file = directory + "/script"
         try "#!/bin/sh\necho hi\n".write(toFile: file, atomically: true, encoding: .utf8)
@@ -60,9 +60,8 @@ struct StartFailureTests {
 
     @Test("a file that is not a program")
     func execFormat() async throws {
-        let directory = try makeStateDirectory()
+        let directory = try makeJobVisibleDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        chmod(directory, 0o755)  // for the jobs' user
         let file = directory + "/garbage"
         try Data([0x00, 0x01, 0x02, 0x03, 0x7f]).write(to: URL(fileURLWithPath: file))
         chmod(file, 0o755)

@@ -42,14 +42,23 @@ struct StateDirectorySafetyTests {
         "a job cannot read the job database, even of a directory created 0755 beforehand",
         .enabled(if: Privileges.isRoot || Privileges.isCI, "requires root: jobs run as another user"))
     func databaseUnreadable() async throws {
-        try await withWorker { worker in
-            let database = worker.configuration.stateDirectory + "/jobs.sqlite"
-            chmod(worker.configuration.stateDirectory, 0o755)  // as if the operator had opened it up
+        // Outside /tmp (every job has its own): only the worker's hiding keeps it from jobs.
+        let visible = try makeJobVisibleDirectory()
+        defer { try? FileManager.default.removeItem(atPath: visible) }
+        let directory = visible + "/state"
+        mkdir(directory, 0o755)  // as if the operator had opened it up
+        try await withWorker {
+            $0.stateDirectory = directory
+        } _: { worker in
+            let database = directory + "/jobs.sqlite"
             let job = try await worker.start(command: "/bin/cat", arguments: [database], owner: "mallory")
             let status = try await worker.waitUntilEnded(job.id)
             let output = String(decoding: try await worker.collectOutput(of: job.id), as: UTF8.self)
             #expect(status.exitCode != 0)
-            #expect(output.contains("Permission denied"), "\(output)")
+            // Covered by an empty mount: not even its name is there (without isolation, its mode
+            // 0600 refuses it).
+            let refusal = Privileges.canUseCgroups ? "No such file or directory" : "Permission denied"
+            #expect(output.contains(refusal), "\(output)")
         }
     }
 

@@ -24,6 +24,9 @@ func makeStateDirectory() throws -> String {
     return String(cString: path)
 }
 
+/// A fresh directory (0755) that jobs can see (`TestPrograms.makeJobVisibleDirectory`).
+func makeJobVisibleDirectory() throws -> String { try TestPrograms.makeJobVisibleDirectory() }
+
 /// What the test process may do. Tests that need root and cgroups run when they are available,
 /// and always under CI (CI=true), where their absence is a failure, never a skip.
 enum Privileges {

@@ -23,6 +23,13 @@ extern "C" {
 /// The descriptor on which jobworker-init talks to the worker.
 enum { JW_INIT_CONTROL_FD = 3 };
 
+/// The descriptor from which a parked init reads, once, the system-call filter of its job (a
+/// sealed memfd holding struct sock_filter instructions), when the worker has one.
+enum { JW_INIT_FILTER_FD = 4 };
+
+/// The longest filter the kernel accepts (BPF_MAXINSNS).
+enum { JW_MAX_FILTER_INSTRUCTIONS = 4096 };
+
 /// Bounds a decoder enforces, far above what the worker's own validation lets through (see
 /// `ArgumentLimits`), so that a corrupt header cannot make the init allocate without bound.
 enum {

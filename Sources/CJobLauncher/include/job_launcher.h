@@ -11,11 +11,13 @@
 #ifndef JOB_LAUNCHER_H
 #define JOB_LAUNCHER_H
 
+#include <linux/filter.h>
 #include <linux/sched.h>
 #include <stdint.h>
 #include <sys/types.h>
 
 #include "init_protocol.h"
+#include "job_filesystem.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -59,7 +61,17 @@ extern "C" {
     /* Child: emptying the capability bounding set (when the job runs as another user). */            \
     STEP(CAPABILITIES, 18, "drop capabilities")                                                       \
     /* Child, new PID and mount namespaces: masking and write-protecting host entries of /proc. */    \
-    STEP(PROTECT_PROC, 19, "mask /proc paths")
+    STEP(PROTECT_PROC, 19, "mask /proc paths")                                                         \
+    /* Child, new mount namespace: making every host mount read-only, nosuid and nodev. */            \
+    STEP(READ_ONLY_HOST, 20, "make the host read-only")                                                \
+    /* Child, new mount namespace: binding the operator's host paths and the job's /var/tmp. */       \
+    STEP(BIND_PATHS, 21, "bind host paths")                                                            \
+    /* Child, new mount namespace: fresh /tmp, /run and /dev (with /dev/pts and /dev/shm). */         \
+    STEP(PRIVATE_MOUNTS, 22, "mount private /tmp, /run and /dev")                                      \
+    /* Child, new mount namespace: covering the server's files and the hidden host paths. */          \
+    STEP(HIDE_PATHS, 23, "hide host paths")                                                            \
+    /* Child: installing the system-call filter (seccomp), after no_new_privs. */                     \
+    STEP(SECCOMP, 24, "install the system-call filter")
 
 /// The step of process creation that failed.
 typedef enum jw_step {
@@ -118,6 +130,19 @@ typedef struct jw_spawn_attributes {
     int change_credentials;
     uint32_t uid;
     uint32_t gid;
+    /// With namespaces: what the job's filesystem looks like (job_filesystem.h), or NULL to keep
+    /// the host's (with a private /proc).
+    const jw_job_filesystem *filesystem;
+    /// With namespaces: an open descriptor of the init's executable, exec'd with execveat once
+    /// the host paths are hidden (the init may live where a job must not look). -1: `path`.
+    int exec_fd;
+    /// The system-call filter a job runs under (a classic BPF program, built once by the
+    /// worker), or NULL. Without namespaces it is installed just before the job's exec; with
+    /// them the init gets it as a descriptor (`seccomp_filter_fd`) and installs it in its job.
+    const struct sock_filter *seccomp_filter;
+    unsigned short seccomp_filter_length;
+    /// With namespaces: a descriptor the init reads the filter from (JW_INIT_FILTER_FD), or -1.
+    int seccomp_filter_fd;
 } jw_spawn_attributes;
 
 /// The outcome of jw_spawn.

@@ -28,6 +28,8 @@ final class InitPool: Sendable {
     private let capacity: Int
     private let presetLimits: ResourceLimits
     private let cgroups: JobCgroups?
+    /// The filesystem, filter and executable every init is started with.
+    private let sandbox: JobSandbox
     private let logger: Logger
     /// /dev/null, read-write: the stdio of a parked init.
     private let devNull: Int32
@@ -42,10 +44,10 @@ final class InitPool: Sendable {
     ///   worker's defaults, which most jobs run with.
     init(
         initPath: String, capacity: Int, presetLimits: ResourceLimits, devNull: Int32, cgroups: JobCgroups?,
-        logger: Logger
+        sandbox: JobSandbox, logger: Logger
     ) throws(JobWorkerError) {
         let wake = try FileDescriptor("eventfd") { eventfd(0, Int32(EFD_CLOEXEC)) }
-        (self.initPath, self.capacity, self.presetLimits) = (initPath, capacity, presetLimits)
+        (self.initPath, self.capacity, self.presetLimits, self.sandbox) = (initPath, capacity, presetLimits, sandbox)
         (self.cgroups, self.logger, self.devNull) = (cgroups, logger, devNull)
         wakeNumber = wake.rawValue
         self.wake = Mutex(wake)
@@ -90,15 +92,17 @@ final class InitPool: Sendable {
     }
 
     /// Ends an init that will not get a job (or failed to start one), reaps it, and removes its
-    /// cgroup (emptied by the init's end).
+    /// cgroup (emptied by the init's end) and its job's /var/tmp.
     func discard(_ parked: ParkedInit) async {
         parked.end()
+        sandbox.scratch?.remove(parked.id)
         if let cgroup = parked.cgroup { await cgroups?.remove(cgroup) }
     }
 
     /// `discard` for the pool's thread, which cannot wait.
     private func discardNow(_ parked: ParkedInit) {
         parked.end()
+        sandbox.scratch?.remove(parked.id)
         if let cgroup = parked.cgroup { cgroups?.removeNow(cgroup) }
     }
 
@@ -125,14 +129,16 @@ final class InitPool: Sendable {
         return try startInit(id: gone.id, cgroup: gone.cgroup, limits: limits)
     }
 
-    /// Creates a job's cgroup (with the preset limits) and starts an init in it, in new
-    /// namespaces; the init waits on its control socket.
+    /// Creates a job's cgroup (with the preset limits) and /var/tmp, and starts an init in them,
+    /// in new namespaces, its filesystem prepared; the init waits on its control socket.
     func startInit() throws(JobWorkerError) -> ParkedInit {
         let id = JobID()
         let cgroup = try cgroups?.create(named: id.description, limits: presetLimits)
         do {
+            _ = try sandbox.scratch?.create(for: id)
             return try startInit(id: id, cgroup: cgroup, limits: presetLimits)
         } catch {
+            sandbox.scratch?.remove(id)
             if let cgroup { cgroups?.removeNow(cgroup) }
             throw error
         }
@@ -148,10 +154,12 @@ final class InitPool: Sendable {
         }
         let workerEnd = FileDescriptor(adopting: ends[0])
         let initEnd = FileDescriptor(adopting: ends[1])  // the init has its own copy once started
-        let launcher = ProcessLauncher(
+        var launcher = ProcessLauncher(
             executablePath: initPath, argumentVector: ["jobworker-init"], environment: [:], workingDirectory: "/",
             stdinDescriptor: devNull, outputDescriptor: devNull, cgroup: placement.placement,
             hostname: id.shortDescription)
+        launcher.sandbox = sandbox
+        launcher.scratchDirectory = sandbox.scratch?.path(of: id)
         let process = try launcher.launch(namespaces: JW_ALL_NAMESPACES, control: initEnd.rawValue)
         initEnd.closeNow()
         return ParkedInit(

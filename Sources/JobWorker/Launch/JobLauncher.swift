@@ -16,6 +16,8 @@ struct JobLauncher: Sendable {
     let end: JobEnd
     /// /dev/null, every job's stdin; owned by the worker.
     let devNull: Int32
+    /// What confines every job.
+    let sandbox: JobSandbox
 
     private var table: JobTable { end.table }
     private var store: JobStore { end.store }
@@ -78,6 +80,8 @@ struct JobLauncher: Sendable {
             environment: configuration.jobEnvironment, workingDirectory: configuration.jobWorkingDirectory,
             stdinDescriptor: devNull, outputDescriptor: output.rawValue)
         launcher.user = configuration.jobUser
+        launcher.sandbox = sandbox
+        if let user = launcher.user, parked != nil { try sandbox.scratch?.hand(id, to: user) }
         let startedAt = Date()
         let process: any JobProcess
         let startTime: UInt64?

@@ -27,6 +27,11 @@ struct ProcessLauncher {
     var hostname: String?
     /// The user the program runs as; nil: the worker's. Never applied to an init itself.
     var user: JobUser?
+    /// What confines the job: its filesystem (for an init, which prepares it before it parks),
+    /// its system-call filter, and the init's executable.
+    var sandbox: JobSandbox?
+    /// The job's `/var/tmp` on the host, for an init.
+    var scratchDirectory: String?
 
     /// Starts the program as a child of the worker: in the worker's namespaces, or (for
     /// jobworker-init) in new `namespaces` with `control` as its control socket.
@@ -84,22 +89,34 @@ struct ProcessLauncher {
                 executablePath.withCString { path in
                     withOptionalCString(workingDirectory) { directory in
                         withOptionalCString(hostname) { hostname in
-                            procsFiles.withUnsafeBufferPointer { procs in
-                                var attributes = jw_spawn_attributes(
-                                    path: path, argv: argv, envp: envp, working_directory: directory,
-                                    stdin_fd: stdinDescriptor, output_fd: outputDescriptor,
-                                    cgroup_fd: cgroupDirectory, cgroup_procs_fds: procs.baseAddress,
-                                    cgroup_procs_count: Int32(procs.count), namespace_flags: 0,
-                                    hostname: hostname, control_fd: -1,
-                                    change_credentials: user == nil ? 0 : 1, uid: user?.userID ?? 0,
-                                    gid: user?.groupID ?? 0)
-                                return body(&attributes)
+                            withFilesystem { filesystem in
+                                procsFiles.withUnsafeBufferPointer { procs in
+                                    var attributes = jw_spawn_attributes(
+                                        path: path, argv: argv, envp: envp, working_directory: directory,
+                                        stdin_fd: stdinDescriptor, output_fd: outputDescriptor,
+                                        cgroup_fd: cgroupDirectory, cgroup_procs_fds: procs.baseAddress,
+                                        cgroup_procs_count: Int32(procs.count), namespace_flags: 0,
+                                        hostname: hostname, control_fd: -1,
+                                        change_credentials: user == nil ? 0 : 1, uid: user?.userID ?? 0,
+                                        gid: user?.groupID ?? 0, filesystem: filesystem,
+                                        exec_fd: sandbox?.initExecutableDescriptor ?? -1,
+                                        seccomp_filter: UnsafePointer(sandbox?.seccomp?.instructions),
+                                        seccomp_filter_length: sandbox?.seccomp?.count ?? 0,
+                                        seccomp_filter_fd: sandbox?.seccomp?.descriptor ?? -1)
+                                    return body(&attributes)
+                                }
                             }
                         }
                     }
                 }
             }
         }
+    }
+
+    /// Calls `body` with the job's filesystem description, or nil when the host's is kept.
+    private func withFilesystem(_ body: (UnsafePointer<jw_job_filesystem>?) -> Int32) -> Int32 {
+        guard let plan = sandbox?.filesystem else { return body(nil) }
+        return plan.withDescription(scratch: scratchDirectory) { body($0) }
     }
 
     /// Exec failures are the user's to fix and name the program; other steps are host failures.

@@ -20,16 +20,19 @@ struct JobEnd: Sendable {
     let cgroups: JobCgroups?
     let retention: Retention
     let monitor: EventMonitor
+    /// Where the jobs' /var/tmp directories are (with isolation).
+    let scratch: ScratchDirectories?
     let logger: Logger
     /// Where ends are written to the store, one at a time, in the order the jobs ended.
     private let records = DispatchQueue(label: "jobworker.job-records")
 
     init(
         table: JobTable, store: JobStore, stateDirectory: StateDirectory, cgroups: JobCgroups?, retention: Retention,
-        monitor: EventMonitor, logger: Logger
+        monitor: EventMonitor, scratch: ScratchDirectories?, logger: Logger
     ) {
         (self.table, self.store, self.stateDirectory) = (table, store, stateDirectory)
         (self.cgroups, self.retention, self.monitor, self.logger) = (cgroups, retention, monitor, logger)
+        self.scratch = scratch
     }
 
     /// The event monitor's handler for the job's exit (or, for a job that cannot be watched,
@@ -64,6 +67,8 @@ struct JobEnd: Sendable {
         table.freeSlot(of: job)
         job.publishEnd()
         records.async { [self] in
+            // The job's processes are gone (its init's end took the namespace with it).
+            scratch?.remove(final.id)
             do throws(JobWorkerError) {
                 try store.update(final)
                 stateDirectory.removeExitRecord(for: final.id)

@@ -97,6 +97,27 @@ struct Serve: AsyncParsableCommand {
             "The user jobs run as: NAME or UID, optionally :GROUP or :GID (default: the user's group). Jobs of root could read every job's output and the server's keys, and leave their cgroups."
     )
     var jobUser = "nobody"
+    @Option(
+        help:
+            "The jobs' system-call filter: on (Docker's default profile: keyrings, BPF, mounts, namespaces, io_uring… fail with EPERM) or off (debugging only)."
+    )
+    var seccomp = "on"
+    @Flag(help: "Let jobs use io_uring (refused by the system-call filter otherwise).")
+    var allowIoUring = false
+    @Option(help: "Size cap of each job's private /tmp and /dev/shm (in memory, counted against its memory limit).")
+    var jobTmpfsSize = "256Mi"
+    @Option(help: "Where jobs' /var/tmp directories are made, on disk (default: <state-dir>/scratch).")
+    var jobScratchDir: String?
+    @Option(
+        name: .customLong("job-hide"),
+        help: "A host path no job may see (repeatable), beyond the server's files, /home, /root and /sys/fs/cgroup.")
+    var jobHide: [String] = []
+    @Option(
+        name: .customLong("job-bind"),
+        help:
+            "A host path every job sees: HOST[:JOB][:rw] (repeatable; read-only unless :rw). JOB must exist on the host."
+    )
+    var jobBind: [String] = []
 
     func validate() throws {
         guard dev || (tlsCert != nil && tlsKey != nil && clientCa != nil) else {
@@ -121,6 +142,18 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("--retain-output: \"\(retainOutput)\" is not a size (10Gi, 500M, 0)")
         }
         _ = try JobUser.parse(jobUser)
+        guard seccomp == "on" || seccomp == "off" else {
+            throw ValidationError("--seccomp: \"\(seccomp)\" is neither on nor off")
+        }
+        guard let size = Quantity.bytes(jobTmpfsSize), size >= 1 << 20 else {
+            throw ValidationError("--job-tmpfs-size: \"\(jobTmpfsSize)\" is not a size of at least 1Mi (256Mi, 1Gi)")
+        }
+        for bind in jobBind where JobBind(parsing: bind) == nil {
+            throw ValidationError("--job-bind: \"\(bind)\" is not HOST[:JOB][:rw] with absolute paths")
+        }
+        for path in jobHide + [jobScratchDir].compactMap({ $0 }) where !path.hasPrefix("/") {
+            throw ValidationError("\(path): give an absolute path")
+        }
         guard HostAndPort(listen) != nil else {
             throw ValidationError("--listen: \"\(listen)\" is not HOST:PORT")
         }
@@ -169,6 +202,14 @@ struct Serve: AsyncParsableCommand {
         )
         configuration.ioDevices = ioDevices.isEmpty ? nil : ioDevices
         configuration.minimumFreeDisk = try Self.diskSpaceFloor(minFreeDisk)
+        configuration.systemCallFilter =
+            seccomp == "off" ? .off : allowIoUring ? .standardAllowingIOUring : .standard
+        configuration.jobFilesystem.temporaryBytes = Quantity.bytes(jobTmpfsSize)!
+        configuration.jobFilesystem.scratchDirectory = jobScratchDir
+        configuration.jobFilesystem.hiddenPaths = jobHide
+        configuration.jobFilesystem.binds = jobBind.compactMap(JobBind.init(parsing:))
+        // The server's keys and certificates: no job sees them, wherever the operator keeps them.
+        configuration.serverPaths = [tlsKey, tlsCert, clientCa].compactMap { $0 }
         configuration.resourcePolicy = ResourcePolicy(
             defaults: ResourceLimits(
                 cpuMillis: Quantity.cpuMillis(defaultCpu)!, memoryBytes: Quantity.bytes(defaultMemory)!,
