@@ -20,3 +20,26 @@ public struct JobUser: Sendable, Hashable, CustomStringConvertible {
 
     public var description: String { "uid \(userID), gid \(groupID)" }
 }
+
+/// Which users jobs run as.
+public enum JobUsers: Sendable, Hashable {
+    /// A user and group of its own for every running job (the default), from this range of ids
+    /// (the gid equals the uid), as systemd's `DynamicUser=` gives: no two running jobs share a
+    /// uid, so none can signal, trace or read another's processes and files, and per-uid kernel
+    /// limits (inotify instances, pending signals, keyring quota) are per job. A uid is reused
+    /// only once its job's processes are gone and its keyrings are cleared.
+    case pool(ClosedRange<UInt32>)
+    /// Every job as this one user: weaker, since jobs then share everything the kernel keeps
+    /// per uid, and may signal each other's processes where they can see them.
+    case fixed(JobUser)
+    /// The worker's own user: for a worker that is not root (development only).
+    case worker
+
+    /// 65,536 ids from 1,900,000,000: above the ranges that Debian, systemd (dynamic users,
+    /// 61184–65519; containers, 524288–1879048191) and useradd's subordinate ids hand out.
+    public static let defaultRange: ClosedRange<UInt32> = 1_900_000_000...1_900_065_535
+
+    /// The user, group or subordinate id range of this host that `range` overlaps, described
+    /// ("user nobody (65534) in /etc/passwd"), or nil: a worker refuses such a pool.
+    public static func overlap(of range: ClosedRange<UInt32>) -> String? { JobUserPool.clash(with: range) }
+}

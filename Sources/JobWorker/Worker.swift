@@ -65,6 +65,8 @@ public final class Worker: Sendable {
         let devNull = try FileDescriptor("opening /dev/null") { open("/dev/null", O_RDWR | O_CLOEXEC) }
         let sandbox = try JobSandbox(
             configuration: configuration, initPath: initPath, serverPaths: configuration.serverPaths)
+        let users: JobUserPool?
+        if case .pool(let range) = configuration.jobUsers { users = try JobUserPool(range: range) } else { users = nil }
         // Then the parts that own something (the directory's lock, threads, cgroups), each
         // undone, in reverse, if a later one fails.
         let stateLock = try stateDirectory.lock()
@@ -94,6 +96,12 @@ public final class Worker: Sendable {
             throw error
         }
         logger.info("resource control: \(cgroups?.summary ?? "disabled: jobs run without cgroups or limits")")
+        switch configuration.jobUsers {
+        case .pool(let range):
+            logger.info("job users: one per running job, uids \(range.lowerBound)-\(range.upperBound)")
+        case .fixed(let user): logger.info("job users: every job as \(user) (shared by all jobs)")
+        case .worker: logger.info("job users: every job as the worker's own user")
+        }
         logger.info(
             "isolation: \(initPath.map { "PID, mount, network, UTS and IPC namespaces; init \($0)" } ?? "none"); \(sandbox.summary)"
         )
@@ -133,10 +141,10 @@ public final class Worker: Sendable {
             logger: logger)
         let end = JobEnd(
             table: table, store: store, stateDirectory: stateDirectory, cgroups: cgroups, retention: retention,
-            monitor: monitor, scratch: sandbox.scratch, logger: logger)
+            monitor: monitor, scratch: sandbox.scratch, users: users, logger: logger)
         launcher = JobLauncher(
             configuration: configuration, inits: inits, commandLine: commandLine, end: end, devNull: devNull.rawValue,
-            sandbox: sandbox)
+            sandbox: sandbox, users: users)
         self.devNull = Mutex(devNull)
         for (record, process) in recovery.adoptable { launcher.adopt(record, process: process) }
         retention.apply()

@@ -24,9 +24,9 @@ public struct WorkerConfiguration: Sendable {
     /// The working directory of every job.
     public var jobWorkingDirectory: String = "/"
 
-    /// The user and group every job runs as (see `JobUser` for why not root); nil: the worker's
-    /// own, for a worker that is not root or for jobs that must be root (mounts, say).
-    public var jobUser: JobUser? = .nobody
+    /// The users jobs run as (see `JobUser` for why not root): by default a user of its own per
+    /// running job, from `JobUsers.defaultRange`.
+    public var jobUsers = JobUsers.pool(JobUsers.defaultRange)
 
     /// How many jobs may run at once; a start beyond it fails with `.resourceExhausted`.
     public var maximumRunningJobs = 256

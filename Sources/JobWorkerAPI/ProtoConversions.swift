@@ -63,5 +63,7 @@ extension Jobworker_V1_JobStatus {
             $0.ioWriteBytes = status.usage.ioWriteBytes
         }
         outputBytes = status.outputBytes
+        uid = status.user.userID
+        gid = status.user.groupID
     }
 }

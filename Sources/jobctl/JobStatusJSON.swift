@@ -35,6 +35,8 @@ struct JobStatusJSON: Encodable {
     var limits: Limits
     var usage: Usage
     var outputBytes: UInt64
+    var uid: UInt32
+    var gid: UInt32
 
     init(_ status: Jobworker_V1_JobStatus) {
         id = status.id
@@ -58,6 +60,8 @@ struct JobStatusJSON: Encodable {
             cpuUsec: status.usage.cpuUsec, memoryPeakBytes: status.usage.memoryPeakBytes,
             ioReadBytes: status.usage.ioReadBytes, ioWriteBytes: status.usage.ioWriteBytes)
         outputBytes = status.outputBytes
+        uid = status.uid
+        gid = status.gid
     }
 
     /// One status as a JSON object.

@@ -41,6 +41,7 @@ extension Jobworker_V1_JobStatus {
     var text: String {
         var lines: [(String, String)] = [
             ("ID", id), ("Owner", owner), ("Command", commandLine), ("State", outcome), ("PID", "\(pid)"),
+            ("User", "uid \(uid), gid \(gid)"),
         ]
         if hasStartedAt {
             lines.append(("Started", "\(timestamp(startedAt.date)) (\(age(of: startedAt.date)) ago)"))

@@ -62,7 +62,7 @@ func withAPI<Result: Sendable>(
     configuration.resourceControl = canUseCgroups ? .cgroups : .disabled
     configuration.isolation = canUseCgroups ? .namespaces : .none
     configuration.cgroupParentName = "jobworker-api-test-\(JobID().shortDescription)"
-    if geteuid() != 0 { configuration.jobUser = nil }  // only root may start jobs as another user
+    if geteuid() != 0 { configuration.jobUsers = .worker }  // only root may start jobs as another user
     configure(&configuration)
     let worker = try await Worker(configuration: configuration)
     let service = JobWorkerService(worker: worker)

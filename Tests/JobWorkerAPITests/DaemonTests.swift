@@ -49,10 +49,25 @@ struct DaemonTests {
         #expect(bad.output.contains("role must be admin, user or viewer"))
     }
 
-    @Test("jobs run as nobody by default, as --job-user says otherwise, and an unknown user is a usage error")
+    @Test(
+        "jobs run as a uid of their own by default (JobStatus says which), as --job-user says otherwise, and an unknown user is a usage error"
+    )
     func jobUser() throws {
-        let byDefault = try RunningDaemon()
-        #expect(try jobctl("run", "--", helperPath, "print-credentials", daemon: byDefault).text.contains("uid 65534 "))
+        let byDefault = try RunningDaemon(["--job-uids", "1900300000-1900300009"])
+        let job = try jobctl("start", "--", helperPath, "print-credentials", daemon: byDefault).text
+            .trimmingCharacters(in: .newlines)
+        _ = try jobctl("logs", job, daemon: byDefault)  // returns once the job has ended
+        let recorded = try status(of: job, daemon: byDefault)
+        let uid = try #require(recorded["uid"] as? Int)
+        #expect((1_900_300_000...1_900_300_009).contains(uid))
+        #expect(recorded["gid"] as? Int == uid)
+        let logged = try jobctl("logs", job, daemon: byDefault).text
+        #expect(logged.contains("uid \(uid) \(uid) \(uid)\ngid \(uid) \(uid) \(uid)\n"), "\(logged)")
+        let overlapping = try runDaemon(["--dev", "--job-uids", "65534-65534"])
+        #expect(overlapping.status == 64)
+        #expect(
+            overlapping.output.contains("--job-uids: 65534-65534 overlaps user nobody (65534)"), "\(overlapping.output)"
+        )
         let configured = try RunningDaemon(["--job-user", "4242:4343"])
         let printed = try jobctl("run", "--", helperPath, "print-credentials", daemon: configured).text
         #expect(printed.contains("uid 4242 4242 4242\ngid 4343 4343 4343\n"), "\(printed)")

@@ -7,6 +7,7 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <linux/sched.h>
+#include <linux/keyctl.h>
 #include <sched.h>
 #include <stddef.h>
 #include <sys/ioctl.h>
@@ -282,6 +283,18 @@ int main(int argc, char **argv) {
             long result = syscall(strtol(colon + 1, NULL, 10), 0, 0, 0, 0, 0, 0);
             printf("%s %d\n", argv[index], result < 0 ? errno : 0);
         }
+        return 0;
+    }
+    if (strcmp(mode, "add-user-key") == 0) {
+        // Adds a key "jobworker-test" to the uid's user keyring: "added" or why not.
+        long key = syscall(SYS_add_key, "user", "jobworker-test", "secret", 6, KEY_SPEC_USER_KEYRING);
+        printf("%s\n", key >= 0 ? "added" : strerror(errno));
+        return 0;
+    }
+    if (strcmp(mode, "find-user-key") == 0) {
+        // Looks for that key in the uid's user keyring: "found" or why not.
+        long key = syscall(SYS_keyctl, KEYCTL_SEARCH, KEY_SPEC_USER_KEYRING, "user", "jobworker-test", 0);
+        printf("%s\n", key >= 0 ? "found" : strerror(errno));
         return 0;
     }
     if (strcmp(mode, "namespaces") == 0) {

@@ -57,7 +57,7 @@ struct IsolationTests {
     @Test("a mount made by the job does not appear on the host")
     func mountNamespace() async throws {
         try await withWorker {
-            $0.jobUser = nil  // mounting takes root
+            $0.jobUsers = .worker  // mounting takes root
             $0.systemCallFilter = .off  // which the filter refuses even to root
         } _: { worker in
             // A directory of the host's (read-only inside: a mount point still works).
@@ -202,7 +202,7 @@ struct IsolationTests {
     @Test("inside, the host's memory, keys and timers read as empty, and kernel settings are read-only (even for root)")
     func protectedProc() async throws {
         try await withWorker {
-            $0.jobUser = nil  // root: only the mounts stand in the way
+            $0.jobUsers = .worker  // root: only the mounts stand in the way
         } _: { worker in
             // Of the masked files, those this kernel has (on the host, as root, none is empty).
             let masked = ["/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/sched_debug"].filter {

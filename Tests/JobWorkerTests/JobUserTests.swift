@@ -17,7 +17,11 @@ struct JobUserTests {
     func credentials(_ worker: Worker) async throws -> [String: String] {
         let job = try await worker.startHelper("print-credentials")
         #expect(try await worker.waitUntilEnded(job.id).exitCode == 0)
-        let lines = String(decoding: try await worker.collectOutput(of: job.id), as: UTF8.self).split(separator: "\n")
+        return try await parsedCredentials(worker, job.id)
+    }
+
+    func parsedCredentials(_ worker: Worker, _ id: JobID) async throws -> [String: String] {
+        let lines = String(decoding: try await worker.collectOutput(of: id), as: UTF8.self).split(separator: "\n")
         return Dictionary(
             uniqueKeysWithValues: lines.map { line in
                 let parts = line.split(separator: " ", maxSplits: 1)
@@ -26,16 +30,21 @@ struct JobUserTests {
     }
 
     @Test(
-        "by default a job runs as nobody, with no supplementary group, no capability and no new privileges",
+        "by default a job runs as a uid of its own, with no supplementary group, no capability and no new privileges",
         arguments: [Isolation.namespaces, .none])
-    func nobodyByDefault(isolation: Isolation) async throws {
+    func ownUserByDefault(isolation: Isolation) async throws {
         try await withWorker {
             $0.isolation = isolation
         } _: { worker in
-            #expect(worker.configuration.jobUser == .nobody)
-            let found = try await credentials(worker)
-            #expect(found["uid"] == "65534 65534 65534")
-            #expect(found["gid"] == "65534 65534 65534")
+            #expect(worker.configuration.jobUsers == .pool(JobUsers.defaultRange))
+            let job = try await worker.startHelper("print-credentials")
+            let user = job.user
+            #expect(JobUsers.defaultRange.contains(user.userID))
+            #expect(user.groupID == user.userID)
+            _ = try await worker.waitUntilEnded(job.id)
+            let found = try await parsedCredentials(worker, job.id)
+            #expect(found["uid"] == "\(user.userID) \(user.userID) \(user.userID)")
+            #expect(found["gid"] == "\(user.groupID) \(user.groupID) \(user.groupID)")
             #expect(found["groups"] == "0")
             #expect(found["no-new-privileges"] == "1")
             #expect(found["effective-capabilities"] == "0000000000000000")
@@ -60,14 +69,14 @@ struct JobUserTests {
     @Test("a configured user and group, or the worker's own (root) when none is")
     func configuredUser() async throws {
         try await withWorker {
-            $0.jobUser = JobUser(userID: 4242, groupID: 4343)
+            $0.jobUsers = .fixed(JobUser(userID: 4242, groupID: 4343))
         } _: { worker in
             let found = try await credentials(worker)
             #expect(found["uid"] == "4242 4242 4242")
             #expect(found["gid"] == "4343 4343 4343")
         }
         try await withWorker {
-            $0.jobUser = nil
+            $0.jobUsers = .worker
         } _: { worker in
             let found = try await credentials(worker)
             #expect(found["uid"] == "0 0 0")

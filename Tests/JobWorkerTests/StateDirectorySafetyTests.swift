@@ -14,7 +14,7 @@ struct StateDirectorySafetyTests {
         var configuration = WorkerConfiguration(stateDirectory: directory)
         configuration.resourceControl = .disabled
         configuration.isolation = .none
-        if !Privileges.isRoot { configuration.jobUser = nil }
+        if !Privileges.isRoot { configuration.jobUsers = .worker }
         return configuration
     }
 

@@ -48,7 +48,7 @@ func withWorker<Result>(
     configuration.resourceControl = Privileges.canUseCgroups ? .cgroups : .disabled
     configuration.isolation = Privileges.canUseCgroups ? .namespaces : .none
     configuration.cgroupParentName = "jobworker-test-\(JobID().shortDescription)"
-    if !Privileges.isRoot { configuration.jobUser = nil }  // only root may start jobs as another user
+    if !Privileges.isRoot { configuration.jobUsers = .worker }  // only root may start jobs as another user
     configure(&configuration)
     let worker = try await Worker(configuration: configuration)
     do {

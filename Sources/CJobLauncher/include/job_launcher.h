@@ -163,6 +163,12 @@ typedef struct jw_spawn_result {
 /// descriptor jw_spawn opened is closed. The calling thread's signal mask is restored.
 int jw_spawn(const jw_spawn_attributes *attributes, jw_spawn_result *result);
 
+/// Clears the user keyring and user-session keyring of `uid`, which the kernel keeps after the
+/// uid's last process has ended: a child that shares no memory writes (a vfork-style clone on a
+/// stack of its own) becomes `uid`:`gid` and clears both; unlinked keys are then collected by the
+/// kernel. Returns 0, or -1 with errno set.
+int jw_clear_user_keyrings(uint32_t uid, uint32_t gid);
+
 #ifdef __cplusplus
 }
 #endif

@@ -23,6 +23,8 @@ final class Job: Sendable {
     let limits: ResourceLimits
     /// The job's cgroup, unless resource control is disabled.
     let cgroup: (any JobCgroup)?
+    /// The user the job runs as.
+    let user: JobUser
 
     /// Signalled on every write to the output log; finished once the job has ended.
     let outputChanged: ChangeSignal
@@ -46,8 +48,9 @@ final class Job: Sendable {
     init(
         id: JobID, owner: String, command: String, arguments: [String], executablePath: String,
         process: any JobProcess, startedAt: Date, outputPath: String, outputChanged: ChangeSignal,
-        limits: ResourceLimits, cgroup: (any JobCgroup)?
+        limits: ResourceLimits, cgroup: (any JobCgroup)?, user: JobUser
     ) {
+        self.user = user
         self.id = id
         self.owner = owner
         self.command = command
@@ -72,7 +75,7 @@ final class Job: Sendable {
             id: id, owner: owner, command: command, arguments: arguments, executablePath: executablePath,
             state: state, pid: pid, termination: isEnded ? phase.termination : nil, startedAt: startedAt,
             endedAt: isEnded ? phase.endedAt : nil, outputBytes: outputBytes, limits: limits,
-            usage: finalUsage ?? cgroup?.usage() ?? ResourceUsage())
+            usage: finalUsage ?? cgroup?.usage() ?? ResourceUsage(), user: user)
     }
 
     /// The status right after exec: running, nothing used or written yet. Reads no file, so
@@ -81,7 +84,7 @@ final class Job: Sendable {
         JobStatus(
             id: id, owner: owner, command: command, arguments: arguments, executablePath: executablePath,
             state: .running, pid: pid, termination: nil, startedAt: startedAt, endedAt: nil, outputBytes: 0,
-            limits: limits, usage: ResourceUsage())
+            limits: limits, usage: ResourceUsage(), user: user)
     }
 
     /// True until the job has ended and its final status is known.

@@ -55,6 +55,8 @@ public struct JobStatus: Sendable, Hashable {
     public var limits: ResourceLimits
     /// Resources used so far, or in total once the job has ended.
     public var usage: ResourceUsage
+    /// The uid and gid the job runs as (its own, from the worker's pool, by default).
+    public var user: JobUser
 
     /// The exit status, when the process exited by itself.
     public var exitCode: Int32? {

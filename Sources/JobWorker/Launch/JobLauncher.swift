@@ -18,6 +18,8 @@ struct JobLauncher: Sendable {
     let devNull: Int32
     /// What confines every job.
     let sandbox: JobSandbox
+    /// The uids jobs get one each, with `JobUsers.pool`.
+    let users: JobUserPool?
 
     private var table: JobTable { end.table }
     private var store: JobStore { end.store }
@@ -79,9 +81,21 @@ struct JobLauncher: Sendable {
             executablePath: executablePath, argumentVector: [request.command] + request.arguments,
             environment: configuration.jobEnvironment, workingDirectory: configuration.jobWorkingDirectory,
             stdinDescriptor: devNull, outputDescriptor: output.rawValue)
-        launcher.user = configuration.jobUser
+        let user: JobUser
+        switch configuration.jobUsers {
+        case .pool:
+            guard let users else { throw JobWorkerError(.systemFailure, "no pool of job users") }
+            user = try users.take()
+            rollback.push { users.giveBack(user) }
+            launcher.user = user
+        case .fixed(let fixed):
+            user = fixed
+            launcher.user = fixed
+        case .worker:
+            user = JobUser(userID: geteuid(), groupID: getegid())
+        }
         launcher.sandbox = sandbox
-        if let user = launcher.user, parked != nil { try sandbox.scratch?.hand(id, to: user) }
+        if launcher.user != nil, parked != nil { try sandbox.scratch?.hand(id, to: user) }
         let startedAt = Date()
         let process: any JobProcess
         let startTime: UInt64?
@@ -117,7 +131,8 @@ struct JobLauncher: Sendable {
         let job = Job(
             id: id, owner: request.owner, command: request.command, arguments: request.arguments,
             executablePath: executablePath, process: process, startedAt: startedAt,
-            outputPath: stateDirectory.outputPath(id), outputChanged: outputChanged, limits: limits, cgroup: cgroup)
+            outputPath: stateDirectory.outputPath(id), outputChanged: outputChanged, limits: limits, cgroup: cgroup,
+            user: user)
         let sequence = table.assignSequence(to: id)
         rollback.push { [table] in table.withdraw(id) }
         // Recorded before anyone can see it: unrecorded, the job would be lost on a restart
@@ -140,7 +155,8 @@ struct JobLauncher: Sendable {
             id: id, owner: recorded.owner, command: recorded.command, arguments: recorded.arguments,
             executablePath: recorded.executablePath, process: process, startedAt: recorded.startedAt,
             outputPath: stateDirectory.outputPath(id), outputChanged: outputChanged, limits: recorded.limits,
-            cgroup: cgroups?.backend.existingCgroup(named: id.description))
+            cgroup: cgroups?.backend.existingCgroup(named: id.description), user: recorded.user)
+        users?.markInUse(recorded.user)
         table.registerAdopted(job)
         do {
             try job.adopt(recordedStopDeadline: record.stopDeadline)

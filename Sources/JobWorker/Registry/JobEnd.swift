@@ -22,14 +22,17 @@ struct JobEnd: Sendable {
     let monitor: EventMonitor
     /// Where the jobs' /var/tmp directories are (with isolation).
     let scratch: ScratchDirectories?
+    /// Where a job's uid goes back once its processes are gone.
+    let users: JobUserPool?
     let logger: Logger
     /// Where ends are written to the store, one at a time, in the order the jobs ended.
     private let records = DispatchQueue(label: "jobworker.job-records")
 
     init(
         table: JobTable, store: JobStore, stateDirectory: StateDirectory, cgroups: JobCgroups?, retention: Retention,
-        monitor: EventMonitor, scratch: ScratchDirectories?, logger: Logger
+        monitor: EventMonitor, scratch: ScratchDirectories?, users: JobUserPool?, logger: Logger
     ) {
+        self.users = users
         (self.table, self.store, self.stateDirectory) = (table, store, stateDirectory)
         (self.cgroups, self.retention, self.monitor, self.logger) = (cgroups, retention, monitor, logger)
         self.scratch = scratch
@@ -67,8 +70,10 @@ struct JobEnd: Sendable {
         table.freeSlot(of: job)
         job.publishEnd()
         records.async { [self] in
-            // The job's processes are gone (its init's end took the namespace with it).
+            // The job's processes are gone (its init's end took the namespace with it, or the
+            // cgroup's teardown killed what was left): its files and its uid are free.
             scratch?.remove(final.id)
+            users?.giveBack(job.user)
             do throws(JobWorkerError) {
                 try store.update(final)
                 stateDirectory.removeExitRecord(for: final.id)

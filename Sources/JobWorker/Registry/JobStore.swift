@@ -107,6 +107,12 @@ final class JobStore: Sendable {
             // worker that began it.
             try db.execute(sql: "ALTER TABLE job ADD COLUMN stop_deadline REAL")
         }
+        migrator.registerMigration("v4: job user") { db in
+            // The uid and gid the job runs as: an adopted job keeps its uid out of the pool.
+            // Records of earlier versions ran as the worker's fixed user, unknown here: NULL.
+            try db.execute(sql: "ALTER TABLE job ADD COLUMN uid INTEGER")
+            try db.execute(sql: "ALTER TABLE job ADD COLUMN gid INTEGER")
+        }
         return migrator
     }()
 
@@ -120,12 +126,13 @@ final class JobStore: Sendable {
                     INSERT INTO job (sequence, process_start_time, id, owner, command, arguments, executable_path, state, pid, exit_code, signal,
                         started_at, ended_at, output_bytes, cpu_millis, memory_bytes, io_read_bytes_per_second,
                         io_write_bytes_per_second, io_read_ops_per_second, io_write_ops_per_second, max_processes,
-                        cpu_usec, memory_peak_bytes, io_read_bytes, io_write_bytes)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        cpu_usec, memory_peak_bytes, io_read_bytes, io_write_bytes, uid, gid)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """
             ).execute(
                 arguments: StatementArguments(
-                    [sequence, processStartTime.map { Int64(clamping: $0) }] + Self.values(of: status)))
+                    [sequence, processStartTime.map { Int64(clamping: $0) }] + Self.values(of: status)
+                        + [Int64(status.user.userID), Int64(status.user.groupID)]))
         }
     }
 
@@ -253,6 +260,8 @@ final class JobStore: Sendable {
             exitCode.map { .exited(code: Int32($0)) } ?? signal.map { .signaled(Int32($0)) }
         let endedAt: Double? = row["ended_at"]
         func unsigned(_ column: String) -> UInt64 { UInt64(max(0, row[column] as Int64)) }
+        let uid: Int64? = row["uid"]
+        let gid: Int64? = row["gid"]
         return JobStatus(
             id: jobID, owner: row["owner"], command: row["command"], arguments: arguments,
             executablePath: row["executable_path"], state: state, pid: Int32(row["pid"] as Int64),
@@ -267,7 +276,8 @@ final class JobStore: Sendable {
                 maxProcesses: UInt32(clamping: unsigned("max_processes"))),
             usage: ResourceUsage(
                 cpuMicroseconds: unsigned("cpu_usec"), memoryPeakBytes: unsigned("memory_peak_bytes"),
-                ioReadBytes: unsigned("io_read_bytes"), ioWriteBytes: unsigned("io_write_bytes")))
+                ioReadBytes: unsigned("io_read_bytes"), ioWriteBytes: unsigned("io_write_bytes")),
+            user: JobUser(userID: UInt32(clamping: uid ?? 0), groupID: UInt32(clamping: gid ?? 0)))
     }
 
     /// The underlying database error, in full, for the log.

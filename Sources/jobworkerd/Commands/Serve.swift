@@ -94,9 +94,14 @@ struct Serve: AsyncParsableCommand {
     var cgroupParent = "jobworker"
     @Option(
         help:
-            "The user jobs run as: NAME or UID, optionally :GROUP or :GID (default: the user's group). Jobs of root could read every job's output and the server's keys, and leave their cgroups."
+            "The uids (and equal gids) jobs get one each while they run: FIRST-LAST, at least one id, overlapping no user, group or subordinate range of this host."
     )
-    var jobUser = "nobody"
+    var jobUids = "\(JobUsers.defaultRange.lowerBound)-\(JobUsers.defaultRange.upperBound)"
+    @Option(
+        help:
+            "Instead of a uid per job, run every job as this user: NAME or UID, optionally :GROUP or :GID (default: the user's group). Weaker: jobs then share what the kernel keeps per uid."
+    )
+    var jobUser: String?
     @Option(
         help:
             "The jobs' system-call filter: on (Docker's default profile: keyrings, BPF, mounts, namespaces, io_uring… fail with EPERM) or off (debugging only)."
@@ -141,7 +146,13 @@ struct Serve: AsyncParsableCommand {
         guard Quantity.bytes(retainOutput) != nil else {
             throw ValidationError("--retain-output: \"\(retainOutput)\" is not a size (10Gi, 500M, 0)")
         }
-        _ = try JobUser.parse(jobUser)
+        if let jobUser { _ = try JobUser.parse(jobUser) }
+        let uids = try Self.uidRange(jobUids)
+        if jobUser == nil, let overlap = JobUsers.overlap(of: uids) {
+            throw ValidationError(
+                "--job-uids: \(jobUids) overlaps \(overlap): choose a range no user, group or subordinate id range uses"
+            )
+        }
         guard seccomp == "on" || seccomp == "off" else {
             throw ValidationError("--seccomp: \"\(seccomp)\" is neither on nor off")
         }
@@ -157,6 +168,15 @@ struct Serve: AsyncParsableCommand {
         guard HostAndPort(listen) != nil else {
             throw ValidationError("--listen: \"\(listen)\" is not HOST:PORT")
         }
+    }
+
+    /// `--job-uids FIRST-LAST`.
+    static func uidRange(_ text: String) throws -> ClosedRange<UInt32> {
+        let bounds = text.split(separator: "-", omittingEmptySubsequences: false).map { UInt32($0) }
+        guard bounds.count == 2, let first = bounds[0], let last = bounds[1], first <= last else {
+            throw ValidationError("--job-uids: \"\(text)\" is not FIRST-LAST (e.g. 1900000000-1900065535)")
+        }
+        return first...last
     }
 
     /// "7d", "12h", "30m" or "45s"; "0" is no limit (nil).
@@ -195,7 +215,7 @@ struct Serve: AsyncParsableCommand {
         configuration.startRatePerOwner =
             startRatePerOwner <= 0 ? nil : StartRate(perSecond: startRatePerOwner, burst: max(1, startBurstPerOwner))
         configuration.cgroupParentName = cgroupParent
-        configuration.jobUser = try JobUser.parse(jobUser)
+        configuration.jobUsers = try jobUser.map { .fixed(try JobUser.parse($0)) } ?? .pool(Self.uidRange(jobUids))
         let retainedOutput = Quantity.bytes(retainOutput)!
         configuration.retention = RetentionPolicy(
             maximumAge: try Self.retentionAge(retainFor), maximumOutputBytes: retainedOutput == 0 ? nil : retainedOutput

@@ -247,6 +247,18 @@ public nonisolated struct Jobworker_V1_JobStatus: @unchecked Sendable {
     set {_uniqueStorage()._outputBytes = newValue}
   }
 
+  /// The uid and gid the job runs as: by default a uid of its own among the running jobs, from
+  /// the server's pool (jobworkerd --job-uids), or the one --job-user names.
+  public var uid: UInt32 {
+    get {_storage._uid}
+    set {_uniqueStorage()._uid = newValue}
+  }
+
+  public var gid: UInt32 {
+    get {_storage._gid}
+    set {_uniqueStorage()._gid = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -542,7 +554,7 @@ nonisolated extension Jobworker_V1_ResourceUsage: SwiftProtobuf.Message, SwiftPr
 
 nonisolated extension Jobworker_V1_JobStatus: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".JobStatus"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}owner\0\u{1}command\0\u{1}args\0\u{1}state\0\u{1}pid\0\u{3}exit_code\0\u{1}signal\0\u{3}started_at\0\u{3}ended_at\0\u{1}limits\0\u{1}usage\0\u{3}output_bytes\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}owner\0\u{1}command\0\u{1}args\0\u{1}state\0\u{1}pid\0\u{3}exit_code\0\u{1}signal\0\u{3}started_at\0\u{3}ended_at\0\u{1}limits\0\u{1}usage\0\u{3}output_bytes\0\u{1}uid\0\u{1}gid\0")
 
   fileprivate class _StorageClass {
     var _id: String = String()
@@ -558,6 +570,8 @@ nonisolated extension Jobworker_V1_JobStatus: SwiftProtobuf.Message, SwiftProtob
     var _limits: Jobworker_V1_ResourceLimits? = nil
     var _usage: Jobworker_V1_ResourceUsage? = nil
     var _outputBytes: UInt64 = 0
+    var _uid: UInt32 = 0
+    var _gid: UInt32 = 0
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -581,6 +595,8 @@ nonisolated extension Jobworker_V1_JobStatus: SwiftProtobuf.Message, SwiftProtob
       _limits = source._limits
       _usage = source._usage
       _outputBytes = source._outputBytes
+      _uid = source._uid
+      _gid = source._gid
     }
   }
 
@@ -612,6 +628,8 @@ nonisolated extension Jobworker_V1_JobStatus: SwiftProtobuf.Message, SwiftProtob
         case 11: try { try decoder.decodeSingularMessageField(value: &_storage._limits) }()
         case 12: try { try decoder.decodeSingularMessageField(value: &_storage._usage) }()
         case 13: try { try decoder.decodeSingularUInt64Field(value: &_storage._outputBytes) }()
+        case 14: try { try decoder.decodeSingularUInt32Field(value: &_storage._uid) }()
+        case 15: try { try decoder.decodeSingularUInt32Field(value: &_storage._gid) }()
         default: break
         }
       }
@@ -663,6 +681,12 @@ nonisolated extension Jobworker_V1_JobStatus: SwiftProtobuf.Message, SwiftProtob
       if _storage._outputBytes != 0 {
         try visitor.visitSingularUInt64Field(value: _storage._outputBytes, fieldNumber: 13)
       }
+      if _storage._uid != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._uid, fieldNumber: 14)
+      }
+      if _storage._gid != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._gid, fieldNumber: 15)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -685,6 +709,8 @@ nonisolated extension Jobworker_V1_JobStatus: SwiftProtobuf.Message, SwiftProtob
         if _storage._limits != rhs_storage._limits {return false}
         if _storage._usage != rhs_storage._usage {return false}
         if _storage._outputBytes != rhs_storage._outputBytes {return false}
+        if _storage._uid != rhs_storage._uid {return false}
+        if _storage._gid != rhs_storage._gid {return false}
         return true
       }
       if !storagesAreEqual {return false}
