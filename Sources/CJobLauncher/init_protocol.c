@@ -62,7 +62,7 @@ int jw_decode_job(const jw_job_header *header, const char *strings, size_t lengt
     // Every count is checked in 64 bits before anything is allocated or read.
     uint64_t total = 2 + (uint64_t)header->argc + (uint64_t)header->envc;
     if (header->strings_size != length || length == 0 || length > JW_MAX_JOB_STRINGS_SIZE || header->argc == 0 ||
-        total > JW_MAX_JOB_STRINGS || total > length || header->change_credentials > 1 ||
+        total > JW_MAX_JOB_STRINGS || total > length || header->change_credentials > 1 || header->reserved != 0 ||
         strings[length - 1] != 0) {
         errno = EINVAL;
         return -1;
@@ -112,6 +112,7 @@ int jw_decode_job(const jw_job_header *header, const char *strings, size_t lengt
     job->change_credentials = (int)header->change_credentials;
     job->uid = header->uid;
     job->gid = header->gid;
+    job->output_limit = header->output_limit;
     return 0;
 }
 
@@ -227,11 +228,11 @@ static int jw_read_all(int fd, char *data, size_t length) {
 }
 
 int jw_send_job(int control_socket, const jw_job_header *header, const char *strings, int stdin_fd, int output_fd,
-                int exit_record_fd) {
-    int descriptors[3] = {stdin_fd, output_fd, exit_record_fd};
-    size_t count = exit_record_fd >= 0 ? 3 : 2;
+                int exit_record_fd, int drop_record_fd) {
+    int descriptors[4] = {stdin_fd, output_fd, exit_record_fd, drop_record_fd};
+    size_t count = exit_record_fd < 0 ? 2 : drop_record_fd < 0 ? 3 : 4;
     union {
-        char buffer[CMSG_SPACE(sizeof(int) * 3)];
+        char buffer[CMSG_SPACE(sizeof(int) * 4)];
         struct cmsghdr align;
     } control;
     memset(&control, 0, sizeof(control));
@@ -284,10 +285,10 @@ static int jw_move_up(int fd, int lowest_fd) {
     return moved;
 }
 
-int jw_receive_job(int control_socket, int lowest_fd, jw_job *job, char **strings, int descriptors[3]) {
+int jw_receive_job(int control_socket, int lowest_fd, jw_job *job, char **strings, int descriptors[4]) {
     jw_job_header header;
     union {
-        char buffer[CMSG_SPACE(sizeof(int) * 3)];
+        char buffer[CMSG_SPACE(sizeof(int) * 4)];
         struct cmsghdr align;
     } control;
     memset(&control, 0, sizeof(control));
@@ -298,11 +299,11 @@ int jw_receive_job(int control_socket, int lowest_fd, jw_job *job, char **string
     do {
         received = recvmsg(control_socket, &message, MSG_WAITALL | MSG_CMSG_CLOEXEC);
     } while (received < 0 && errno == EINTR);
-    descriptors[0] = descriptors[1] = descriptors[2] = -1;
+    descriptors[0] = descriptors[1] = descriptors[2] = descriptors[3] = -1;
     struct cmsghdr *rights = received > 0 ? CMSG_FIRSTHDR(&message) : NULL;
     int count = 0;
     if (rights != NULL && rights->cmsg_level == SOL_SOCKET && rights->cmsg_type == SCM_RIGHTS &&
-        rights->cmsg_len >= CMSG_LEN(0) && rights->cmsg_len <= CMSG_LEN(sizeof(int) * 3)) {
+        rights->cmsg_len >= CMSG_LEN(0) && rights->cmsg_len <= CMSG_LEN(sizeof(int) * 4)) {
         count = (int)((rights->cmsg_len - CMSG_LEN(0)) / sizeof(int));
         memcpy(descriptors, CMSG_DATA(rights), sizeof(int) * (size_t)count);
     }
@@ -312,7 +313,8 @@ int jw_receive_job(int control_socket, int lowest_fd, jw_job *job, char **string
     *strings = NULL;
     char *buffer = NULL;
     int valid = received == (ssize_t)sizeof(header) && (message.msg_flags & MSG_CTRUNC) == 0 && count >= 2 &&
-                descriptors[0] >= 0 && descriptors[1] >= 0 && (count == 2 || descriptors[2] >= 0) &&
+                descriptors[0] >= 0 && descriptors[1] >= 0 && (count < 3 || descriptors[2] >= 0) &&
+                (count < 4 || descriptors[3] >= 0) &&
                 header.strings_size > 0 && header.strings_size <= JW_MAX_JOB_STRINGS_SIZE;
     if (valid) {
         buffer = malloc(header.strings_size);
@@ -321,7 +323,7 @@ int jw_receive_job(int control_socket, int lowest_fd, jw_job *job, char **string
     }
     if (!valid) {
         free(buffer);
-        for (int i = 0; i < 3; i++) {
+        for (int i = 0; i < 4; i++) {
             if (descriptors[i] >= 0) {
                 close(descriptors[i]);
                 descriptors[i] = -1;

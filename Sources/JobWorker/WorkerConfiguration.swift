@@ -39,6 +39,11 @@ public struct WorkerConfiguration: Sendable {
     /// saying when to try again. nil: no bound.
     public var startRatePerOwner: StartRate? = StartRate(perSecond: 32, burst: 64)
 
+    /// The most output a job's log keeps (default 1 GiB): past it the job keeps running, further
+    /// bytes are dropped and counted (`JobStatus.outputDroppedBytes`), so that no job fills the
+    /// state directory's disk. Applies to jobs with an init (isolation); nil: no cap.
+    public var maximumOutputBytes: UInt64? = 1 << 30
+
     /// Upper bounds on a request's argument list, checked before anything is created.
     public var argumentLimits = ArgumentLimits()
 

@@ -65,5 +65,7 @@ extension Jobworker_V1_JobStatus {
         outputBytes = status.outputBytes
         uid = status.user.userID
         gid = status.user.groupID
+        outputTruncated = status.outputTruncated
+        outputDroppedBytes = status.outputDroppedBytes
     }
 }

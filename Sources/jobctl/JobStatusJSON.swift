@@ -37,6 +37,8 @@ struct JobStatusJSON: Encodable {
     var outputBytes: UInt64
     var uid: UInt32
     var gid: UInt32
+    var outputTruncated: Bool
+    var outputDroppedBytes: UInt64
 
     init(_ status: Jobworker_V1_JobStatus) {
         id = status.id
@@ -62,6 +64,8 @@ struct JobStatusJSON: Encodable {
         outputBytes = status.outputBytes
         uid = status.uid
         gid = status.gid
+        outputTruncated = status.outputTruncated
+        outputDroppedBytes = status.outputDroppedBytes
     }
 
     /// One status as a JSON object.

@@ -52,7 +52,11 @@ extension Jobworker_V1_JobStatus {
         }
         lines.append(("Limits", limitsText))
         lines.append(("Usage", usageText))
-        lines.append(("Output", "\(outputBytes) bytes"))
+        lines.append(
+            (
+                "Output",
+                "\(outputBytes) bytes" + (outputTruncated ? " (\(outputDroppedBytes) more dropped past the cap)" : "")
+            ))
         return lines.map { "\(($0.0 + ":").padding(toLength: 9, withPad: " ", startingAt: 0)) \($0.1)" }
             .joined(separator: "\n")
     }

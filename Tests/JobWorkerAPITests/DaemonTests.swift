@@ -76,6 +76,23 @@ struct DaemonTests {
         #expect(unknown.output.contains("--job-user: no user \"no-such-user-jobworker\" on this host"))
     }
 
+    @Test("--max-output-bytes caps a job's log; status says how much was dropped, and logs give the kept bytes")
+    func outputCap() throws {
+        let daemon = try RunningDaemon(["--max-output-bytes", "64Ki"])
+        let job = try jobctl("start", "--", helperPath, "pattern", "200000", daemon: daemon).text
+            .trimmingCharacters(in: .newlines)
+        let logged = try jobctl("logs", job, daemon: daemon).output  // returns once the job has ended
+        #expect(logged.count == 65536)
+        #expect(logged.elementsEqual((0..<65536).map { UInt8($0 % 251) }))
+        let recorded = try status(of: job, daemon: daemon)
+        #expect(recorded["state"] as? String == "exited")
+        #expect(recorded["output_bytes"] as? Int == 65536)
+        #expect(recorded["output_truncated"] as? Bool == true)
+        #expect(recorded["output_dropped_bytes"] as? Int == 200000 - 65536)
+        let text = try jobctl("status", job, daemon: daemon).text
+        #expect(text.contains("65536 bytes (134464 more dropped past the cap)"), "\(text)")
+    }
+
     @Test("a stop in progress survives a crash of the server: the next one kills on time and records a stop")
     func stopSurvivesCrash() async throws {
         let daemon = try RunningDaemon()

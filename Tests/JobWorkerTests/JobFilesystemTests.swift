@@ -160,6 +160,7 @@ struct JobFilesystemTests {
     @Test("100 MB in /dev/shm is counted against the job and freed when it ends")
     func sharedMemoryFreed() async throws {
         try await withWorker { worker in
+            await worker.inits?.waitUntilParked(1)  // a job cgroup to find the parent by
             // The parent of the job cgroups, in the memory hierarchy (v1) or the unified one (v2).
             let parent = try #require(
                 try cgroupDirectories(of: worker).first { worker.cgroupMode == .v2 || $0.contains("/memory/") }.map {

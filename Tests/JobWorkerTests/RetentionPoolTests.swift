@@ -10,6 +10,9 @@ struct RetentionPoolTests {
     func perOwnerPools() async throws {
         try await withWorker {
             $0.retention = RetentionPolicy(maximumAge: nil, maximumOutputBytes: 1 << 20)
+            // Without an init the job's stdout is the log itself, which it can truncate (with
+            // one, stdout is a pipe: see below).
+            $0.isolation = .none
         } _: { worker in
             func run(_ owner: String, _ arguments: [String]) async throws -> JobID {
                 let job = try await worker.start(
@@ -33,6 +36,22 @@ struct RetentionPoolTests {
             let kept = Set(worker.list().map(\.id))
             #expect(kept.isSuperset(of: bobs + [sparse, alices[2]]))
             #expect(kept.isDisjoint(with: alices.prefix(2)))
+        }
+    }
+
+    @Test(
+        "with an init, a job's stdout is a pipe: it cannot truncate its log",
+        .enabled(if: Privileges.canUseCgroups, Comment(rawValue: Privileges.reason)))
+    func logOutOfReach() async throws {
+        try await withWorker { worker in
+            let job = try await worker.start(
+                command: "/usr/bin/perl", arguments: ["-e", "truncate(STDOUT, 11 * 1024**3) or die $!"],
+                owner: "mallory")
+            let ended = try await worker.waitUntilEnded(job.id)
+            #expect(ended.exitCode != 0)
+            let text = String(decoding: try await worker.collectOutput(of: job.id), as: UTF8.self)
+            #expect(text.hasPrefix("Invalid argument"), "\(text)")
+            #expect(ended.outputBytes == UInt64(text.utf8.count))
         }
     }
 }

@@ -3,7 +3,10 @@
 // The worker and the init talk over a stream socketpair (the init's end is JW_INIT_CONTROL_FD).
 // The worker sends one job: a jw_job_header, then `strings_size` bytes of NUL-terminated strings
 // (path, argc arguments, envc environment entries, working directory), with SCM_RIGHTS on the
-// first byte carrying the job's stdin, its output and, optionally, its exit record. The init
+// first byte carrying the job's stdin, its output log and, optionally, its exit record and its
+// drop record. The job's stdout and stderr are a pipe that the init copies into the log, up to
+// the header's output limit; bytes past it are read and dropped, and their count kept in the drop
+// record (8 bytes, native byte order, rewritten as it grows), so the job never blocks. The init
 // answers JW_REPLY_STARTED or JW_REPLY_FAILED once the job has exec'd or failed to, and
 // JW_REPLY_ENDED with the job's wait status before it exits; it also writes that status to the
 // exit record (decimal text), which outlives the worker.
@@ -62,6 +65,9 @@ typedef struct jw_job_header {
     uint32_t change_credentials;
     uint32_t uid;
     uint32_t gid;
+    uint32_t reserved;
+    /// Most bytes of output the log keeps; 0: no limit. Set by the caller after jw_encode_job.
+    uint64_t output_limit;
 } jw_job_header;
 
 /// A job as decoded: pointers into the strings buffer it was decoded from, and two arrays the
@@ -75,6 +81,7 @@ typedef struct jw_job {
     int change_credentials;
     uint32_t uid;
     uint32_t gid;
+    uint64_t output_limit;
 } jw_job;
 
 /// Lays out `path`, `argv`, `envp` and `working_directory` (NULL: "") as one strings buffer,
@@ -106,19 +113,19 @@ size_t jw_format_exit_record(int32_t wait_status, char buffer[JW_EXIT_RECORD_MAX
 int jw_parse_exit_record(const char *text, size_t length, int32_t *wait_status);
 
 /// Worker side: sends a job to a waiting init, with its descriptors (`exit_record_fd` may be
-/// -1). Returns 0, or -1 with errno set.
+/// -1, and then `drop_record_fd` must be too). Returns 0, or -1 with errno set.
 int jw_send_job(int control_socket, const jw_job_header *header, const char *strings, int stdin_fd, int output_fd,
-                int exit_record_fd);
+                int exit_record_fd, int drop_record_fd);
 
 /// Worker side: reads one reply of an init. `flags` are recv(2) flags (MSG_DONTWAIT to not
 /// wait). Returns 0, or -1 with errno set (the init closed its end: ECONNRESET; garbage: EINVAL).
 int jw_receive_reply(int control_socket, int flags, jw_init_reply *reply);
 
 /// Init side: waits for the worker's job and decodes it. `*strings` receives the malloc'd
-/// strings buffer the job points into, and `descriptors` stdin, output and exit record (-1 if
-/// none), moved to `lowest_fd` or above, close-on-exec. Returns 0, or -1 if the worker went
-/// away or sent something malformed (nothing is then left open or allocated).
-int jw_receive_job(int control_socket, int lowest_fd, jw_job *job, char **strings, int descriptors[3]);
+/// strings buffer the job points into, and `descriptors` stdin, output, exit record and drop
+/// record (-1 if none), moved to `lowest_fd` or above, close-on-exec. Returns 0, or -1 if the
+/// worker went away or sent something malformed (nothing is then left open or allocated).
+int jw_receive_job(int control_socket, int lowest_fd, jw_job *job, char **strings, int descriptors[4]);
 
 /// Init side: sends a reply; errors are ignored (a worker that went away does not stop the init).
 void jw_send_reply(int control_socket, int32_t kind, int32_t step, int32_t error, int32_t wait_status);

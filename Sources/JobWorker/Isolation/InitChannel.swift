@@ -32,11 +32,12 @@ final class InitChannel: Sendable {
     /// Hands the job (`header` and `strings`, encoded by `jw_encode_job`) with its descriptors
     /// to the init and waits until it has exec'd the job or failed to.
     func start(
-        header: jw_job_header, strings: UnsafePointer<CChar>, stdin: Int32, output: Int32, exitRecord: Int32
+        header: jw_job_header, strings: UnsafePointer<CChar>, stdin: Int32, output: Int32, exitRecord: Int32,
+        dropRecord: Int32
     ) -> StartReply {
         var header = header
         var reply = jw_init_reply()
-        guard jw_send_job(socket.rawValue, &header, strings, stdin, output, exitRecord) == 0,
+        guard jw_send_job(socket.rawValue, &header, strings, stdin, output, exitRecord, dropRecord) == 0,
             waitForReply(),
             jw_receive_reply(socket.rawValue, 0, &reply) == 0
         else { return .gone }

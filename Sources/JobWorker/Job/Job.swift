@@ -25,6 +25,8 @@ final class Job: Sendable {
     let cgroup: (any JobCgroup)?
     /// The user the job runs as.
     let user: JobUser
+    /// Where the job's init counts the output it dropped past the cap (jobs with an init).
+    let dropRecordPath: String?
 
     /// Signalled on every write to the output log; finished once the job has ended.
     let outputChanged: ChangeSignal
@@ -41,6 +43,8 @@ final class Job: Sendable {
         var escalation: Task<Void, Never>?
         /// Known once the cgroup is gone.
         var finalUsage: ResourceUsage?
+        /// Known once the init is gone (its drop record is then removed).
+        var finalDroppedBytes: UInt64?
     }
 
     private let state: Mutex<State>
@@ -48,9 +52,10 @@ final class Job: Sendable {
     init(
         id: JobID, owner: String, command: String, arguments: [String], executablePath: String,
         process: any JobProcess, startedAt: Date, outputPath: String, outputChanged: ChangeSignal,
-        limits: ResourceLimits, cgroup: (any JobCgroup)?, user: JobUser
+        limits: ResourceLimits, cgroup: (any JobCgroup)?, user: JobUser, dropRecordPath: String? = nil
     ) {
         self.user = user
+        self.dropRecordPath = dropRecordPath
         self.id = id
         self.owner = owner
         self.command = command
@@ -66,16 +71,19 @@ final class Job: Sendable {
     }
 
     var status: JobStatus {
-        let (phase, finalUsage) = state.withLock { ($0.phase, $0.finalUsage) }
+        let (phase, finalUsage, finalDropped) = state.withLock { ($0.phase, $0.finalUsage, $0.finalDroppedBytes) }
         var info = stat()
         let outputBytes = stat(outputPath, &info) == 0 ? UInt64(info.st_size) : 0
         let state = phase.reportedState
         let isEnded = state != .running
-        return JobStatus(
+        var status = JobStatus(
             id: id, owner: owner, command: command, arguments: arguments, executablePath: executablePath,
             state: state, pid: pid, termination: isEnded ? phase.termination : nil, startedAt: startedAt,
             endedAt: isEnded ? phase.endedAt : nil, outputBytes: outputBytes, limits: limits,
             usage: finalUsage ?? cgroup?.usage() ?? ResourceUsage(), user: user)
+        status.outputDroppedBytes =
+            finalDropped ?? dropRecordPath.map(StateDirectory.droppedOutputBytes(at:)) ?? 0
+        return status
     }
 
     /// The status right after exec: running, nothing used or written yet. Reads no file, so
@@ -148,9 +156,11 @@ final class Job: Sendable {
 
     /// The cgroup is gone: fixes the final status.
     func complete(usage: ResourceUsage, oomKills: UInt64) throws(JobPhase.InvalidTransition) -> JobStatus {
+        let dropped = dropRecordPath.map(StateDirectory.droppedOutputBytes(at:)) ?? 0
         try state.withLock { state throws(JobPhase.InvalidTransition) in
             _ = try state.phase.recordEnd(oomKills: oomKills)
             state.finalUsage = usage
+            state.finalDroppedBytes = dropped
         }
         return status
     }

@@ -49,7 +49,7 @@ public struct JobStatus: Sendable, Hashable {
     public var termination: Termination?
     public var startedAt: Date
     public var endedAt: Date?
-    /// Bytes of output written so far.
+    /// Bytes of output kept so far (in the log, readable from offset 0 to here).
     public var outputBytes: UInt64
     /// The limits applied to the job, defaults filled in; 0 means unlimited.
     public var limits: ResourceLimits
@@ -57,6 +57,12 @@ public struct JobStatus: Sendable, Hashable {
     public var usage: ResourceUsage
     /// The uid and gid the job runs as (its own, from the worker's pool, by default).
     public var user: JobUser
+    /// Output bytes dropped past the output cap (`WorkerConfiguration.maximumOutputBytes`): the
+    /// log holds the first `outputBytes`, and nothing after them.
+    public var outputDroppedBytes: UInt64 = 0
+
+    /// Whether output was dropped past the cap.
+    public var outputTruncated: Bool { outputDroppedBytes > 0 }
 
     /// The exit status, when the process exited by itself.
     public var exitCode: Int32? {

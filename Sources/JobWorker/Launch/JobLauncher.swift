@@ -71,7 +71,7 @@ struct JobLauncher: Sendable {
             rollback.push { _ = await cgroups.tearDown(created) }
             cgroup = created
         }
-        let output = try stateDirectory.createOutputLog(for: id)
+        let output = try stateDirectory.createOutputLog(for: id, forInit: parked != nil)
         rollback.push { [stateDirectory] in stateDirectory.removeOutput(of: id) }
         let outputChanged = ChangeSignal()
         let writeWatch = try monitor.onWrite(to: stateDirectory.outputPath(id)) { outputChanged.signal() }
@@ -102,13 +102,16 @@ struct JobLauncher: Sendable {
         if let inits, let parked {
             let exitRecord = try stateDirectory.createExitRecord(for: id)
             rollback.push { [stateDirectory] in stateDirectory.removeExitRecord(for: id) }
+            let dropRecord = try stateDirectory.createDropRecord(for: id)
+            let limit = configuration.maximumOutputBytes
             var supervising = parked
-            if try !launcher.launch(in: parked, exitRecord: exitRecord) {
+            if try !launcher.launch(in: parked, exitRecord: exitRecord, dropRecord: dropRecord, outputLimit: limit) {
                 // The parked init was killed from outside: one more try, with a fresh init in the
                 // same cgroup (its limits already written).
                 let fresh = try inits.replace(parked, limits: limits)
                 rollback.push { fresh.end() }
-                guard try launcher.launch(in: fresh, exitRecord: exitRecord) else {
+                guard try launcher.launch(in: fresh, exitRecord: exitRecord, dropRecord: dropRecord, outputLimit: limit)
+                else {
                     throw JobWorkerError.system("starting the job (its init went away)", errno: ECONNRESET)
                 }
                 supervising = fresh
@@ -132,7 +135,7 @@ struct JobLauncher: Sendable {
             id: id, owner: request.owner, command: request.command, arguments: request.arguments,
             executablePath: executablePath, process: process, startedAt: startedAt,
             outputPath: stateDirectory.outputPath(id), outputChanged: outputChanged, limits: limits, cgroup: cgroup,
-            user: user)
+            user: user, dropRecordPath: parked == nil ? nil : stateDirectory.dropRecordPath(id))
         let sequence = table.assignSequence(to: id)
         rollback.push { [table] in table.withdraw(id) }
         // Recorded before anyone can see it: unrecorded, the job would be lost on a restart
@@ -155,7 +158,8 @@ struct JobLauncher: Sendable {
             id: id, owner: recorded.owner, command: recorded.command, arguments: recorded.arguments,
             executablePath: recorded.executablePath, process: process, startedAt: recorded.startedAt,
             outputPath: stateDirectory.outputPath(id), outputChanged: outputChanged, limits: recorded.limits,
-            cgroup: cgroups?.backend.existingCgroup(named: id.description), user: recorded.user)
+            cgroup: cgroups?.backend.existingCgroup(named: id.description), user: recorded.user,
+            dropRecordPath: stateDirectory.dropRecordPath(id))
         users?.markInUse(recorded.user)
         table.registerAdopted(job)
         do {

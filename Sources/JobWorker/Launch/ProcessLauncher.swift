@@ -51,8 +51,13 @@ struct ProcessLauncher {
     /// Hands the job to a parked init, which starts it as PID 2 of its namespaces, and returns
     /// once the job has exec'd: false if the init is gone (it was killed while parked), and the
     /// caller may retry with another. Throws if the job itself could not be started; the init
-    /// then exits by itself. The init writes the job's wait status to `exitRecord` before it exits.
-    func launch(in parked: ParkedInit, exitRecord: borrowing FileDescriptor) throws(JobWorkerError) -> Bool {
+    /// then exits by itself. The init copies the job's output into `outputDescriptor` up to
+    /// `outputLimit` (nil: all of it), counts what it drops past it in `dropRecord`, and writes
+    /// the job's wait status to `exitRecord` before it exits.
+    func launch(
+        in parked: ParkedInit, exitRecord: borrowing FileDescriptor, dropRecord: borrowing FileDescriptor,
+        outputLimit: UInt64?
+    ) throws(JobWorkerError) -> Bool {
         var header = jw_job_header()
         var strings: UnsafeMutablePointer<CChar>?
         let encoded = withAttributes { attributes in
@@ -64,9 +69,10 @@ struct ProcessLauncher {
             throw JobWorkerError.system("encoding the job for its init")
         }
         defer { free(strings) }
+        header.output_limit = outputLimit ?? 0
         switch parked.channel.start(
             header: header, strings: strings, stdin: stdinDescriptor, output: outputDescriptor,
-            exitRecord: exitRecord.rawValue)
+            exitRecord: exitRecord.rawValue, dropRecord: dropRecord.rawValue)
         {
         case .started: return true
         case .gone: return false

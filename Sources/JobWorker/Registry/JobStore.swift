@@ -113,6 +113,10 @@ final class JobStore: Sendable {
             try db.execute(sql: "ALTER TABLE job ADD COLUMN uid INTEGER")
             try db.execute(sql: "ALTER TABLE job ADD COLUMN gid INTEGER")
         }
+        migrator.registerMigration("v5: dropped output") { db in
+            // Output bytes the init dropped past the job's output cap.
+            try db.execute(sql: "ALTER TABLE job ADD COLUMN output_dropped_bytes INTEGER NOT NULL DEFAULT 0")
+        }
         return migrator
     }()
 
@@ -147,10 +151,10 @@ final class JobStore: Sendable {
                         exit_code = ?, signal = ?, started_at = ?, ended_at = ?, output_bytes = ?, cpu_millis = ?,
                         memory_bytes = ?, io_read_bytes_per_second = ?, io_write_bytes_per_second = ?,
                         io_read_ops_per_second = ?, io_write_ops_per_second = ?, max_processes = ?, cpu_usec = ?,
-                        memory_peak_bytes = ?, io_read_bytes = ?, io_write_bytes = ?
+                        memory_peak_bytes = ?, io_read_bytes = ?, io_write_bytes = ?, output_dropped_bytes = ?
                     WHERE id = ?
                     """
-            ).execute(arguments: StatementArguments(values + [id]))
+            ).execute(arguments: StatementArguments(values + [Int64(clamping: status.outputDroppedBytes), id]))
         }
     }
 
@@ -277,7 +281,8 @@ final class JobStore: Sendable {
             usage: ResourceUsage(
                 cpuMicroseconds: unsigned("cpu_usec"), memoryPeakBytes: unsigned("memory_peak_bytes"),
                 ioReadBytes: unsigned("io_read_bytes"), ioWriteBytes: unsigned("io_write_bytes")),
-            user: JobUser(userID: UInt32(clamping: uid ?? 0), groupID: UInt32(clamping: gid ?? 0)))
+            user: JobUser(userID: UInt32(clamping: uid ?? 0), groupID: UInt32(clamping: gid ?? 0)),
+            outputDroppedBytes: unsigned("output_dropped_bytes"))
     }
 
     /// The underlying database error, in full, for the log.

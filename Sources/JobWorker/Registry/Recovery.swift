@@ -42,6 +42,7 @@ struct Recovery {
             var info = stat()
             if stat(stateDirectory.outputPath(status.id), &info) == 0 { status.outputBytes = UInt64(info.st_size) }
             let termination = stateDirectory.readExitRecord(for: status.id)
+            status.outputDroppedBytes = stateDirectory.droppedOutputBytes(of: status.id)
             // The same rule as a live job's end; its cgroup (and OOM count) went with the host's
             // or the previous worker's end.
             status.state = JobPhase.finalState(

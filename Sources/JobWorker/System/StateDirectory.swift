@@ -17,6 +17,8 @@ struct StateDirectory: Sendable {
 
     func outputPath(_ id: JobID) -> String { outputDirectory + "/\(id).log" }
     func exitRecordPath(_ id: JobID) -> String { exitsDirectory + "/\(id)" }
+    /// Where a job's init counts the output bytes it dropped past the job's output limit.
+    func dropRecordPath(_ id: JobID) -> String { exitsDirectory + "/\(id).dropped" }
 
     /// Creates the root and its `output` and `exits` directories if they are missing, and
     /// refuses a directory that someone else could plant files in or swap out: each must be a
@@ -50,12 +52,12 @@ struct StateDirectory: Sendable {
         )
     }
 
-    /// Creates the job's empty output log, opened for appending. Returns the write descriptor that
-    /// becomes the job's stdout and stderr.
-    func createOutputLog(for id: JobID) throws(JobWorkerError) -> FileDescriptor {
-        try FileDescriptor("creating the output log") {
-            open(outputPath(id), O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0o600)
-        }
+    /// Creates the job's empty output log. Returns the write descriptor that becomes the job's
+    /// stdout and stderr, opened for appending, or (`forInit`) the one its init splices the job's
+    /// output into (splice refuses an appending file; the init is the log's only writer).
+    func createOutputLog(for id: JobID, forInit: Bool = false) throws(JobWorkerError) -> FileDescriptor {
+        let flags = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | (forInit ? 0 : O_APPEND)
+        return try FileDescriptor("creating the output log") { open(outputPath(id), flags, 0o600) }
     }
 
     /// Takes the directory for this worker alone (`ExclusiveLockFile` on `<root>/lock`): two
@@ -75,6 +77,27 @@ struct StateDirectory: Sendable {
         }
     }
 
+    /// Creates the empty drop record the init counts dropped output bytes in.
+    func createDropRecord(for id: JobID) throws(JobWorkerError) -> FileDescriptor {
+        try FileDescriptor("creating the drop record") {
+            open(dropRecordPath(id), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        }
+    }
+
+    /// How many output bytes the job's init dropped past the output limit so far (0: none, or no
+    /// record).
+    func droppedOutputBytes(of id: JobID) -> UInt64 {
+        Self.droppedOutputBytes(at: dropRecordPath(id))
+    }
+
+    static func droppedOutputBytes(at path: String) -> UInt64 {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return 0 }
+        defer { close(fd) }
+        var count: UInt64 = 0
+        return pread(fd, &count, MemoryLayout<UInt64>.size, 0) == MemoryLayout<UInt64>.size ? count : 0
+    }
+
     /// How the job ended, as its init wrote it, if it did.
     func readExitRecord(for id: JobID) -> Termination? {
         InitChannel.readExitRecord(at: exitRecordPath(id))
@@ -82,6 +105,7 @@ struct StateDirectory: Sendable {
 
     func removeExitRecord(for id: JobID) {
         unlink(exitRecordPath(id))
+        unlink(dropRecordPath(id))
     }
 
     func removeOutput(of id: JobID) {
@@ -116,5 +140,6 @@ struct StateDirectory: Sendable {
     func removeJob(_ id: JobID) {
         unlink(outputPath(id))
         unlink(exitRecordPath(id))
+        unlink(dropRecordPath(id))
     }
 }

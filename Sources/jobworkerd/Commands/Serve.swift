@@ -73,6 +73,11 @@ struct Serve: AsyncParsableCommand {
             "Free space the state directory's file system must keep, as a size (2Gi) or a share (10%); below it StartJob is RESOURCE_EXHAUSTED (default: 1Gi or 5%, whichever is smaller; 0: no floor)."
     )
     var minFreeDisk: String?
+    @Option(
+        help:
+            "Most output a job's log keeps (1Gi); past it the job keeps running and further bytes are dropped and counted (0: no cap)."
+    )
+    var maxOutputBytes = "1Gi"
     @Option(help: "Seconds between SIGTERM and SIGKILL when a stop request gives none.")
     var gracePeriod = 10
     @Option(help: "Delete finished jobs and their output this long after they ended: 7d, 12h, 30m (0: keep them).")
@@ -156,6 +161,9 @@ struct Serve: AsyncParsableCommand {
         guard seccomp == "on" || seccomp == "off" else {
             throw ValidationError("--seccomp: \"\(seccomp)\" is neither on nor off")
         }
+        guard Quantity.bytes(maxOutputBytes) != nil else {
+            throw ValidationError("--max-output-bytes: \"\(maxOutputBytes)\" is not a size (1Gi, 500M, 0)")
+        }
         guard let size = Quantity.bytes(jobTmpfsSize), size >= 1 << 20 else {
             throw ValidationError("--job-tmpfs-size: \"\(jobTmpfsSize)\" is not a size of at least 1Mi (256Mi, 1Gi)")
         }
@@ -225,6 +233,8 @@ struct Serve: AsyncParsableCommand {
         configuration.systemCallFilter =
             seccomp == "off" ? .off : allowIoUring ? .standardAllowingIOUring : .standard
         configuration.jobFilesystem.temporaryBytes = Quantity.bytes(jobTmpfsSize)!
+        let outputCap = Quantity.bytes(maxOutputBytes)!
+        configuration.maximumOutputBytes = outputCap == 0 ? nil : outputCap
         configuration.jobFilesystem.scratchDirectory = jobScratchDir
         configuration.jobFilesystem.hiddenPaths = jobHide
         configuration.jobFilesystem.binds = jobBind.compactMap(JobBind.init(parsing:))

@@ -259,6 +259,19 @@ public nonisolated struct Jobworker_V1_JobStatus: @unchecked Sendable {
     set {_uniqueStorage()._gid = newValue}
   }
 
+  /// Whether output was dropped past the server's output cap (jobworkerd --max-output-bytes): the
+  /// log keeps the first output_bytes, offsets are those of the kept bytes, nothing is shifted.
+  public var outputTruncated: Bool {
+    get {_storage._outputTruncated}
+    set {_uniqueStorage()._outputTruncated = newValue}
+  }
+
+  /// How many bytes were dropped past the cap so far.
+  public var outputDroppedBytes: UInt64 {
+    get {_storage._outputDroppedBytes}
+    set {_uniqueStorage()._outputDroppedBytes = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -554,7 +567,7 @@ nonisolated extension Jobworker_V1_ResourceUsage: SwiftProtobuf.Message, SwiftPr
 
 nonisolated extension Jobworker_V1_JobStatus: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".JobStatus"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}owner\0\u{1}command\0\u{1}args\0\u{1}state\0\u{1}pid\0\u{3}exit_code\0\u{1}signal\0\u{3}started_at\0\u{3}ended_at\0\u{1}limits\0\u{1}usage\0\u{3}output_bytes\0\u{1}uid\0\u{1}gid\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}owner\0\u{1}command\0\u{1}args\0\u{1}state\0\u{1}pid\0\u{3}exit_code\0\u{1}signal\0\u{3}started_at\0\u{3}ended_at\0\u{1}limits\0\u{1}usage\0\u{3}output_bytes\0\u{1}uid\0\u{1}gid\0\u{3}output_truncated\0\u{3}output_dropped_bytes\0")
 
   fileprivate class _StorageClass {
     var _id: String = String()
@@ -572,6 +585,8 @@ nonisolated extension Jobworker_V1_JobStatus: SwiftProtobuf.Message, SwiftProtob
     var _outputBytes: UInt64 = 0
     var _uid: UInt32 = 0
     var _gid: UInt32 = 0
+    var _outputTruncated: Bool = false
+    var _outputDroppedBytes: UInt64 = 0
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -597,6 +612,8 @@ nonisolated extension Jobworker_V1_JobStatus: SwiftProtobuf.Message, SwiftProtob
       _outputBytes = source._outputBytes
       _uid = source._uid
       _gid = source._gid
+      _outputTruncated = source._outputTruncated
+      _outputDroppedBytes = source._outputDroppedBytes
     }
   }
 
@@ -630,6 +647,8 @@ nonisolated extension Jobworker_V1_JobStatus: SwiftProtobuf.Message, SwiftProtob
         case 13: try { try decoder.decodeSingularUInt64Field(value: &_storage._outputBytes) }()
         case 14: try { try decoder.decodeSingularUInt32Field(value: &_storage._uid) }()
         case 15: try { try decoder.decodeSingularUInt32Field(value: &_storage._gid) }()
+        case 16: try { try decoder.decodeSingularBoolField(value: &_storage._outputTruncated) }()
+        case 17: try { try decoder.decodeSingularUInt64Field(value: &_storage._outputDroppedBytes) }()
         default: break
         }
       }
@@ -687,6 +706,12 @@ nonisolated extension Jobworker_V1_JobStatus: SwiftProtobuf.Message, SwiftProtob
       if _storage._gid != 0 {
         try visitor.visitSingularUInt32Field(value: _storage._gid, fieldNumber: 15)
       }
+      if _storage._outputTruncated != false {
+        try visitor.visitSingularBoolField(value: _storage._outputTruncated, fieldNumber: 16)
+      }
+      if _storage._outputDroppedBytes != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._outputDroppedBytes, fieldNumber: 17)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -711,6 +736,8 @@ nonisolated extension Jobworker_V1_JobStatus: SwiftProtobuf.Message, SwiftProtob
         if _storage._outputBytes != rhs_storage._outputBytes {return false}
         if _storage._uid != rhs_storage._uid {return false}
         if _storage._gid != rhs_storage._gid {return false}
+        if _storage._outputTruncated != rhs_storage._outputTruncated {return false}
+        if _storage._outputDroppedBytes != rhs_storage._outputDroppedBytes {return false}
         return true
       }
       if !storagesAreEqual {return false}
