@@ -108,10 +108,18 @@ jw_step jw_mount_private_paths(const jw_job_filesystem *filesystem) {
 
 jw_step jw_hide_paths(const jw_job_filesystem *filesystem) {
     const unsigned long hidden = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC;
+    // One empty read-only tmpfs, bound over every other hidden directory: one file system to
+    // set up and tear down, however many paths are hidden.
+    const char *empty = NULL;
     for (int index = 0; index < filesystem->hidden_directory_count; index++) {
-        if (mount("tmpfs", filesystem->hidden_directories[index], "tmpfs", hidden, "mode=0555,size=4k") < 0 &&
-            errno != ENOENT) {
+        const char *path = filesystem->hidden_directories[index];
+        int result = empty == NULL ? mount("tmpfs", path, "tmpfs", hidden, "mode=0555,size=4k")
+                                   : mount(empty, path, NULL, MS_BIND, NULL);
+        if (result < 0 && errno != ENOENT) {
             return JW_STEP_HIDE_PATHS;
+        }
+        if (result == 0 && empty == NULL) {
+            empty = path;
         }
     }
     if (filesystem->hidden_file_count == 0) {

@@ -113,6 +113,60 @@ static long jw_clone3(struct clone_args *args, jw_child_fn fn, void *arg) {
 #endif
 }
 
+/// The legacy clone system call, for a process whose system-call filter refuses clone3 (an init
+/// runs under its job's filter, which answers clone3 with ENOSYS): same child entry as above,
+/// with the pidfd written to `pidfd` (CLONE_PIDFD) and the child starting on `stack_top`.
+static long jw_clone_legacy(unsigned long flags, void *stack_top, int *pidfd, jw_child_fn fn, void *arg) {
+#if defined(__x86_64__)
+    long ret;
+    register jw_child_fn child_fn __asm__("r12") = fn;
+    register void *child_arg __asm__("r13") = arg;
+    register long child_tid __asm__("r10") = 0;
+    register long tls __asm__("r8") = 0;
+    __asm__ volatile(
+        "syscall\n\t"
+        "testq %%rax, %%rax\n\t"
+        "jnz 1f\n\t"
+        "xorl %%ebp, %%ebp\n\t"
+        "movq %%r13, %%rdi\n\t"
+        "callq *%%r12\n\t"
+        "movl %%eax, %%edi\n\t"
+        "movl %[exit_nr], %%eax\n\t"
+        "syscall\n\t"
+        "ud2\n\t"
+        "1:\n\t"
+        : "=a"(ret)
+        : "a"((long)SYS_clone), "D"(flags), "S"(stack_top), "d"(pidfd), "r"(child_tid), "r"(tls), "r"(child_fn),
+          "r"(child_arg), [exit_nr] "i"(SYS_exit)
+        : "rcx", "r11", "memory");
+    return ret;
+#elif defined(__aarch64__)
+    register long x0 __asm__("x0") = (long)flags;
+    register long x1 __asm__("x1") = (long)stack_top;
+    register long x2 __asm__("x2") = (long)pidfd;
+    register long x3 __asm__("x3") = 0;
+    register long x4 __asm__("x4") = 0;
+    register long x8 __asm__("x8") = SYS_clone;
+    register jw_child_fn child_fn __asm__("x19") = fn;
+    register void *child_arg __asm__("x20") = arg;
+    __asm__ volatile(
+        "svc #0\n\t"
+        "cbnz x0, 1f\n\t"
+        "mov x29, xzr\n\t"
+        "mov x30, xzr\n\t"
+        "mov x0, x20\n\t"
+        "blr x19\n\t"
+        "mov x8, %[exit_nr]\n\t"
+        "svc #0\n\t"
+        "brk #0\n\t"
+        "1:\n\t"
+        : "+r"(x0)
+        : "r"(x1), "r"(x2), "r"(x3), "r"(x4), "r"(x8), "r"(child_fn), "r"(child_arg), [exit_nr] "i"(SYS_exit)
+        : "memory");
+    return x0;
+#endif
+}
+
 static void jw_close_quietly(int fd);
 
 // MARK: - Child side: async-signal-safe system calls only
@@ -479,6 +533,10 @@ int jw_spawn(const jw_spawn_attributes *attributes, jw_spawn_result *result) {
     sigfillset(&all_signals);
     pthread_sigmask(SIG_SETMASK, &all_signals, &previous_mask);
     long pid = jw_clone3(&args, jw_child_main, &context);
+    if (pid == -ENOSYS && attributes->cgroup_fd < 0) {
+        pid = jw_clone_legacy((unsigned long)(args.flags | SIGCHLD), (char *)stack + JW_CHILD_STACK_SIZE, &pidfd,
+                              jw_child_main, &context);
+    }
     pthread_sigmask(SIG_SETMASK, &previous_mask, NULL);
 
     munmap(stack, JW_CHILD_STACK_SIZE);

@@ -47,6 +47,12 @@ public final class Worker: Sendable {
         cgroups?.summary ?? "disabled: jobs run without cgroups and without limits"
     }
 
+    /// Returns once `WorkerConfiguration.prestartedInits` inits are parked (at once without
+    /// isolation), or the worker shuts down: from then on a start is a hand-over.
+    public func waitUntilInitsParked() async {
+        await inits?.waitUntilParked(configuration.prestartedInits)
+    }
+
     /// Which cgroup backend the worker uses; nil when resource control is disabled.
     public var cgroupMode: CgroupMode? { cgroups?.mode }
 

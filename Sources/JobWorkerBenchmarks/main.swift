@@ -30,6 +30,12 @@ case "stream-clients":
     exit(0)
 case "records-writer":
     try await runRecordsWriter(Array(CommandLine.arguments.dropFirst(2)))
+case "isolation-costs":
+    try await measureIsolationCosts(Array(CommandLine.arguments.dropFirst(2)))
+    exit(0)
+case "parked-inits":
+    try await measureParkedInits(Array(CommandLine.arguments.dropFirst(2)))
+    exit(0)
 case "api":
     RuntimeTuning.apply()  // as jobworkerd
     try await runAPIBenchmarks(Array(CommandLine.arguments.dropFirst(2)))

@@ -6,8 +6,8 @@
 // of its own — born in the init's cgroup and namespaces — and answers STARTED once the job has
 // exec'd (or FAILED with the step and errno). The job's stdout and stderr are a pipe the init
 // copies into the output log (splice), up to the job's output limit, dropping and counting the
-// rest (init_protocol.h). The job runs under the system-call filter the
-// worker handed over on fd 4 (read while parked). It then forwards SIGTERM, SIGINT, SIGHUP, SIGQUIT,
+// rest (init_protocol.h). The job runs under the system-call filter the worker handed over on
+// fd 4, which the init read and installed on itself while parked (the job inherits it). It then forwards SIGTERM, SIGINT, SIGHUP, SIGQUIT,
 // SIGUSR1 and SIGUSR2 to the job's process group, reaps every process that ends up as its child
 // (orphans included), and when the job has ended writes the job's wait status to the exit record
 // the worker gave it (a file in the state directory: it outlives the worker), sends ENDED with
@@ -25,6 +25,9 @@
 #include <string.h>
 #include <poll.h>
 #include <sys/ioctl.h>
+#include <linux/seccomp.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -72,6 +75,13 @@ static int read_filter(void) {
         return -1;
     }
     filter_length = (unsigned short)(size / sizeof(filter[0]));
+    // Installed on the init itself, now, while it is parked: the kernel checks and compiles the
+    // program once here rather than in every job's start, and the job inherits it. The init
+    // needs nothing the filter refuses (it clones with clone when clone3 is refused).
+    struct sock_fprog program = {.len = filter_length, .filter = filter};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 || syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &program) < 0) {
+        return -1;
+    }
     return 0;
 }
 
@@ -204,8 +214,8 @@ static int spawn_job(const struct job *job, int output_pipe, pid_t *pid, jw_spaw
     attributes.gid = job->spec.gid;
     attributes.exec_fd = -1;
     attributes.seccomp_filter_fd = -1;
-    attributes.seccomp_filter = filter_length > 0 ? filter : NULL;
-    attributes.seccomp_filter_length = filter_length;
+    // The job inherits the filter the init installed on itself while parked.
+    attributes.seccomp_filter = NULL;
     if (jw_spawn(&attributes, result) < 0) {
         return -1;
     }
@@ -289,6 +299,8 @@ int main(void) {
     sigfillset(&all);
     sigprocmask(SIG_SETMASK, &all, NULL);
     fcntl(JW_INIT_CONTROL_FD, F_SETFD, FD_CLOEXEC);
+    // Exec'd through a descriptor, the kernel names the process after it ("5"): name it.
+    prctl(PR_SET_NAME, "jobworker-init", 0, 0, 0);
     if (read_filter() < 0) {
         return 126;  // the worker sees the init gone and starts the job with a fresh one
     }

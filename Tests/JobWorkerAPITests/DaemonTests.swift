@@ -76,6 +76,23 @@ struct DaemonTests {
         #expect(unknown.output.contains("--job-user: no user \"no-such-user-jobworker\" on this host"))
     }
 
+    @Test(
+        "through the API a job is confined: read-only host, its own /tmp, the server's key out of reach, the filter on")
+    func confinedThroughAPI() throws {
+        let daemon = try RunningDaemon()
+        let key = daemon.state + "/dev-pki/server-key.pem"
+        try #require(FileManager.default.fileExists(atPath: key))
+        let created = try jobctl(
+            "run", "--", helperPath, "try-create", "/probe", "/etc/probe", "/tmp/probe", daemon: daemon)
+        #expect(
+            created.text == "/probe Read-only file system\n/etc/probe Read-only file system\n/tmp/probe ok\n",
+            "\(created.text)")
+        let opened = try jobctl("run", "--", helperPath, "try-open", "read", key, daemon: daemon)
+        #expect(opened.text == "\(key) No such file or directory\n")
+        let calls = try jobctl("run", "--", "grep", "-E", "^(Seccomp|CapBnd):", "/proc/self/status", daemon: daemon)
+        #expect(calls.text == "CapBnd:\t0000000000000000\nSeccomp:\t2\n")
+    }
+
     @Test("--max-output-bytes caps a job's log; status says how much was dropped, and logs give the kept bytes")
     func outputCap() throws {
         let daemon = try RunningDaemon(["--max-output-bytes", "64Ki"])

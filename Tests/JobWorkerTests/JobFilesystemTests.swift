@@ -100,27 +100,32 @@ struct JobFilesystemTests {
 
     @Test("no unix socket of the host under /run or /tmp can be reached")
     func hostSockets() async throws {
-        let socketPath = "/run/jobworker-test-\(JobID().shortDescription).sock"
-        let listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        let name = "jobworker-test-\(JobID().shortDescription).sock"
+        let paths = ["/run/" + name, "/tmp/" + name]
+        var listeners: [Int32] = []
         defer {
-            close(listener)
-            unlink(socketPath)
+            for listener in listeners { close(listener) }
+            for path in paths { unlink(path) }
         }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            _ = socketPath.utf8CString.withUnsafeBytes { raw.copyMemory(from: $0) }
-        }
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+        for path in paths {
+            let listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+            listeners.append(listener)
+            var address = sockaddr_un()
+            address.sun_family = sa_family_t(AF_UNIX)
+            withUnsafeMutableBytes(of: &address.sun_path) { raw in
+                _ = path.utf8CString.withUnsafeBytes { raw.copyMemory(from: $0) }
             }
+            let bound = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+                }
+            }
+            try #require(bound == 0 && listen(listener, 4) == 0)
+            chmod(path, 0o777)  // anyone on the host may connect: only the job's view refuses it
         }
-        try #require(bound == 0 && listen(listener, 4) == 0)
-        chmod(socketPath, 0o777)  // anyone on the host may connect: only the job's view refuses it
         try await withWorker { worker in
-            let (_, lines) = try await runToEnd(worker, helperPath, ["unix-connect", socketPath])
-            #expect(lines == ["\(socketPath) No such file or directory"])
+            let (_, lines) = try await runToEnd(worker, helperPath, ["unix-connect"] + paths)
+            #expect(lines == paths.map { "\($0) No such file or directory" })
         }
     }
 
@@ -141,9 +146,14 @@ struct JobFilesystemTests {
         }
     }
 
-    @Test("what a job leaves in /tmp, /var/tmp and /dev/shm is gone when it ends, on the host too")
+    @Test(
+        "what a job leaves in /tmp, /var/tmp and /dev/shm is gone when it ends, on the host too, even for the next job of its uid"
+    )
     func temporarySpaceIsPrivate() async throws {
-        try await withWorker { worker in
+        let only: UInt32 = 1_900_400_000
+        try await withWorker {
+            $0.jobUsers = .pool(only...only)  // the next job gets the same uid
+        } _: { worker in
             let first = try await worker.start(
                 command: "/bin/sh",
                 arguments: ["-c", "echo x > /tmp/left && echo x > /var/tmp/left && echo x > /dev/shm/left"],
@@ -154,6 +164,32 @@ struct JobFilesystemTests {
             #expect(!FileManager.default.fileExists(atPath: scratch + "/\(first.id)"))
             let (_, listed) = try await runToEnd(worker, helperPath, ["list", "/tmp", "/var/tmp", "/dev/shm"])
             #expect(listed == ["/tmp:", "/var/tmp:", "/dev/shm:"])
+        }
+    }
+
+    @Test("operator binds: read-only by default, writable with rw; the job sees them where they are bound")
+    func binds() async throws {
+        let shared = try makeJobVisibleDirectory()
+        let writable = try makeJobVisibleDirectory()
+        let target = try makeJobVisibleDirectory()
+        defer { for path in [shared, writable, target] { try? FileManager.default.removeItem(atPath: path) } }
+        try "data\n".write(toFile: shared + "/set", atomically: true, encoding: .utf8)
+        chmod(shared + "/set", 0o644)
+        chmod(writable, 0o1777)
+        try await withWorker {
+            $0.jobFilesystem.binds = [
+                JobBind(hostPath: shared, jobPath: target), JobBind(hostPath: writable, isWritable: true),
+            ]
+        } _: { worker in
+            let (status, lines) = try await runToEnd(
+                worker, "/bin/sh",
+                ["-c", "cat \(target)/set; \(helperPath) try-create \(target)/new \(writable)/new"])
+            #expect(status.exitCode == 0)
+            #expect(lines == ["data", "\(target)/new Read-only file system", "\(writable)/new ok"])
+        }
+        #expect(throws: JobWorkerError.self) {
+            _ = try FilesystemPlan(
+                JobFilesystem(binds: [JobBind(hostPath: shared, jobPath: "/no/such/place")]), serverPaths: [])
         }
     }
 

@@ -7,6 +7,10 @@
 /// its configuration directory, `/sys/fs/cgroup`, `/home`, `/root` and `hiddenPaths` are
 /// covered by empty mounts. Only the operator changes this, never a request.
 public struct JobFilesystem: Sendable, Hashable {
+    /// false: jobs see the host's filesystem as the worker does (with a private `/proc` only):
+    /// for debugging, or for jobs that must write to the host. Default: true.
+    public var isPrivate = true
+
     /// The size cap of each of `/tmp` and `/dev/shm`, in bytes (their pages are also counted
     /// against the job's memory limit). Default: 256 MiB.
     public var temporaryBytes: UInt64 = 256 << 20
@@ -21,7 +25,13 @@ public struct JobFilesystem: Sendable, Hashable {
     /// Host paths every job sees (shared data sets, tool chains), read-only unless `isWritable`.
     public var binds: [JobBind] = []
 
-    public init() {}
+    public init(
+        temporaryBytes: UInt64 = 256 << 20, scratchDirectory: String? = nil, hiddenPaths: [String] = [],
+        binds: [JobBind] = []
+    ) {
+        (self.temporaryBytes, self.scratchDirectory) = (temporaryBytes, scratchDirectory)
+        (self.hiddenPaths, self.binds) = (hiddenPaths, binds)
+    }
 
     /// Host paths hidden from every job whatever the configuration: the places where other
     /// users' and the server's secrets live.

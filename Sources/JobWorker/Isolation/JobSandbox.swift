@@ -15,22 +15,24 @@ final class JobSandbox: Sendable {
 
     init(configuration: WorkerConfiguration, initPath: String?, serverPaths: [String]) throws(JobWorkerError) {
         seccomp = configuration.systemCallFilter == .off ? nil : try SeccompProgram(configuration.systemCallFilter)
-        guard let initPath else {
-            filesystem = nil
-            scratch = nil
-            initExecutable = nil
+        var executable: FileDescriptor? = nil
+        if let initPath {
+            let opened = try FileDescriptor("opening \(initPath)") { open(initPath, O_RDONLY | O_CLOEXEC) }
+            initExecutableDescriptor = opened.rawValue
+            executable = consume opened
+        } else {
             initExecutableDescriptor = -1
-            return
         }
-        let executable = try FileDescriptor("opening \(initPath)") { open(initPath, O_RDONLY | O_CLOEXEC) }
-        initExecutableDescriptor = executable.rawValue
-        let scratchRoot =
-            configuration.jobFilesystem.scratchDirectory ?? configuration.stateDirectory + "/scratch"
-        let scratch = try ScratchDirectories(root: scratchRoot)
-        self.scratch = scratch
-        filesystem = try FilesystemPlan(
-            configuration.jobFilesystem, serverPaths: [configuration.stateDirectory, scratch.root] + serverPaths)
-        initExecutable = .some(executable)
+        if initPath != nil, configuration.jobFilesystem.isPrivate {
+            let root = configuration.jobFilesystem.scratchDirectory ?? configuration.stateDirectory + "/scratch"
+            let scratch = try ScratchDirectories(root: root)
+            self.scratch = scratch
+            filesystem = try FilesystemPlan(
+                configuration.jobFilesystem, serverPaths: [configuration.stateDirectory, scratch.root] + serverPaths)
+        } else {
+            (scratch, filesystem) = (nil, nil)
+        }
+        initExecutable = executable
     }
 
     /// For the startup log.
