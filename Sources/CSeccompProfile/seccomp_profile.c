@@ -185,6 +185,11 @@ int jw_build_seccomp_profile(int allow_io_uring, struct sock_filter **program, u
     if (result == 0) {
         result = seccomp_attr_set(context, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
     }
+    // A binary search over the call numbers rather than a linear scan: every system call of
+    // every job runs the program.
+    if (result == 0) {
+        result = seccomp_attr_set(context, SCMP_FLTATR_CTL_OPTIMIZE, 2);
+    }
     if (result == 0) {
         result = jw_add_rules(context, allow_io_uring);
     }

@@ -72,7 +72,11 @@ public final class Worker: Sendable {
         let sandbox = try JobSandbox(
             configuration: configuration, initPath: initPath, serverPaths: configuration.serverPaths)
         let users: JobUserPool?
-        if case .pool(let range) = configuration.jobUsers { users = try JobUserPool(range: range) } else { users = nil }
+        if case .pool(let range) = configuration.jobUsers {
+            users = try JobUserPool(range: range, jobsMayUseKeyrings: configuration.systemCallFilter == .off)
+        } else {
+            users = nil
+        }
         // Then the parts that own something (the directory's lock, threads, cgroups), each
         // undone, in reverse, if a later one fails.
         let stateLock = try stateDirectory.lock()

@@ -13,6 +13,9 @@ import Synchronization
 /// /dev/shm, and end with them.
 final class JobUserPool: Sendable {
     let range: ClosedRange<UInt32>
+    /// Whether jobs can make keys at all: the system-call filter refuses keyctl, add_key and
+    /// request_key, and then there is nothing to clear.
+    private let jobsMayUseKeyrings: Bool
     private struct State {
         var inUse: Set<UInt32> = []
         /// Where the search for a free uid starts.
@@ -22,7 +25,8 @@ final class JobUserPool: Sendable {
 
     /// Refuses a range that overlaps a user or group on this host, or a subordinate id range,
     /// naming the entry.
-    init(range: ClosedRange<UInt32>) throws(JobWorkerError) {
+    init(range: ClosedRange<UInt32>, jobsMayUseKeyrings: Bool = true) throws(JobWorkerError) {
+        self.jobsMayUseKeyrings = jobsMayUseKeyrings
         guard range.upperBound < UInt32.max, range.lowerBound > 0 else {
             throw JobWorkerError(.invalidArgument, "job uid range \(Self.text(range)): 0 and 4294967295 are not uids")
         }
@@ -70,7 +74,7 @@ final class JobUserPool: Sendable {
     /// uid's keyrings first (a key would otherwise pass to the next job of that uid).
     func giveBack(_ user: JobUser) {
         guard range.contains(user.userID) else { return }
-        if Self.hasKeys(user.userID) { _ = jw_clear_user_keyrings(user.userID, user.groupID) }
+        if jobsMayUseKeyrings, Self.hasKeys(user.userID) { _ = jw_clear_user_keyrings(user.userID, user.groupID) }
         _ = state.withLock { $0.inUse.remove(user.userID) }
     }
 

@@ -44,7 +44,10 @@ struct ScratchDirectories: Sendable {
     /// Removes the job's directory and everything in it (symbolic links are removed, never
     /// followed). Its processes are gone, so nothing changes it meanwhile.
     func remove(_ id: JobID) {
-        try? FileManager.default.removeItem(atPath: path(of: id))
+        let path = path(of: id)
+        // Most jobs leave their /var/tmp empty: one rmdir, and the walk only when it is not.
+        if rmdir(path) == 0 || errno == ENOENT { return }
+        try? FileManager.default.removeItem(atPath: path)
     }
 
     /// Removes what a previous run left, except the directories of jobs still running. Returns how

@@ -114,6 +114,11 @@ struct Serve: AsyncParsableCommand {
     var seccomp = "on"
     @Flag(help: "Let jobs use io_uring (refused by the system-call filter otherwise).")
     var allowIoUring = false
+    @Option(
+        help:
+            "What jobs see of the host's files: private (read-only host, own /tmp, /dev/shm, /var/tmp, /run and /dev, server files hidden) or host (the host's, as the server sees it: debugging only)."
+    )
+    var jobFilesystem = "private"
     @Option(help: "Size cap of each job's private /tmp and /dev/shm (in memory, counted against its memory limit).")
     var jobTmpfsSize = "256Mi"
     @Option(help: "Where jobs' /var/tmp directories are made, on disk (default: <state-dir>/scratch).")
@@ -157,6 +162,9 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError(
                 "--job-uids: \(jobUids) overlaps \(overlap): choose a range no user, group or subordinate id range uses"
             )
+        }
+        guard jobFilesystem == "private" || jobFilesystem == "host" else {
+            throw ValidationError("--job-filesystem: \"\(jobFilesystem)\" is neither private nor host")
         }
         guard seccomp == "on" || seccomp == "off" else {
             throw ValidationError("--seccomp: \"\(seccomp)\" is neither on nor off")
@@ -232,6 +240,7 @@ struct Serve: AsyncParsableCommand {
         configuration.minimumFreeDisk = try Self.diskSpaceFloor(minFreeDisk)
         configuration.systemCallFilter =
             seccomp == "off" ? .off : allowIoUring ? .standardAllowingIOUring : .standard
+        configuration.jobFilesystem.isPrivate = jobFilesystem == "private"
         configuration.jobFilesystem.temporaryBytes = Quantity.bytes(jobTmpfsSize)!
         let outputCap = Quantity.bytes(maxOutputBytes)!
         configuration.maximumOutputBytes = outputCap == 0 ? nil : outputCap
