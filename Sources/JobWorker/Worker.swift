@@ -53,6 +53,10 @@ public final class Worker: Sendable {
         await inits?.waitUntilParked(configuration.prestartedInits)
     }
 
+    /// How many isolated starts found no parked init and prepared their own (the slow path): a
+    /// pool that cannot keep up with the start rate shows here.
+    public var initsPreparedOnDemand: Int { inits?.preparedOnDemand ?? 0 }
+
     /// Which cgroup backend the worker uses; nil when resource control is disabled.
     public var cgroupMode: CgroupMode? { cgroups?.mode }
 

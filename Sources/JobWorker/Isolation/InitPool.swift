@@ -22,6 +22,8 @@ final class InitPool: Sendable {
         var parked: [ParkedInit] = []
         var isShutDown = false
         var thread: pthread_t?
+        /// Starts that found the pool empty and prepared their init themselves.
+        var preparedOnDemand = 0
     }
 
     private let initPath: String
@@ -60,7 +62,11 @@ final class InitPool: Sendable {
     /// starting the replacement meanwhile would compete with this start for the CPU.
     func take() throws(JobWorkerError) -> ParkedInit {
         // Nothing is taken from a pool that is shut down: its inits are `shutdown`'s to end.
-        let (pooled, isShutDown) = state.withLock { ($0.isShutDown ? nil : $0.parked.popLast(), $0.isShutDown) }
+        let (pooled, isShutDown) = state.withLock { state in
+            let pooled = state.isShutDown ? nil : state.parked.popLast()
+            if pooled == nil && !state.isShutDown { state.preparedOnDemand += 1 }
+            return (pooled, state.isShutDown)
+        }
         guard !isShutDown else { throw JobWorkerError(.shuttingDown, "the worker is shutting down") }
         guard let pooled else { return try startInit() }
         return pooled
@@ -115,6 +121,9 @@ final class InitPool: Sendable {
             await parkedChanged.wait(whileGenerationIs: before.generation)
         }
     }
+
+    /// How many starts found no parked init and prepared their own.
+    var preparedOnDemand: Int { state.withLock { $0.preparedOnDemand } }
 
     /// The PIDs of the parked inits.
     var parkedProcesses: [Int32] { state.withLock { $0.parked.map(\.pid) } }
