@@ -73,12 +73,13 @@ jw_step jw_protect_host(const jw_job_filesystem *filesystem) {
     if (jw_set_mount_attributes("/", AT_RECURSIVE, protected_host, 0) < 0) {
         return JW_STEP_READ_ONLY_HOST;
     }
-    // Binds inherit the read-only host's flags; writable ones have them cleared.
+    // Binds inherit the read-only host's flags; writable ones have them cleared on the bind
+    // itself only: a host mount below its source stays as read-only as everywhere else.
     for (int index = 0; index < filesystem->bind_count; index++) {
         const jw_bind_mount *bind = &filesystem->binds[index];
         if (mount(bind->source, bind->target, NULL, MS_BIND | MS_REC, NULL) < 0 ||
             (bind->writable &&
-             jw_set_mount_attributes(bind->target, AT_RECURSIVE, 0, MOUNT_ATTR_RDONLY) < 0)) {
+             jw_set_mount_attributes(bind->target, 0, 0, MOUNT_ATTR_RDONLY) < 0)) {
             return JW_STEP_BIND_PATHS;
         }
     }

@@ -131,20 +131,28 @@ static ssize_t discard(int fd, size_t length) {
     return read(fd, buffer, length < sizeof(buffer) ? length : sizeof(buffer));
 }
 
-/// Moves up to `length` bytes through the buffer; returns the count read, or -1 with errno.
-static ssize_t copy_by_read(int from, int to, size_t length) {
+/// Moves up to `length` bytes through the buffer; returns the count written to `to`, or -1 with
+/// errno. Bytes read but refused by `to` (a full disk) are added to `*lost`.
+static ssize_t copy_by_read(int from, int to, size_t length, uint64_t *lost) {
     ssize_t count = read(from, buffer, length < sizeof(buffer) ? length : sizeof(buffer));
-    for (ssize_t done = 0; count > 0 && done < count;) {
+    ssize_t done = 0;
+    while (count > 0 && done < count) {
         ssize_t written = write(to, buffer + done, (size_t)(count - done));
         if (written < 0 && errno == EINTR) {
             continue;
         }
         if (written <= 0) {
+            int error = written < 0 ? errno : EIO;
+            *lost += (uint64_t)(count - done);
+            if (done > 0) {
+                return done;
+            }
+            errno = error;
             return -1;
         }
         done += written;
     }
-    return count;
+    return count <= 0 ? count : done;
 }
 
 /// Moves what the pipe holds into the log (splice: no copy through the init), dropping and
@@ -161,7 +169,7 @@ static void copy_output(struct output *output) {
                 length = (size_t)(output->limit - output->kept);
             }
             moved = output->copies_by_read
-                        ? copy_by_read(output->pipe, output->log, length)
+                        ? copy_by_read(output->pipe, output->log, length, &output->dropped)
                         : splice(output->pipe, NULL, output->log, NULL, length, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
             if (moved > 0) {
                 output->kept += (uint64_t)moved;
@@ -231,10 +239,7 @@ static int forwarded(int signal_number) {
 
 /// Forwards signals, copies output and reaps children until the job has ended; returns its wait
 /// status, once the output the job wrote is in the log.
-static int supervise(pid_t job, struct output *output) {
-    sigset_t all;
-    sigfillset(&all);
-    int signals = signalfd(-1, &all, SFD_CLOEXEC);
+static int supervise(pid_t job, int signals, struct output *output) {
     for (;;) {
         struct pollfd events[2] = {{.fd = signals, .events = POLLIN}, {.fd = output->pipe, .events = POLLIN}};
         if (poll(events, output->pipe >= 0 ? 2 : 1, -1) < 0) {
@@ -310,8 +315,12 @@ int main(void) {
     if (receive_job(&job) < 0) {
         return 0;  // the worker went away, or closed the pool
     }
+    // Before the job exists: without it the init could never learn that the job ended.
+    sigset_t all_signals;
+    sigfillset(&all_signals);
+    int signals = signalfd(-1, &all_signals, SFD_CLOEXEC);
     int output_pipe[2];
-    if (pipe2(output_pipe, O_CLOEXEC) < 0) {
+    if (signals < 0 || pipe2(output_pipe, O_CLOEXEC) < 0) {
         jw_send_reply(JW_INIT_CONTROL_FD, JW_REPLY_FAILED, JW_STEP_STDIO, errno, 0);
         return 127;
     }
@@ -331,7 +340,7 @@ int main(void) {
                             .log = job.output_fd,
                             .drop_record = job.drop_record_fd,
                             .limit = job.spec.output_limit};
-    int status = supervise(pid, &output);
+    int status = supervise(pid, signals, &output);
     close(job.output_fd);
     if (job.drop_record_fd >= 0) {
         close(job.drop_record_fd);

@@ -27,6 +27,9 @@ final class Job: Sendable {
     let user: JobUser
     /// Where the job's init counts the output it dropped past the cap (jobs with an init).
     let dropRecordPath: String?
+    /// The cap the init copies up to, nil for none: a running job's drop record is read only once
+    /// its log has reached it, so that a status costs no more file reads than before.
+    let outputLimit: UInt64?
 
     /// Signalled on every write to the output log; finished once the job has ended.
     let outputChanged: ChangeSignal
@@ -52,8 +55,10 @@ final class Job: Sendable {
     init(
         id: JobID, owner: String, command: String, arguments: [String], executablePath: String,
         process: any JobProcess, startedAt: Date, outputPath: String, outputChanged: ChangeSignal,
-        limits: ResourceLimits, cgroup: (any JobCgroup)?, user: JobUser, dropRecordPath: String? = nil
+        limits: ResourceLimits, cgroup: (any JobCgroup)?, user: JobUser, dropRecordPath: String? = nil,
+        outputLimit: UInt64? = nil
     ) {
+        self.outputLimit = outputLimit
         self.user = user
         self.dropRecordPath = dropRecordPath
         self.id = id
@@ -82,7 +87,9 @@ final class Job: Sendable {
             endedAt: isEnded ? phase.endedAt : nil, outputBytes: outputBytes, limits: limits,
             usage: finalUsage ?? cgroup?.usage() ?? ResourceUsage(), user: user)
         status.outputDroppedBytes =
-            finalDropped ?? dropRecordPath.map(StateDirectory.droppedOutputBytes(at:)) ?? 0
+            finalDropped
+            ?? (outputBytes >= (outputLimit ?? .max) ? dropRecordPath.map(StateDirectory.droppedOutputBytes(at:)) : nil)
+            ?? 0
         return status
     }
 

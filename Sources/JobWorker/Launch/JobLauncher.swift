@@ -135,7 +135,8 @@ struct JobLauncher: Sendable {
             id: id, owner: request.owner, command: request.command, arguments: request.arguments,
             executablePath: executablePath, process: process, startedAt: startedAt,
             outputPath: stateDirectory.outputPath(id), outputChanged: outputChanged, limits: limits, cgroup: cgroup,
-            user: user, dropRecordPath: parked == nil ? nil : stateDirectory.dropRecordPath(id))
+            user: user, dropRecordPath: parked == nil ? nil : stateDirectory.dropRecordPath(id),
+            outputLimit: configuration.maximumOutputBytes)
         let sequence = table.assignSequence(to: id)
         rollback.push { [table] in table.withdraw(id) }
         // Recorded before anyone can see it: unrecorded, the job would be lost on a restart
@@ -159,7 +160,7 @@ struct JobLauncher: Sendable {
             executablePath: recorded.executablePath, process: process, startedAt: recorded.startedAt,
             outputPath: stateDirectory.outputPath(id), outputChanged: outputChanged, limits: recorded.limits,
             cgroup: cgroups?.backend.existingCgroup(named: id.description), user: recorded.user,
-            dropRecordPath: stateDirectory.dropRecordPath(id))
+            dropRecordPath: stateDirectory.dropRecordPath(id), outputLimit: configuration.maximumOutputBytes)
         users?.markInUse(recorded.user)
         table.registerAdopted(job)
         do {
