@@ -91,8 +91,43 @@ public struct ResourcePolicy: Sendable, Hashable {
         self.ceilings = ceilings
     }
 
+    /// The standard defaults (1 CPU, 1 GiB, 1024 processes) with this host's capacity as the
+    /// ceilings; a default above its ceiling (a small host) is lowered to it.
+    public static func hostSized(
+        defaults: ResourceLimits = ResourceLimits(cpuMillis: 1000, memoryBytes: 1 << 30, maxProcesses: 1024),
+        capacity: HostCapacity = .measure()
+    ) -> ResourcePolicy {
+        let ceilings = capacity.ceilings
+        let lowered = zip(defaults.named, ceilings.named).map { fallback, ceiling in
+            ceiling.value == 0 ? fallback.value : min(fallback.value, ceiling.value)
+        }
+        return ResourcePolicy(defaults: ResourceLimits(named: lowered), ceilings: ceilings)
+    }
+
+    /// The defaults and ceilings, for the startup log: "cpu 1000m (ceiling 2000m), …".
+    public var summary: String {
+        zip(defaults.named, ceilings.named).map { fallback, ceiling in
+            let value = fallback.value == 0 ? "unlimited" : fallback.unit.format(fallback.value)
+            let most = ceiling.value == 0 ? "no ceiling" : "ceiling " + ceiling.unit.format(ceiling.value)
+            return "\(fallback.name) \(value) (\(most))"
+        }.joined(separator: ", ")
+    }
+
+    /// The least a request may ask for, where a smaller limit cannot work: 10m CPU (a CFS quota
+    /// of 1 ms per 100 ms period is the kernel's least), 6 MiB of memory (as Docker; below it
+    /// the cgroup refuses a limit under what the job's init already uses), 2 processes (the
+    /// job's init counts as one).
+    public static let floors = ResourceLimits(cpuMillis: 10, memoryBytes: 6 << 20, maxProcesses: 2)
+
     /// The limits to apply for `requested`, or an `invalidArgument` error.
     public func apply(_ requested: ResourceLimits) throws(JobWorkerError) -> ResourceLimits {
+        for (request, floor) in zip(requested.named, Self.floors.named)
+        where request.value != 0 && request.value < floor.value {
+            throw JobWorkerError(
+                .invalidArgument,
+                "\(request.name) limit \(request.unit.format(request.value)) is below the minimum of "
+                    + floor.unit.format(floor.value))
+        }
         var applied: [UInt64] = []
         for (request, (fallback, ceiling)) in zip(requested.named, zip(defaults.named, ceilings.named)) {
             if ceiling.value != 0 && request.value > ceiling.value {

@@ -110,6 +110,7 @@ public final class Worker: Sendable {
             throw error
         }
         logger.info("resource control: \(cgroups?.summary ?? "disabled: jobs run without cgroups or limits")")
+        if cgroups != nil { logger.info("job limits: \(configuration.resourcePolicy.summary)") }
         switch configuration.jobUsers {
         case .pool(let range):
             logger.info("job users: one per running job, uids \(range.lowerBound)-\(range.upperBound)")

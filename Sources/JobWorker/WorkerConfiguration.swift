@@ -1,5 +1,9 @@
 import Logging
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// How a `Worker` runs its jobs. The defaults suit a server running as root.
 public struct WorkerConfiguration: Sendable {
     /// Where the worker reports its setup (cgroup mode and controllers, isolation, leftovers it
@@ -50,8 +54,8 @@ public struct WorkerConfiguration: Sendable {
     /// Whether jobs run in cgroups with resource limits (the default, and required in production).
     public var resourceControl = ResourceControl.cgroups
 
-    /// Default and maximum limits for jobs.
-    public var resourcePolicy = ResourcePolicy()
+    /// Default and maximum limits for jobs; by default the ceilings are the host's capacity.
+    public var resourcePolicy = ResourcePolicy.hostSized()
 
     /// What all jobs together may use (their parent cgroups' limits). nil: most of the host,
     /// leaving room for the server (`SharedJobLimits.host()`).
@@ -117,17 +121,27 @@ public struct RetentionPolicy: Sendable, Hashable {
 
 /// Bounds on the size of a start request's command line.
 ///
-/// The kernel refuses a single string over 128 KiB (MAX_ARG_STRLEN) and a whole argument list
-/// over a quarter of the stack limit; refusing earlier gives a clear message instead of E2BIG.
+/// The kernel refuses a single string over 128 KiB (MAX_ARG_STRLEN) and arguments and
+/// environment together over ARG_MAX (a quarter of the stack limit, at most 6 MiB); refusing
+/// earlier gives a clear message instead of E2BIG from a process that already exists.
 public struct ArgumentLimits: Sendable, Hashable {
     /// Largest number of arguments (argv[0] excluded).
     public var maximumCount = 4096
     /// Largest single argument or command, in bytes.
     public var maximumLength = 128 * 1024 - 1
-    /// Largest total of command and arguments, in bytes, counting one terminator each.
-    public var maximumTotalBytes = 1024 * 1024
+    /// Largest total of command and arguments, in bytes, counting one terminator each: half of
+    /// this host's ARG_MAX (1 MiB with the usual 8 MiB stack), leaving the other half to the
+    /// environment, the argument pointers and the path of the program.
+    public var maximumTotalBytes = ArgumentLimits.hostTotalBytes
 
     public init() {}
+
+    /// Half of ARG_MAX as the worker's stack limit gives it (capped at the kernel's 6 MiB), and
+    /// at least 64 KiB.
+    public static var hostTotalBytes: Int {
+        let argMax = min(max(sysconf(Int32(_SC_ARG_MAX)), 128 * 1024), 6 << 20)
+        return max(argMax / 2, 64 * 1024)
+    }
 }
 
 /// Whether jobs run under cgroup resource control.

@@ -51,9 +51,9 @@ extension Jobworker_V1_JobStatus {
         pid = status.pid
         exitCode = status.exitCode ?? 0
         signal = status.signal ?? 0
-        startedAt = Google_Protobuf_Timestamp(date: status.startedAt)
+        startedAt = Google_Protobuf_Timestamp(status.startedAt)
         if let endedAt = status.endedAt {
-            self.endedAt = Google_Protobuf_Timestamp(date: endedAt)
+            self.endedAt = Google_Protobuf_Timestamp(endedAt)
         }
         limits = Jobworker_V1_ResourceLimits(status.limits)
         usage = .with {
@@ -67,5 +67,13 @@ extension Jobworker_V1_JobStatus {
         gid = status.user.groupID
         outputTruncated = status.outputTruncated
         outputDroppedBytes = status.outputDroppedBytes
+    }
+}
+
+extension Google_Protobuf_Timestamp {
+    /// Exact: a job's times are whole nanoseconds, as a `Timestamp` holds them.
+    init(_ time: WallClockTime) {
+        let (seconds, nanoseconds) = time.secondsAndNanoseconds
+        self.init(seconds: seconds, nanos: nanoseconds)
     }
 }

@@ -11,7 +11,7 @@ import Testing
 @Suite("Job phase")
 struct JobPhaseTests {
     let start = ContinuousClock.now
-    let date = Date(timeIntervalSince1970: 1_000)
+    let date = WallClockTime(nanosecondsSince1970: 1_000_000_000_123)
 
     @Test("a stop sends SIGTERM once and schedules SIGKILL at the end of the grace period")
     func stopRequested() {

@@ -18,7 +18,7 @@ final class Job: Sendable {
     let arguments: [String]
     let executablePath: String
     let pid: Int32
-    let startedAt: Date
+    let startedAt: WallClockTime
     let outputPath: String
     let limits: ResourceLimits
     /// The job's cgroup, unless resource control is disabled.
@@ -54,7 +54,7 @@ final class Job: Sendable {
 
     init(
         id: JobID, owner: String, command: String, arguments: [String], executablePath: String,
-        process: any JobProcess, startedAt: Date, outputPath: String, outputChanged: ChangeSignal,
+        process: any JobProcess, startedAt: WallClockTime, outputPath: String, outputChanged: ChangeSignal,
         limits: ResourceLimits, cgroup: (any JobCgroup)?, user: JobUser, dropRecordPath: String? = nil,
         outputLimit: UInt64? = nil
     ) {
@@ -153,7 +153,7 @@ final class Job: Sendable {
             guard let process = state.process.take() else { return nil }
             let termination = process.reap(killedByWorker: state.phase.killedByWorker)
             // Cannot be refused: with its process there, the job was alive.
-            let actions = (try? state.phase.processEnded(termination: termination, at: Date())) ?? []
+            let actions = (try? state.phase.processEnded(termination: termination, at: .now)) ?? []
             guard actions.contains(.cancelEscalation) else { return nil }
             defer { state.escalation = nil }
             return state.escalation

@@ -55,7 +55,7 @@ struct JobPhase: Sendable, Equatable {
     /// no exit record died of it.
     private(set) var killedByWorker = false
     private(set) var termination: Termination?
-    private(set) var endedAt: Date?
+    private(set) var endedAt: WallClockTime?
     /// Whether `adopt` or any other transition has happened yet.
     private var isFresh = true
 
@@ -141,7 +141,8 @@ struct JobPhase: Sendable, Equatable {
     }
 
     /// The process has been reaped; `termination` is how it ended (nil: nobody can tell).
-    mutating func processEnded(termination: Termination?, at date: Date) throws(InvalidTransition) -> [Action] {
+    mutating func processEnded(termination: Termination?, at date: WallClockTime) throws(InvalidTransition) -> [Action]
+    {
         guard isAlive else { throw InvalidTransition(transition: "processEnded", stage: stage) }
         isFresh = false
         let wasStopping = if case .stopping = stage { true } else { false }

@@ -47,8 +47,9 @@ public struct JobStatus: Sendable, Hashable {
     public var pid: Int32
     /// Set once the job has ended.
     public var termination: Termination?
-    public var startedAt: Date
-    public var endedAt: Date?
+    /// Exact to the nanosecond, across restarts too.
+    public var startedAt: WallClockTime
+    public var endedAt: WallClockTime?
     /// Bytes of output kept so far (in the log, readable from offset 0 to here).
     public var outputBytes: UInt64
     /// The limits applied to the job, defaults filled in; 0 means unlimited.

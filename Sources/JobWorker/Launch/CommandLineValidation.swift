@@ -51,7 +51,7 @@ struct CommandLineValidation {
         guard total <= limits.maximumTotalBytes else {
             throw JobWorkerError(
                 .invalidArgument,
-                "command line is \(total) bytes long (at most \(limits.maximumTotalBytes))")
+                "command and arguments are \(total) bytes long (at most \(limits.maximumTotalBytes), half of ARG_MAX)")
         }
     }
 

@@ -96,7 +96,7 @@ struct JobLauncher: Sendable {
         }
         launcher.sandbox = sandbox
         if launcher.user != nil, parked != nil { try sandbox.scratch?.hand(id, to: user) }
-        let startedAt = Date()
+        let startedAt = WallClockTime.now
         let process: any JobProcess
         let startTime: UInt64?
         if let inits, let parked {
@@ -200,9 +200,6 @@ struct JobLauncher: Sendable {
                     .invalidArgument, "resource limits are not available: the worker runs without cgroups")
             }
             return ResourceLimits()
-        }
-        if requested.cpuMillis != 0 && requested.cpuMillis < 10 {
-            throw JobWorkerError(.invalidArgument, "cpu limit \(requested.cpuMillis)m is below the minimum of 10m")
         }
         return try configuration.resourcePolicy.apply(requested)
     }

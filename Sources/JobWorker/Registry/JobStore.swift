@@ -117,6 +117,19 @@ final class JobStore: Sendable {
             // Output bytes the init dropped past the job's output cap.
             try db.execute(sql: "ALTER TABLE job ADD COLUMN output_dropped_bytes INTEGER NOT NULL DEFAULT 0")
         }
+        migrator.registerMigration("v6: exact times") { db in
+            // Start and end times in integer nanoseconds since 1970: the REAL seconds of v1 lose
+            // about 100 ns, so a time read back differed from the one reported before. The REAL
+            // columns stay (NOT NULL, and what an older reader of the file would use), written
+            // beside; existing records get the nearest nanosecond of what they had.
+            try db.execute(sql: "ALTER TABLE job ADD COLUMN started_at_ns INTEGER")
+            try db.execute(sql: "ALTER TABLE job ADD COLUMN ended_at_ns INTEGER")
+            try db.execute(
+                sql: """
+                    UPDATE job SET started_at_ns = CAST(round(started_at * 1e9) AS INTEGER),
+                        ended_at_ns = CAST(round(ended_at * 1e9) AS INTEGER)
+                    """)
+        }
         return migrator
     }()
 
@@ -128,10 +141,11 @@ final class JobStore: Sendable {
             try db.cachedStatement(
                 sql: """
                     INSERT INTO job (sequence, process_start_time, id, owner, command, arguments, executable_path, state, pid, exit_code, signal,
-                        started_at, ended_at, output_bytes, cpu_millis, memory_bytes, io_read_bytes_per_second,
-                        io_write_bytes_per_second, io_read_ops_per_second, io_write_ops_per_second, max_processes,
-                        cpu_usec, memory_peak_bytes, io_read_bytes, io_write_bytes, uid, gid)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        started_at, ended_at, started_at_ns, ended_at_ns, output_bytes, cpu_millis, memory_bytes,
+                        io_read_bytes_per_second, io_write_bytes_per_second, io_read_ops_per_second,
+                        io_write_ops_per_second, max_processes, cpu_usec, memory_peak_bytes, io_read_bytes,
+                        io_write_bytes, uid, gid)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """
             ).execute(
                 arguments: StatementArguments(
@@ -148,7 +162,8 @@ final class JobStore: Sendable {
             try db.cachedStatement(
                 sql: """
                     UPDATE job SET owner = ?, command = ?, arguments = ?, executable_path = ?, state = ?, pid = ?,
-                        exit_code = ?, signal = ?, started_at = ?, ended_at = ?, output_bytes = ?, cpu_millis = ?,
+                        exit_code = ?, signal = ?, started_at = ?, ended_at = ?, started_at_ns = ?, ended_at_ns = ?,
+                        output_bytes = ?, cpu_millis = ?,
                         memory_bytes = ?, io_read_bytes_per_second = ?, io_write_bytes_per_second = ?,
                         io_read_ops_per_second = ?, io_write_ops_per_second = ?, max_processes = ?, cpu_usec = ?,
                         memory_peak_bytes = ?, io_read_bytes = ?, io_write_bytes = ?, output_dropped_bytes = ?
@@ -240,7 +255,8 @@ final class JobStore: Sendable {
             status.id.description, status.owner, status.command, arguments, status.executablePath,
             status.state.rawValue, Int64(status.pid), status.exitCode.map { Int64($0) },
             status.signal.map { Int64($0) },
-            status.startedAt.timeIntervalSince1970, status.endedAt?.timeIntervalSince1970,
+            status.startedAt.date.timeIntervalSince1970, status.endedAt?.date.timeIntervalSince1970,
+            status.startedAt.nanosecondsSince1970, status.endedAt?.nanosecondsSince1970,
             Int64(clamping: status.outputBytes), Int64(limits.cpuMillis), Int64(clamping: limits.memoryBytes),
             Int64(clamping: limits.ioReadBytesPerSecond), Int64(clamping: limits.ioWriteBytesPerSecond),
             Int64(clamping: limits.ioReadOpsPerSecond), Int64(clamping: limits.ioWriteOpsPerSecond),
@@ -262,15 +278,23 @@ final class JobStore: Sendable {
         let signal: Int64? = row["signal"]
         let termination: Termination? =
             exitCode.map { .exited(code: Int32($0)) } ?? signal.map { .signaled(Int32($0)) }
-        let endedAt: Double? = row["ended_at"]
+        // Integer nanoseconds (v6); older records keep only the REAL seconds.
+        let startedNanoseconds: Int64? = row["started_at_ns"]
+        let endedNanoseconds: Int64? = row["ended_at_ns"]
+        let endedSeconds: Double? = row["ended_at"]
+        let startedAt =
+            startedNanoseconds.map(WallClockTime.init(nanosecondsSince1970:))
+            ?? WallClockTime(Date(timeIntervalSince1970: row["started_at"]))
+        let endedAt =
+            endedNanoseconds.map(WallClockTime.init(nanosecondsSince1970:))
+            ?? endedSeconds.map { WallClockTime(Date(timeIntervalSince1970: $0)) }
         func unsigned(_ column: String) -> UInt64 { UInt64(max(0, row[column] as Int64)) }
         let uid: Int64? = row["uid"]
         let gid: Int64? = row["gid"]
         return JobStatus(
             id: jobID, owner: row["owner"], command: row["command"], arguments: arguments,
             executablePath: row["executable_path"], state: state, pid: Int32(row["pid"] as Int64),
-            termination: termination, startedAt: Date(timeIntervalSince1970: row["started_at"]),
-            endedAt: endedAt.map(Date.init(timeIntervalSince1970:)), outputBytes: unsigned("output_bytes"),
+            termination: termination, startedAt: startedAt, endedAt: endedAt, outputBytes: unsigned("output_bytes"),
             limits: ResourceLimits(
                 cpuMillis: UInt32(clamping: unsigned("cpu_millis")), memoryBytes: unsigned("memory_bytes"),
                 ioReadBytesPerSecond: unsigned("io_read_bytes_per_second"),

@@ -17,7 +17,7 @@ final class JobTable: Sendable {
         /// pool per owner, so that no owner's output can evict another owner's jobs.
         private(set) var finishedOutputBytesByOwner: [String: UInt64] = [:]
         /// The earliest end among finished jobs (a lower bound after removals).
-        private(set) var earliestFinishedEnd: Date?
+        private(set) var earliestFinishedEnd: WallClockTime?
         /// Start order, oldest first, this run's jobs and the history's.
         var order: [JobID] = []
         /// The last sequence number given to a start; the store keeps the same order.

@@ -51,7 +51,9 @@ struct Recovery {
             if termination != nil {
                 var recordInfo = stat()
                 if stat(stateDirectory.exitRecordPath(status.id), &recordInfo) == 0 {
-                    status.endedAt = Date(timeIntervalSince1970: TimeInterval(recordInfo.st_mtim.tv_sec))
+                    status.endedAt = WallClockTime(
+                        nanosecondsSince1970: Int64(recordInfo.st_mtim.tv_sec) * 1_000_000_000
+                            + Int64(recordInfo.st_mtim.tv_nsec))
                 }
                 ended += 1
             } else {

@@ -16,8 +16,8 @@ struct Retention: Sendable {
     /// limit — with their records, logs and exit records. Running jobs are never considered, and
     /// one owner's output never evicts another owner's jobs. Returns how many were deleted.
     @discardableResult
-    func apply(now: Date = Date()) -> Int {
-        let cutoff = policy.maximumAge.map { now.addingTimeInterval(-$0.timeInterval) }
+    func apply(now: WallClockTime = .now) -> Int {
+        let cutoff = policy.maximumAge.map { now.advanced(by: .zero - $0) }
         let doomed = table.contents.withLock { contents -> [JobID] in
             // Usually nothing to do, known in O(1): a job ends on every call.
             let tooOld = cutoff.map { cutoff in contents.earliestFinishedEnd.map { $0 < cutoff } ?? false } ?? false
@@ -69,7 +69,7 @@ struct Retention: Sendable {
                 let snapshot = jobEnded.snapshot
                 let oldestEnd = table.contents.withLock { $0.earliestFinishedEnd }
                 if let oldestEnd {
-                    let wait = oldestEnd.addingTimeInterval(age.timeInterval).timeIntervalSinceNow
+                    let wait = oldestEnd.advanced(by: age).timeIntervalSince(.now)
                     if wait > 0 { try? await Task.sleep(for: .milliseconds(Int64(wait * 1000) + 1)) }
                     apply()
                 } else {
