@@ -47,10 +47,12 @@ struct Connection {
         if error.code == .unavailable, !error.isServerVerdict {
             return connectionFailure(error)
         }
+        // The server's words may quote what a tenant chose (a job id, an argument): escaped,
+        // like everything a tenant chose that jobctl prints for people.
         if error.code == .unknown || error.code == .internalError {
-            return "the server failed: \(error.message)"
+            return "the server failed: \(EscapedText.escaped(error.message))"
         }
-        return error.message
+        return EscapedText.escaped(error.message)
     }
 
     private func connectionFailure(_ error: RPCError) -> String {

@@ -22,7 +22,9 @@ extension Jobworker_V1_JobStatus {
         }
     }
 
-    /// The command line as one would type it (arguments with spaces or quotes are quoted).
+    /// The command line as one would type it (arguments with spaces or quotes are quoted, and
+    /// control characters escaped, as bash's `printf %q` does), so that a tenant's arguments
+    /// cannot write escape sequences to the operator's terminal.
     var commandLine: String { ([command] + args).map(shellQuoted).joined(separator: " ") }
 
     /// What a shell would report as the job's status: its exit code, or 128 + the signal.
@@ -40,7 +42,8 @@ extension Jobworker_V1_JobStatus {
     /// The multi-line description of `jobctl status`.
     var text: String {
         var lines: [(String, String)] = [
-            ("ID", id), ("Owner", owner), ("Command", commandLine), ("State", outcome), ("PID", "\(pid)"),
+            ("ID", EscapedText.escaped(id)), ("Owner", EscapedText.escaped(owner)), ("Command", commandLine),
+            ("State", outcome), ("PID", "\(pid)"),
             ("User", "uid \(uid), gid \(gid)"),
         ]
         if hasStartedAt {
@@ -146,8 +149,8 @@ func timestamp(_ date: Date) -> String {
     return formatter.string(from: date)
 }
 
-/// A word as a shell would need it: as it is if it is plain, else in single quotes.
+/// A word as a shell would need it (`EscapedText.shellQuoted`): nothing of a tenant's
+/// arguments reaches the terminal as a control.
 func shellQuoted(_ word: String) -> String {
-    let plain = !word.isEmpty && word.allSatisfy { $0.isLetter || $0.isNumber || "-_./=:,+@%".contains($0) }
-    return plain ? word : "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'"
+    EscapedText.shellQuoted(word)
 }

@@ -19,6 +19,27 @@ final class JobctlTests {
         daemon = try RunningDaemon(["--max-memory", "8Gi", "--grace-period", "5"])
     }
 
+    @Test("status and list print a tenant's control characters escaped; logs and --json keep them as they are")
+    func escapedArguments() throws {
+        let clipboard = "\u{1B}]52;c;ZWNobyBwd25lZA==\u{07}"
+        let started = try jobctl("start", "--", helperPath, "echo-args", clipboard, "two\nlines", daemon: daemon)
+        #expect(started.status == 0, "\(started)")
+        let id = started.text.trimmingCharacters(in: .newlines)
+        let status = try jobctl("status", id, daemon: daemon)
+        #expect(status.text.contains("echo-args $'\\e]52;c;ZWNobyBwd25lZA==\\x07' $'two\\nlines'"), "\(status)")
+        let list = try jobctl("list", daemon: daemon)
+        for text in [status.text, list.text] {
+            #expect(!text.contains("\u{1B}") && !text.contains("\u{07}"), "\(text)")
+            #expect(!text.contains("two\nlines"))
+        }
+        let json = try jobctl("status", "--json", id, daemon: daemon)
+        let object = try #require(try JSONSerialization.jsonObject(with: json.output) as? [String: Any])
+        #expect(object["args"] as? [String] == ["echo-args", clipboard, "two\nlines"])
+        // Output is the job's own bytes, as `docker logs` gives them.
+        let logs = try jobctl("logs", id, daemon: daemon)
+        #expect(logs.text.contains(clipboard), "\(logs)")
+    }
+
     @Test("start prints only the id; status, list, logs and stop show the job; --json parses")
     func happyPaths() throws {
         let started = try jobctl("start", "--", helperPath, "trap-term", daemon: daemon)

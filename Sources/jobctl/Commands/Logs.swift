@@ -87,7 +87,10 @@ struct List: AsyncParsableCommand {
         let rows =
             [["ID", "OWNER", "STATE", "AGE", "COMMAND"]]
             + jobs.map { job in
-                [job.id, job.owner, job.outcome, job.hasStartedAt ? age(of: job.startedAt.date) : "-", job.commandLine]
+                [
+                    EscapedText.escaped(job.id), EscapedText.escaped(job.owner), job.outcome,
+                    job.hasStartedAt ? age(of: job.startedAt.date) : "-", job.commandLine,
+                ]
             }
         let widths = (0..<4).map { column in rows.map { $0[column].count }.max() ?? 0 }
         for row in rows {

@@ -49,8 +49,14 @@ struct Certs: AsyncParsableCommand {
             guard Role(rawValue: role) != nil else {
                 throw ValidationError("role must be admin, user or viewer, not \"\(role)\"")
             }
-            guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || "-_.@".contains($0) }) else {
-                throw ValidationError("name may hold letters, digits and - _ . @ only")
+            // Printable ASCII only, and a file name: the name becomes the identity every log
+            // line, audit record and terminal shows, and NAME.pem.
+            guard !name.isEmpty, name.utf8.count <= 64, !name.hasPrefix("."),
+                name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.@".contains($0)) })
+            else {
+                throw ValidationError(
+                    "name may hold ASCII letters, digits and - _ . @ only, up to 64 of them, and may not start with a dot"
+                )
             }
         }
 
