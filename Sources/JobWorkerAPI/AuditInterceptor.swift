@@ -1,3 +1,4 @@
+import Foundation
 import GRPCCore
 import JobWorker
 import Logging
@@ -16,6 +17,10 @@ extension Jobworker_V1_StartJobResponse: NamesJob { var jobID: String { status.i
 /// Records every RPC in the server log once it has finished: caller identity and role, method,
 /// job id, and outcome (OK or the status code). Never request contents beyond the job id, and
 /// never job output.
+///
+/// Each record is one JSON object on one line (`{"caller":…,"job":…,"method":…,"outcome":…,
+/// "role":…}`): whatever a field holds, escaped by JSON, cannot start a line of its own. A job id
+/// is recorded only once it parses as a job id; anything else is recorded as "malformed".
 ///
 /// Put it first among the interceptors, before `AuthorizationInterceptor`, so that refused calls
 /// are recorded too.
@@ -73,11 +78,11 @@ public struct AuditInterceptor: ServerInterceptor {
 /// One RPC's audit entry, filled as the call goes and written once.
 private final class AuditRecord: Sendable {
     private let logger: Logger
-    private let identity: Identity?
+    private let identity: Result<Identity, IdentityRefusal>
     private let method: String
     private let state = Mutex<(jobID: String?, written: Bool)>((nil, false))
 
-    init(logger: Logger, identity: Identity?, method: String) {
+    init(logger: Logger, identity: Result<Identity, IdentityRefusal>, method: String) {
         self.logger = logger
         self.identity = identity
         self.method = method
@@ -85,8 +90,10 @@ private final class AuditRecord: Sendable {
 
     func noteJob(in message: Any) {
         guard let named = message as? NamesJob else { return }
+        // Validated before it is logged: a request's id may hold anything, newlines included.
+        let jobID = JobID(named.jobID).map(\.description) ?? "malformed"
         state.withLock { state in
-            if state.jobID == nil { state.jobID = String(named.jobID.prefix(64)) }
+            if state.jobID == nil { state.jobID = jobID }
         }
     }
 
@@ -104,21 +111,37 @@ private final class AuditRecord: Sendable {
         case let error as any RPCErrorConvertible: outcome = "\(error.rpcErrorCode)"
         default: outcome = "unknown"
         }
-        let metadata: Logger.Metadata = [
-            "caller": "\(identity?.name ?? "-")", "role": "\(identity?.role?.rawValue ?? "-")",
-            "method": "\(method)", "job": "\(job ?? "-")", "outcome": "\(outcome)",
-        ]
-        logger.info("rpc", metadata: metadata)
+        var fields = ["method": method, "job": job ?? "-", "outcome": outcome]
+        switch identity {
+        case .success(let identity):
+            fields["caller"] = identity.name
+            fields["role"] = identity.role?.rawValue ?? "-"
+        case .failure(let refusal):
+            (fields["caller"], fields["role"]) = ("-", "-")
+            fields["refused"] = refusal.reason
+        }
+        let line = AuditLine.json(fields)
+        logger.info("\(line)")
         // The one place an internal failure's detail is logged: the client got a generic
         // message, the operator gets what failed underneath, with the call it broke.
         switch error {
         case let error as JobWorkerError where error.isInternal:
-            logger.error("rpc failed: \(error.logDescription)", metadata: metadata)
+            logger.error("rpc failed: \(EscapedText.escaped(error.logDescription)) \(line)")
         case let error? where !(error is RPCError) && !(error is any RPCErrorConvertible):
-            logger.error("rpc failed: \(String(describing: error))", metadata: metadata)
+            logger.error("rpc failed: \(EscapedText.escaped(String(describing: error))) \(line)")
         default:
             break
         }
+    }
+}
+
+/// One audit record as a single line of JSON, keys sorted.
+enum AuditLine {
+    static func json(_ fields: [String: String]) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let data = (try? encoder.encode(fields)) ?? Data("{}".utf8)
+        return String(decoding: data, as: UTF8.self)
     }
 }
 

@@ -70,11 +70,12 @@ public struct Grant: ServerContext.TransportSpecific {
     }
 }
 
-/// Finds the caller's identity. The server's resolver reads the verified client certificate;
-/// tests of the service logic over an in-process transport supply their own.
+/// Finds the caller's identity. The server's resolver reads what the connection's verified
+/// client certificate gave at its handshake; tests of the service logic over an in-process
+/// transport supply their own.
 public protocol IdentityResolver: Sendable {
-    /// The caller's identity, or nil if it has none (UNAUTHENTICATED).
-    func identity(of context: ServerContext, metadata: Metadata) -> Identity?
+    /// The caller's identity, or why it has none (the call is UNAUTHENTICATED with that reason).
+    func identity(of context: ServerContext, metadata: Metadata) -> Result<Identity, IdentityRefusal>
 }
 
 /// Authenticates and authorizes every RPC in one place, before any handler runs.
@@ -91,8 +92,10 @@ public struct AuthorizationInterceptor: ServerInterceptor {
         request: StreamingServerRequest<Input>, context: ServerContext,
         next: @Sendable (StreamingServerRequest<Input>, ServerContext) async throws -> StreamingServerResponse<Output>
     ) async throws -> StreamingServerResponse<Output> {
-        guard let identity = resolver.identity(of: context, metadata: request.metadata) else {
-            throw RPCError(code: .unauthenticated, message: "a client certificate is required")
+        let identity: Identity
+        switch resolver.identity(of: context, metadata: request.metadata) {
+        case .success(let resolved): identity = resolved
+        case .failure(let refusal): throw RPCError(code: .unauthenticated, message: refusal.reason)
         }
         guard let scope = policy.scope(for: identity, calling: context.descriptor) else {
             let role = identity.role?.rawValue ?? "no known role"

@@ -7,37 +7,51 @@ import JobWorker
 ///
 /// A job the caller may not see is NOT_FOUND, exactly like a job that does not exist, so that
 /// nobody learns which other jobs exist.
+///
+/// Everything that blocks (starts, stops, cgroup reads, store writes) runs on `blocking`, never on
+/// the event loop that called.
 public struct JobWorkerService: Jobworker_V1_JobWorker.SimpleServiceProtocol {
     public let worker: Worker
+    /// The largest request of each method.
+    public let requestLimits: RequestLimits
+    /// Where blocking work runs.
+    public let blocking: BlockingWorkExecutor
 
     /// StartJob beyond the worker's `maximumRunningJobs` is RESOURCE_EXHAUSTED.
-    public init(worker: Worker) {
+    public init(
+        worker: Worker, requestLimits: RequestLimits = RequestLimits(),
+        blocking: BlockingWorkExecutor = BlockingWorkExecutor()
+    ) {
         self.worker = worker
+        self.requestLimits = requestLimits
+        self.blocking = blocking
     }
 
     public func startJob(request: Jobworker_V1_StartJobRequest, context: ServerContext) async throws
         -> Jobworker_V1_StartJobResponse
     {
         let grant = try context.grant
-        let status = try await worker.start(
-            command: request.command, arguments: request.args, owner: grant.identity.name,
-            limits: ResourceLimits(request.limits))
+        let status = try await blocking.run {
+            try await worker.start(
+                command: request.command, arguments: request.args, owner: grant.identity.name,
+                limits: ResourceLimits(request.limits))
+        }
         return .with { $0.status = Jobworker_V1_JobStatus(status) }
     }
 
     public func stopJob(request: Jobworker_V1_StopJobRequest, context: ServerContext) async throws
         -> Jobworker_V1_StopJobResponse
     {
-        let job = try visibleJob(request.id, context)
-        let grace = request.gracePeriodMs == 0 ? nil : Duration.milliseconds(Int64(request.gracePeriodMs))
-        let status = try await worker.stop(job.id, gracePeriod: grace)
+        let job = try await visibleJob(request.id, context)
+        let grace = request.gracePeriodMs == 0 ? nil : Duration.milliseconds(Int64(clamping: request.gracePeriodMs))
+        let status = try await blocking.run { try await worker.stop(job.id, gracePeriod: grace) }
         return .with { $0.status = Jobworker_V1_JobStatus(status) }
     }
 
     public func getJobStatus(request: Jobworker_V1_GetJobStatusRequest, context: ServerContext) async throws
         -> Jobworker_V1_GetJobStatusResponse
     {
-        let job = try visibleJob(request.id, context)
+        let job = try await visibleJob(request.id, context)
         return .with { $0.status = Jobworker_V1_JobStatus(job) }
     }
 
@@ -45,7 +59,7 @@ public struct JobWorkerService: Jobworker_V1_JobWorker.SimpleServiceProtocol {
         request: Jobworker_V1_StreamJobOutputRequest, response: RPCWriter<Jobworker_V1_StreamJobOutputResponse>,
         context: ServerContext
     ) async throws {
-        let job = try visibleJob(request.id, context)
+        let job = try await visibleJob(request.id, context)
         let output = try worker.output(of: job.id, from: request.offset)
         let start = request.offset
         // gRPC reports a client that went away (a reset stream, a dropped connection) through the
@@ -77,18 +91,21 @@ public struct JobWorkerService: Jobworker_V1_JobWorker.SimpleServiceProtocol {
         -> Jobworker_V1_ListJobsResponse
     {
         let grant = try context.grant
-        let visible = worker.list().filter { grant.mayAccess(jobOwnedBy: $0.owner) }
+        let visible = try await blocking.run { worker.list().filter { grant.mayAccess(jobOwnedBy: $0.owner) } }
         return .with { $0.jobs = visible.map(Jobworker_V1_JobStatus.init) }
     }
 
     /// The status of a job the caller may see: INVALID_ARGUMENT for a malformed id, NOT_FOUND for
     /// an unknown job and for another owner's job when the grant covers only the caller's own.
-    private func visibleJob(_ text: String, _ context: ServerContext) throws -> JobStatus {
+    private func visibleJob(_ text: String, _ context: ServerContext) async throws -> JobStatus {
         let grant = try context.grant
         guard let id = JobID(text) else {
-            throw RPCError(code: .invalidArgument, message: "malformed job id \"\(text.prefix(64))\": expected a UUID")
+            throw RPCError(
+                code: .invalidArgument, message: "malformed job id \(EscapedText.quoted(text)): expected a UUID")
         }
-        guard let status = try? worker.status(of: id), grant.mayAccess(jobOwnedBy: status.owner) else {
+        // A running job's status reads its cgroup.
+        let status = try await blocking.run { try? worker.status(of: id) }
+        guard let status, grant.mayAccess(jobOwnedBy: status.owner) else {
             throw JobWorkerError(.jobNotFound, "job \(id) not found")
         }
         return status

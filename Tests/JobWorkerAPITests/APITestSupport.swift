@@ -17,11 +17,14 @@ import Testing
 struct HeaderIdentityResolver: IdentityResolver {
     static let header = "x-test-identity"
 
-    func identity(of context: ServerContext, metadata: Metadata) -> Identity? {
-        guard let value = metadata[stringValues: Self.header].first(where: { _ in true }) else { return nil }
+    func identity(of context: ServerContext, metadata: Metadata) -> Result<Identity, IdentityRefusal> {
+        let refusal = IdentityRefusal("a client certificate is required")
+        guard let value = metadata[stringValues: Self.header].first(where: { _ in true }) else {
+            return .failure(refusal)
+        }
         let parts = value.split(separator: ":", maxSplits: 1).map(String.init)
-        guard parts.count == 2 else { return nil }
-        return Identity(name: parts[0], role: Role(rawValue: parts[1]))
+        guard parts.count == 2 else { return .failure(refusal) }
+        return .success(Identity(name: parts[0], role: Role(rawValue: parts[1])))
     }
 }
 

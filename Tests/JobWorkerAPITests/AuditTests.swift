@@ -15,6 +15,14 @@ final class LogRecords: Sendable {
         Logger(label: "audit-test") { _ in CollectingHandler(sink: self) }
     }
 
+    /// The audit records: the log messages that are one JSON object each, decoded.
+    var auditTrail: [[String: String]] {
+        all.compactMap { record in
+            guard let message = record["message"], message.hasPrefix("{") else { return nil }
+            return try? JSONDecoder().decode([String: String].self, from: Data(message.utf8))
+        }
+    }
+
     fileprivate func append(_ record: [String: String]) {
         records.withLock { $0.append(record) }
     }
@@ -58,7 +66,7 @@ struct AuditTests {
             }
             _ = await statusCode { _ = try await client.listJobs(.init()) }
 
-            let trail = records.all.filter { $0["message"] == "rpc" }
+            let trail = records.auditTrail
             let expected: [(String, String, String, String, String)] = [
                 ("alice", "user", "jobworker.v1.JobWorker/StartJob", job.id, "ok"),
                 ("alice", "user", "jobworker.v1.JobWorker/StreamJobOutput", job.id, "ok"),

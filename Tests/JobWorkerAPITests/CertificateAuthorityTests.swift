@@ -42,7 +42,7 @@ struct CertificateAuthorityTests {
     func clientCertificate() async throws {
         let authority = try CertificateAuthority.create()
         let alice = try authority.issueClientCertificate(name: "alice", role: "user")
-        #expect(Identity(certificate: alice.certificate) == Identity(name: "alice", role: .user))
+        #expect(try Identity.validated(from: alice.certificate).get() == Identity(name: "alice", role: .user))
         #expect(await validate(alice.certificate, by: authority, usage: .clientAuth))
         #expect(!(await validate(alice.certificate, by: authority, usage: .serverAuth)))
         let other = try CertificateAuthority.create(commonName: "someone else's CA")
@@ -53,10 +53,10 @@ struct CertificateAuthorityTests {
     func unknownRole() throws {
         let authority = try CertificateAuthority.create()
         let certificate = try authority.issueClientCertificate(name: "sam", role: "operator").certificate
-        #expect(Identity(certificate: certificate) == Identity(name: "sam", role: nil))
+        #expect(try Identity.validated(from: certificate).get() == Identity(name: "sam", role: nil))
         for role in Role.allCases {
             let issued = try authority.issueClientCertificate(name: "n", role: role.rawValue).certificate
-            #expect(Identity(certificate: issued)?.role == role)
+            #expect(try Identity.validated(from: issued).get().role == role)
         }
     }
 

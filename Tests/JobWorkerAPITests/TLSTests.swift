@@ -13,15 +13,14 @@ import Testing
 /// The real transport: TLS 1.3 only, client certificates verified, identities from them.
 @Suite("Mutual TLS 1.3", .timeLimit(.minutes(2)))
 struct TLSTests {
-    let authority: CertificateAuthority
-    let server: IssuedCertificate
+    let pki: TestPKI
 
     init() throws {
-        authority = try CertificateAuthority.create()
-        server = try authority.issueServerCertificate(dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"])
+        pki = try TestPKI()
     }
 
-    var caPEM: String { get throws { try authority.root.certificatePEM } }
+    var authority: CertificateAuthority { pki.authority }
+    var caPEM: String { get throws { try pki.caPEM } }
 
     /// Runs `body` with the port of a TLS server in front of a real service.
     func withServer(_ body: (Int) async throws -> Void) async throws {
@@ -33,30 +32,9 @@ struct TLSTests {
     func withServer(
         interceptors: [any ServerInterceptor], _ body: (Int, Worker, TLSServerTransport) async throws -> Void
     ) async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tls-\(UUID())").path
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        var configuration = WorkerConfiguration(stateDirectory: directory)
-        configuration.resourceControl = canUseCgroups ? .cgroups : .disabled
-        configuration.isolation = canUseCgroups ? .namespaces : .none
-        configuration.cgroupParentName = "jobworker-tls-test-\(JobID().shortDescription)"
-        let worker = try await Worker(configuration: configuration)
-        let transport = try TLSServerTransport(
-            host: "127.0.0.1", port: 0, certificateChainPEM: try server.certificatePEM,
-            privateKeyPEM: server.privateKeyPEM, clientCAPEM: try caPEM)
-        do {
-            try await withGRPCServer(
-                transport: transport, services: [JobWorkerService(worker: worker)],
-                interceptors: interceptors + [AuthorizationInterceptor(resolver: CertificateIdentityResolver())]
-            ) { grpcServer in
-                defer { grpcServer.beginGracefulShutdown() }
-                let port = try #require(await transport.listeningAddress?.ipv4?.port)
-                try await body(port, worker, transport)
-            }
-        } catch {
-            await worker.shutdown(gracePeriod: .zero)
-            throw error
+        try await withTLSServer(pki: pki, interceptors: interceptors) { server in
+            try await body(server.port, server.worker, server.transport)
         }
-        await worker.shutdown(gracePeriod: .zero)
     }
 
     /// ListJobs over mTLS with `client` (nil: no client certificate): nil on success, else the code.
@@ -118,36 +96,9 @@ struct TLSTests {
         }
     }
 
-    @Test("a request over the 2 MiB limit is refused, and the server goes on serving")
-    func oversizedRequest() async throws {
-        try await withServer { port in
-            let security = try security(for: try authority.issueClientCertificate(name: "alice", role: "user"))
-            try await withGRPCClient(
-                transport: .http2NIOPosix(target: .ipv4(address: "127.0.0.1", port: port), transportSecurity: security)
-            ) { grpcClient in
-                let jobs = Jobworker_V1_JobWorker.Client(wrapping: grpcClient)
-                let huge = String(repeating: "x", count: 100_000)
-                let code = await statusCode {
-                    _ = try await jobs.startJob(
-                        .with {
-                            $0.command = "/bin/true"
-                            $0.args = [String](repeating: huge, count: 30)
-                        })
-                }
-                // grpc-swift-nio-transport 2.9.2 resets the stream: the client sees UNAVAILABLE.
-                #expect(code == .resourceExhausted || code == .unavailable, "\(String(describing: code))")
-                _ = try await jobs.listJobs(.init())
-            }
-        }
-    }
-
     /// mTLS as `client`, trusting only the test CA.
     func security(for client: IssuedCertificate) throws -> HTTP2ClientTransport.Posix.TransportSecurity {
-        let caPEM = try self.caPEM
-        return .mTLS(
-            certificateChain: [.bytes(Array(try client.certificatePEM.utf8), format: .pem)],
-            privateKey: .bytes(Array(client.privateKeyPEM.utf8), format: .pem)
-        ) { $0.trustRoots = .certificates([.bytes(Array(caPEM.utf8), format: .pem)]) }
+        try pki.security(for: client)
     }
 
     /// Streams the job's output from `offset` on a connection of its own, checking every byte

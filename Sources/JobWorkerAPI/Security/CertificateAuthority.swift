@@ -86,11 +86,21 @@ public struct CertificateAuthority: Sendable {
     public func issueClientCertificate(
         name: String, role: String, notValidBefore: Date = Date() - 60, validity: TimeInterval = 365 * 86_400
     ) throws -> IssuedCertificate {
-        try issue(
+        try issueClientCertificate(
             subject: try DistinguishedName {
                 OrganizationalUnitName(role)
                 CommonName(name)
-            }, usage: .clientAuth, alternativeNames: [], notValidBefore: notValidBefore, validity: validity)
+            }, notValidBefore: notValidBefore, validity: validity)
+    }
+
+    /// A client certificate with any `subject`: for tests of what the server makes of subjects
+    /// it must refuse (several CNs, control characters).
+    public func issueClientCertificate(
+        subject: DistinguishedName, notValidBefore: Date = Date() - 60, validity: TimeInterval = 365 * 86_400
+    ) throws -> IssuedCertificate {
+        try issue(
+            subject: subject, usage: .clientAuth, alternativeNames: [], notValidBefore: notValidBefore,
+            validity: validity)
     }
 
     private func issue(
@@ -134,26 +144,6 @@ public enum CertificateError: Error, Equatable, CustomStringConvertible {
         switch self {
         case .invalidAddress(let address): "\(address) is not an IPv4 or IPv6 address"
         }
-    }
-}
-
-extension Identity {
-    /// The identity a verified client certificate carries: Subject CN, and the role its Subject OU
-    /// names (nil for anything but admin, user or viewer). nil without a CN.
-    public init?(certificate: Certificate) {
-        var commonName: String?
-        var unit: String?
-        for relativeName in certificate.subject {
-            for attribute in relativeName {
-                switch attribute.type {
-                case .RDNAttributeType.commonName: commonName = String(describing: attribute.value)
-                case .RDNAttributeType.organizationalUnitName: unit = String(describing: attribute.value)
-                default: break
-                }
-            }
-        }
-        guard let commonName, !commonName.isEmpty else { return nil }
-        self.init(name: commonName, role: unit.flatMap(Role.init(rawValue:)))
     }
 }
 

@@ -9,23 +9,27 @@ import NIOSSL
 /// grpc-swift-nio-transport's Posix TLS configuration accepts TLS 1.2, so the listener is ours
 /// (`HTTP2ServerTransport.Custom` with a `ListenerFactory`): NIOSSL with `minimumTLSVersion =
 /// .tlsv13`, the client CA as the only trust root, client certificates required. A handler after
-/// the TLS handler records each connection's verified certificate; this wrapper puts it into
-/// `ServerContext.transportSpecific` for every RPC, before any interceptor runs.
+/// the TLS handler resolves each connection's verified certificate to an identity once; this
+/// wrapper puts it into `ServerContext.transportSpecific` for every RPC, before any interceptor
+/// runs. The listener also applies the `ConnectionLimits`: connection caps at accept, a
+/// handshake deadline, and a receive limit answered with a status.
 public final class TLSServerTransport: ServerTransport {
     public typealias Bytes = HTTP2ServerTransport.Custom<TLSListenerFactory>.Bytes
 
     private let transport: HTTP2ServerTransport.Custom<TLSListenerFactory>
-    private let peers: PeerCertificates
+    private let peers: ConnectionIdentities
+    /// Connections and requests turned away.
+    public let counters: ConnectionCounters
 
     /// - Parameters:
     ///   - host: the address to listen on, e.g. "127.0.0.1".
     ///   - port: the port, 0 for one the kernel picks (see `listeningAddress`).
     ///   - certificateChainPEM, privateKeyPEM: the server's certificate (EKU serverAuth) and key.
     ///   - clientCAPEM: the only CA whose client certificates are accepted.
-    ///   - config: HTTP/2 and RPC settings; by default `TLSServerTransport.defaultConfig`.
+    ///   - limits: what clients may hold of the server's connections.
     public init(
         host: String, port: Int, certificateChainPEM: String, privateKeyPEM: String, clientCAPEM: String,
-        config: HTTP2ServerTransport.Custom<TLSListenerFactory>.Config = TLSServerTransport.defaultConfig
+        limits: ConnectionLimits = ConnectionLimits()
     ) throws {
         var tls = TLSConfiguration.makeServerConfiguration(
             certificateChain: try NIOSSLCertificate.fromPEMBytes(Array(certificateChainPEM.utf8)).map {
@@ -36,29 +40,35 @@ public final class TLSServerTransport: ServerTransport {
         tls.certificateVerification = .noHostnameVerification
         tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(Array(clientCAPEM.utf8)))
         tls.applicationProtocols = ["grpc-exp", "h2"]
-        let peers = PeerCertificates()
+        let peers = ConnectionIdentities()
+        let counters = ConnectionCounters()
         self.peers = peers
+        self.counters = counters
         transport = HTTP2ServerTransport.Custom(
             listenerFactory: TLSListenerFactory(
                 eventLoopGroup: MultiThreadedEventLoopGroup.singleton, host: host, port: port,
-                context: try NIOSSLContext(configuration: tls), peers: peers),
-            config: config)
+                context: try NIOSSLContext(configuration: tls), peers: peers, limits: limits,
+                admission: ConnectionAdmission(limits: limits, counters: counters), counters: counters),
+            config: Self.config(limits))
     }
 
-    /// The transport's defaults with two changes.
+    /// The transport's defaults with these changes.
     ///
-    /// - Limits on what one client can take: at most 100 concurrent streams per connection
-    ///   (gRPC's default is unlimited) and requests of at most 2 MiB (a StartJob's command line
-    ///   may be 1 MiB; 4 MiB is gRPC's default).
+    /// - Limits on what one client can take: `limits.maximumStreamsPerConnection` concurrent
+    ///   streams per connection (gRPC's default is unlimited), requests of at most
+    ///   `limits.maximumRequestBytes`, the idle timeout and the maximum age.
     /// - Every flush goes out at once. The transport's default holds a small write for up to
     ///   100 µs in case more follow; this API's calls are one request and one answer, so each
     ///   answer waited out the delay (and a timer) for nothing: 0.3 ms of a 0.75 ms GetJobStatus
     ///   round trip together with the client's delay (`TLSClientTransport.defaultConfig`). Output
     ///   chunks are larger than the coalescing threshold and were flushed at once anyway.
-    public static var defaultConfig: HTTP2ServerTransport.Custom<TLSListenerFactory>.Config {
+    static func config(_ limits: ConnectionLimits) -> HTTP2ServerTransport.Custom<TLSListenerFactory>.Config {
         var config = HTTP2ServerTransport.Custom<TLSListenerFactory>.Config.defaults
-        config.http2.maxConcurrentStreams = 100
-        config.rpc.maxRequestPayloadSize = 2 * 1024 * 1024
+        config.http2.maxConcurrentStreams = limits.maximumStreamsPerConnection
+        config.rpc.maxRequestPayloadSize = limits.maximumRequestBytes
+        config.connection.maxIdleTime = limits.idleTimeout
+        config.connection.maxAge = limits.maximumAge
+        config.connection.maxGraceTime = limits.maximumAgeGrace
         config.connection.flushCoalescing = nil
         return config
     }
@@ -87,7 +97,7 @@ public final class TLSServerTransport: ServerTransport {
         let peers = peers
         try await transport.listen { stream, context in
             var context = context
-            context.transportSpecific = peers.certificate(for: context.remotePeer).map(PeerCertificate.init)
+            context.transportSpecific = peers.identity(for: context.remotePeer).map(ConnectionIdentity.init)
             await streamHandler(stream, context)
         }
     }
@@ -97,31 +107,48 @@ public final class TLSServerTransport: ServerTransport {
     }
 }
 
-/// Binds the listening socket and sets up each connection: TLS, certificate recording, HTTP/2.
+/// Binds the listening socket and sets up each connection: admission, TLS, its deadline, the
+/// identity, the receive limit, HTTP/2.
 public struct TLSListenerFactory: HTTP2ServerTransport.ListenerFactory {
     public let eventLoopGroup: any EventLoopGroup
     let host: String
     let port: Int
     let context: NIOSSLContext
-    let peers: PeerCertificates
+    let peers: ConnectionIdentities
+    let limits: ConnectionLimits
+    let admission: ConnectionAdmission
+    let counters: ConnectionCounters
 
     public func makeListeningChannel(
         listenerConfigurator: HTTP2ServerTransport.ListenerConfigurator,
         connectionConfigurator: HTTP2ServerTransport.ConnectionConfigurator
     ) async throws -> NIOAsyncChannel<HTTP2ServerTransport.ConnectionConfigurator.ConnectionChannel, Never> {
-        let context = context
-        let peers = peers
+        let (context, peers, limits, admission, counters) = (context, peers, limits, admission, counters)
         return try await ServerBootstrap(group: eventLoopGroup)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            // A burst of connections waits in the kernel's queue rather than in SYN retries
+            // (NIO's default is 256; the kernel caps it at somaxconn).
+            .serverChannelOption(.backlog, value: 4096)
+            .serverChannelOption(.maxMessagesPerRead, value: 64)
             .serverChannelInitializer { channel in
                 listenerConfigurator.configure(channel: channel)
             }
             .bind(host: host, port: port) { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context))
-                    try channel.pipeline.syncOperations.addHandler(PeerCertificateRecorder(registry: peers))
+                // Over a cap, the connection is closed before a byte of TLS is spent on it. It
+                // is still handed on, closed: a failed initializer would end the listener.
+                let admitted = admission.admit(channel)
+                return channel.eventLoop.makeCompletedFuture {
+                    guard admitted else { return }
+                    let pipeline = channel.pipeline.syncOperations
+                    try pipeline.addHandler(NIOSSLServerHandler(context: context))
+                    try pipeline.addHandler(HandshakeDeadline(timeout: limits.handshakeTimeout, counters: counters))
+                    try pipeline.addHandler(ConnectionIdentityRecorder(registry: peers))
+                    try pipeline.addHandler(RequestSizeGuard(limit: limits.maximumRequestBytes, counters: counters))
                 }.flatMap {
                     connectionConfigurator.configure(channel: channel, tls: .configured(requireALPN: false))
+                }.map { connection in
+                    if !admitted { channel.close(promise: nil) }
+                    return connection
                 }
             }
     }

@@ -38,16 +38,21 @@ struct Serve: AsyncParsableCommand {
     var defaultMemory = "1Gi"
     @Option(help: "Processes for jobs that ask for no limit.")
     var defaultMaxProcesses: UInt32 = 1024
-    @Option(help: "Most CPU a job may ask for (0: no ceiling).")
-    var maxCpu = "0"
-    @Option(help: "Most memory a job may ask for (0: no ceiling).")
-    var maxMemory = "0"
+    @Option(help: "Most CPU a job may ask for (default: the host's online CPUs; 0: no ceiling).")
+    var maxCpu: String?
+    @Option(
+        help: "Most memory a job may ask for (default: MemTotal, or the server's cgroup limit if lower; 0: no ceiling)."
+    )
+    var maxMemory: String?
     @Option(help: "Most disk reads per second a job may ask for, in bytes (0: no ceiling).")
     var maxIoRead = "0"
     @Option(help: "Most disk writes per second a job may ask for, in bytes (0: no ceiling).")
     var maxIoWrite = "0"
-    @Option(help: "Most processes a job may ask for (0: no ceiling).")
-    var maxProcesses: UInt32 = 0
+    @Option(
+        help:
+            "Most processes a job may ask for (default: the kernel's pid_max, or the server's pids limit; 0: no ceiling)."
+    )
+    var maxProcesses: UInt32?
     @Option(
         name: .customLong("io-device"),
         help:
@@ -133,17 +138,39 @@ struct Serve: AsyncParsableCommand {
             "A host path every job sees: HOST[:JOB][:rw] (repeatable; read-only unless :rw). JOB must exist on the host."
     )
     var jobBind: [String] = []
+    @Option(
+        help:
+            "Largest request message (StartJob's; every other method's is 64Ki): beyond it the call is RESOURCE_EXHAUSTED."
+    )
+    var maxRequestBytes = "4Mi"
+    @Option(help: "Time a connection has for its TLS handshake and HTTP/2 preface before it is closed.")
+    var handshakeTimeout = "10s"
+    @Option(help: "Close a connection with no open call after this long, with GOAWAY (0: never).")
+    var idleTimeout = "5m"
+    @Option(
+        help:
+            "Send GOAWAY to a connection this old: it takes no new calls, those open finish (0: never)."
+    )
+    var maxConnectionAge = "2h"
+    @Option(help: "Connections open at once; beyond, new ones are closed as they are accepted.")
+    var maxConnections = 1024
+    @Option(help: "Connections open at once from one IP address; beyond, new ones are closed as they are accepted.")
+    var maxConnectionsPerAddress = 64
+    @Option(help: "Calls open at once on one connection.")
+    var maxStreamsPerConnection = 100
+    @Option(help: "Calls one identity may have open at once, over all its connections; beyond, RESOURCE_EXHAUSTED.")
+    var maxStreamsPerIdentity = 128
 
     func validate() throws {
         guard dev || (tlsCert != nil && tlsKey != nil && clientCa != nil) else {
             throw ValidationError("give --tls-cert, --tls-key and --client-ca, or --dev for a development PKI")
         }
-        for (flag, value) in [("--default-cpu", defaultCpu), ("--max-cpu", maxCpu)]
+        for (flag, value) in [("--default-cpu", defaultCpu), ("--max-cpu", maxCpu ?? "0")]
         where Quantity.cpuMillis(value) == nil {
             throw ValidationError("\(flag): \"\(value)\" is not a CPU amount (500m, 0.5, 2)")
         }
         for (flag, value) in [
-            ("--default-memory", defaultMemory), ("--max-memory", maxMemory), ("--max-io-read", maxIoRead),
+            ("--default-memory", defaultMemory), ("--max-memory", maxMemory ?? "0"), ("--max-io-read", maxIoRead),
             ("--max-io-write", maxIoWrite),
         ]
         where Quantity.bytes(value) == nil {
@@ -181,9 +208,65 @@ struct Serve: AsyncParsableCommand {
         for path in jobHide + [jobScratchDir].compactMap({ $0 }) where !path.hasPrefix("/") {
             throw ValidationError("\(path): give an absolute path")
         }
+        guard let requestBytes = Quantity.bytes(maxRequestBytes), requestBytes >= 64 << 10, requestBytes <= 1 << 30
+        else {
+            throw ValidationError("--max-request-bytes: \"\(maxRequestBytes)\" is not a size from 64Ki to 1Gi")
+        }
+        _ = try connectionLimits()
         guard HostAndPort(listen) != nil else {
             throw ValidationError("--listen: \"\(listen)\" is not HOST:PORT")
         }
+    }
+
+    /// The defaults and ceilings of the flags: a ceiling not given is the host's capacity, and
+    /// a default flag not given is lowered to its ceiling on a host smaller than the default.
+    func resourcePolicy(host: HostCapacity) -> ResourcePolicy {
+        let hostSized = ResourcePolicy.hostSized(
+            defaults: ResourceLimits(
+                cpuMillis: Quantity.cpuMillis(defaultCpu)!, memoryBytes: Quantity.bytes(defaultMemory)!,
+                maxProcesses: defaultMaxProcesses),
+            capacity: host)
+        var policy = hostSized
+        if let maxCpu { policy.ceilings.cpuMillis = Quantity.cpuMillis(maxCpu)! }
+        if let maxMemory { policy.ceilings.memoryBytes = Quantity.bytes(maxMemory)! }
+        if let maxProcesses { policy.ceilings.maxProcesses = maxProcesses }
+        policy.ceilings.ioReadBytesPerSecond = Quantity.bytes(maxIoRead)!
+        policy.ceilings.ioWriteBytesPerSecond = Quantity.bytes(maxIoWrite)!
+        return policy
+    }
+
+    /// The connection flags.
+    func connectionLimits() throws -> ConnectionLimits {
+        var limits = ConnectionLimits()
+        guard let handshake = try Self.duration(handshakeTimeout, flag: "--handshake-timeout") else {
+            throw ValidationError("--handshake-timeout: give a time (10s); connections need one")
+        }
+        limits.handshakeTimeout = handshake
+        limits.idleTimeout = try Self.duration(idleTimeout, flag: "--idle-timeout")
+        limits.maximumAge = try Self.duration(maxConnectionAge, flag: "--max-connection-age")
+        for (flag, value) in [
+            ("--max-connections", maxConnections), ("--max-connections-per-address", maxConnectionsPerAddress),
+            ("--max-streams-per-connection", maxStreamsPerConnection),
+            ("--max-streams-per-identity", maxStreamsPerIdentity),
+        ] where value < 1 {
+            throw ValidationError("\(flag): give at least 1")
+        }
+        limits.maximumConnections = maxConnections
+        limits.maximumConnectionsPerAddress = maxConnectionsPerAddress
+        limits.maximumStreamsPerConnection = maxStreamsPerConnection
+        limits.maximumRequestBytes = Int(Quantity.bytes(maxRequestBytes) ?? 4 << 20)
+        return limits
+    }
+
+    /// "10s", "5m", "2h", "1d", "500ms"; "0" is none (nil).
+    static func duration(_ text: String, flag: String) throws -> Duration? {
+        if text == "0" { return nil }
+        if text.hasSuffix("ms"), let count = Int64(text.dropLast(2)), count > 0 { return .milliseconds(count) }
+        let units: [Character: Int64] = ["d": 86_400, "h": 3_600, "m": 60, "s": 1]
+        guard let unit = text.last, let seconds = units[unit], let count = Int64(text.dropLast()), count > 0 else {
+            throw ValidationError("\(flag): \"\(text)\" is not a duration (500ms, 10s, 5m, 2h, 1d, 0)")
+        }
+        return .seconds(count * seconds)
     }
 
     /// `--job-uids FIRST-LAST`.
@@ -197,12 +280,7 @@ struct Serve: AsyncParsableCommand {
 
     /// "7d", "12h", "30m" or "45s"; "0" is no limit (nil).
     static func retentionAge(_ text: String) throws -> Duration? {
-        if text == "0" { return nil }
-        let units: [Character: Int64] = ["d": 86_400, "h": 3_600, "m": 60, "s": 1]
-        guard let unit = text.last, let seconds = units[unit], let count = Int64(text.dropLast()), count > 0 else {
-            throw ValidationError("--retain-for: \"\(text)\" is not a duration (7d, 12h, 30m, 0)")
-        }
-        return .seconds(count * seconds)
+        try duration(text, flag: "--retain-for")
     }
 
     /// `--min-free-disk`: a size, a share ("10%"), 0 for none, or nil for the default.
@@ -249,26 +327,28 @@ struct Serve: AsyncParsableCommand {
         configuration.jobFilesystem.binds = jobBind.compactMap(JobBind.init(parsing:))
         // The server's keys and certificates: no job sees them, wherever the operator keeps them.
         configuration.serverPaths = [tlsKey, tlsCert, clientCa].compactMap { $0 }
-        configuration.resourcePolicy = ResourcePolicy(
-            defaults: ResourceLimits(
-                cpuMillis: Quantity.cpuMillis(defaultCpu)!, memoryBytes: Quantity.bytes(defaultMemory)!,
-                maxProcesses: defaultMaxProcesses),
-            ceilings: ResourceLimits(
-                cpuMillis: Quantity.cpuMillis(maxCpu)!, memoryBytes: Quantity.bytes(maxMemory)!,
-                ioReadBytesPerSecond: Quantity.bytes(maxIoRead)!, ioWriteBytesPerSecond: Quantity.bytes(maxIoWrite)!,
-                maxProcesses: maxProcesses))
+        configuration.resourcePolicy = resourcePolicy(host: HostCapacity.measure())
         let worker = try await Worker(configuration: configuration)
 
+        let limits = try connectionLimits()
+        logger.info(
+            "connections: handshake \(limits.handshakeTimeout), idle \(limits.idleTimeout.map { "\($0)" } ?? "never"), age \(limits.maximumAge.map { "\($0)" } ?? "never"); at most \(limits.maximumConnections) (\(limits.maximumConnectionsPerAddress) per address), \(limits.maximumStreamsPerConnection) calls per connection, \(maxStreamsPerIdentity) per identity; requests up to \(limits.maximumRequestBytes) bytes (StartJob), 64Ki (others)"
+        )
         let transport = try TLSServerTransport(
             host: address.host, port: address.port,
             certificateChainPEM: try String(contentsOfFile: pki?.serverCertificate ?? tlsCert!, encoding: .utf8),
             privateKeyPEM: try String(contentsOfFile: pki?.serverKey ?? tlsKey!, encoding: .utf8),
-            clientCAPEM: try String(contentsOfFile: pki?.authority ?? clientCa!, encoding: .utf8))
+            clientCAPEM: try String(contentsOfFile: pki?.authority ?? clientCa!, encoding: .utf8), limits: limits)
         let resolver = CertificateIdentityResolver()
         let server = GRPCServer(
-            transport: transport, services: [JobWorkerService(worker: worker)],
+            transport: transport,
+            services: [
+                JobWorkerService(
+                    worker: worker, requestLimits: RequestLimits(startJobBytes: limits.maximumRequestBytes))
+            ],
             interceptors: [
                 AuditInterceptor(logger: logger, resolver: resolver), AuthorizationInterceptor(resolver: resolver),
+                StreamQuotaInterceptor(limit: maxStreamsPerIdentity),
             ])
         let service = APIServerService(
             server: server, worker: worker, grace: .seconds(gracePeriod), keepJobs: keepJobsOnShutdown

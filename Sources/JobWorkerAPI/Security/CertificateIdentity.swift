@@ -1,0 +1,72 @@
+import X509
+
+/// Why a verified client certificate carries no usable identity: the call is UNAUTHENTICATED
+/// with this reason.
+public struct IdentityRefusal: Error, Sendable, Hashable, CustomStringConvertible {
+    public var reason: String
+
+    public init(_ reason: String) {
+        self.reason = reason
+    }
+
+    public var description: String { reason }
+}
+
+extension Identity {
+    /// The longest CN or OU accepted, in bytes of UTF-8.
+    public static let maximumNameBytes = 256
+
+    /// The identity a verified client certificate carries: its Subject's one CN, and the role
+    /// its one OU names (nil for anything but admin, user or viewer: such a caller may do
+    /// nothing).
+    ///
+    /// Checked at the boundary, once per connection: a subject with no CN or OU or with several
+    /// of either is refused (`OU=user, CN=mallory, OU=admin, CN=bob` must not act as anybody),
+    /// and so is a name with control or formatting characters (which would forge lines in a log
+    /// or a terminal) or over 256 bytes.
+    public static func validated(from certificate: Certificate) -> Result<Identity, IdentityRefusal> {
+        var commonNames: [String] = []
+        var units: [String] = []
+        for relativeName in certificate.subject {
+            for attribute in relativeName {
+                switch attribute.type {
+                case .RDNAttributeType.commonName: commonNames.append(String(describing: attribute.value))
+                case .RDNAttributeType.organizationalUnitName: units.append(String(describing: attribute.value))
+                default: break
+                }
+            }
+        }
+        guard commonNames.count == 1, units.count == 1 else {
+            return .failure(
+                IdentityRefusal(
+                    "the client certificate's subject must hold exactly one CN and one OU "
+                        + "(it holds \(commonNames.count) CN and \(units.count) OU)"))
+        }
+        for (label, value) in [("CN", commonNames[0]), ("OU", units[0])] {
+            if let problem = problem(with: value) {
+                return .failure(IdentityRefusal("the client certificate's \(label) \(problem)"))
+            }
+        }
+        return .success(Identity(name: commonNames[0], role: Role(rawValue: units[0])))
+    }
+
+    /// What makes `value` unusable as a name, or nil.
+    static func problem(with value: String) -> String? {
+        if value.isEmpty { return "is empty" }
+        if value.utf8.count > maximumNameBytes {
+            return "is \(value.utf8.count) bytes long (at most \(maximumNameBytes))"
+        }
+        if value.unicodeScalars.contains(where: { $0.properties.generalCategory.isControlOrFormat }) {
+            return "holds control characters: \(EscapedText.quoted(value))"
+        }
+        return nil
+    }
+}
+
+extension Unicode.GeneralCategory {
+    /// C0 and C1 controls, and the invisible formatting characters (bidirectional overrides,
+    /// zero-width joiners) that make text read differently from what it is.
+    var isControlOrFormat: Bool {
+        self == .control || self == .format || self == .lineSeparator || self == .paragraphSeparator
+    }
+}
