@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Testing
 
 @testable import JobWorker
@@ -195,6 +196,34 @@ struct JobRecordTests {
             #expect(error.message.contains("not a database"), "\(error.message)")
         }
         #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == garbage)
+    }
+
+    @Test("a store of the previous version (REAL seconds) is migrated: its records stay, to the nearest nanosecond")
+    func migrationToExactTimes() throws {
+        let directory = try makeStateDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = directory + "/jobs.sqlite"
+        let database = try DatabaseQueue(path: path)
+        try JobStore.migrator.migrate(database, upTo: "v5: dropped output")
+        let id = JobID()
+        try database.write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO job (sequence, id, owner, command, arguments, executable_path, state, pid, exit_code,
+                        started_at, ended_at, output_bytes, cpu_millis, memory_bytes, io_read_bytes_per_second,
+                        io_write_bytes_per_second, io_read_ops_per_second, io_write_ops_per_second, max_processes,
+                        cpu_usec, memory_peak_bytes, io_read_bytes, io_write_bytes, uid, gid)
+                    VALUES (1, ?, 'alice', '/bin/true', '[]', '/bin/true', 'exited', 42, 0, 1765000000.25,
+                        1765000001.5, 0, 1000, 1073741824, 0, 0, 0, 0, 1024, 0, 0, 0, 0, 1900000000, 1900000000)
+                    """, arguments: [id.description])
+        }
+        try database.close()
+        let store = try JobStore(path: path)
+        defer { store.release() }
+        let record = try #require(try store.loadAll().records.first)
+        #expect(record.status.id == id && record.status.owner == "alice" && record.status.exitCode == 0)
+        #expect(record.status.startedAt == WallClockTime(nanosecondsSince1970: 1_765_000_000_250_000_000))
+        #expect(record.status.endedAt == WallClockTime(nanosecondsSince1970: 1_765_000_001_500_000_000))
     }
 
     @Test("a database written by a newer version stops the worker at startup")

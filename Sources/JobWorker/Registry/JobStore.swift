@@ -64,7 +64,7 @@ final class JobStore: Sendable {
     }
 
     /// The schema, one migration per version; never edit a migration once released.
-    private static let migrator: DatabaseMigrator = {
+    static let migrator: DatabaseMigrator = {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1: jobs") { db in
             try db.execute(
@@ -121,13 +121,17 @@ final class JobStore: Sendable {
             // Start and end times in integer nanoseconds since 1970: the REAL seconds of v1 lose
             // about 100 ns, so a time read back differed from the one reported before. The REAL
             // columns stay (NOT NULL, and what an older reader of the file would use), written
-            // beside; existing records get the nearest nanosecond of what they had.
+            // beside; existing records get the nearest nanosecond of what they had (whole seconds and
+            // the fraction apart: seconds times 1e9 as a REAL is off by up to 128 ns).
             try db.execute(sql: "ALTER TABLE job ADD COLUMN started_at_ns INTEGER")
             try db.execute(sql: "ALTER TABLE job ADD COLUMN ended_at_ns INTEGER")
             try db.execute(
                 sql: """
-                    UPDATE job SET started_at_ns = CAST(round(started_at * 1e9) AS INTEGER),
-                        ended_at_ns = CAST(round(ended_at * 1e9) AS INTEGER)
+                    UPDATE job SET
+                        started_at_ns = CAST(started_at AS INTEGER) * 1000000000
+                            + CAST(round((started_at - CAST(started_at AS INTEGER)) * 1e9) AS INTEGER),
+                        ended_at_ns = CAST(ended_at AS INTEGER) * 1000000000
+                            + CAST(round((ended_at - CAST(ended_at AS INTEGER)) * 1e9) AS INTEGER)
                     """)
         }
         return migrator
