@@ -153,10 +153,11 @@ public final class Worker: Sendable {
         table.restore(recovery, stateDirectory: stateDirectory)
         retention = Retention(
             policy: configuration.retention, table: table, store: store, stateDirectory: stateDirectory,
-            logger: logger)
+            logger: logger, executor: configuration.backgroundExecutor)
         let end = JobEnd(
             table: table, store: store, stateDirectory: stateDirectory, cgroups: cgroups, retention: retention,
-            monitor: monitor, scratch: sandbox.scratch, users: users, logger: logger)
+            monitor: monitor, scratch: sandbox.scratch, users: users, logger: logger,
+            executor: configuration.backgroundExecutor)
         launcher = JobLauncher(
             configuration: configuration, inits: inits, commandLine: commandLine, end: end, devNull: devNull.rawValue,
             sandbox: sandbox, users: users)

@@ -10,6 +10,12 @@ public struct WorkerConfiguration: Sendable {
     /// removed) and host failures. Never job output.
     public var logger = Logger(label: "jobworker")
 
+    /// Where the worker's own background work runs (a job's cgroup teardown after its end, the
+    /// retention sweeps): nil for Swift's default executor. A server whose tasks run on its
+    /// network event loops gives an executor of blocking-capable threads here, so that these
+    /// file-system and cgroup calls never hold an event loop.
+    public var backgroundExecutor: (any TaskExecutor)?
+
     /// Where the worker keeps everything: job output logs, job records, exit records. Created
     /// (mode 0700) if missing; one worker per directory.
     public var stateDirectory: String

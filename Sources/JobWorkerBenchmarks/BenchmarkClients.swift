@@ -18,7 +18,7 @@ let measuredStartRequest = Jobworker_V1_StartJobRequest.with {
 }
 
 /// The credentials that `benchmarkAPI` wrote to `directory`.
-private func benchCredentials(in directory: String) throws -> ClientCredentials {
+func benchCredentials(in directory: String) throws -> ClientCredentials {
     ClientCredentials(
         certificateChainPEM: try String(contentsOfFile: directory + "/bench.pem", encoding: .utf8),
         privateKeyPEM: try String(contentsOfFile: directory + "/bench-key.pem", encoding: .utf8),
@@ -79,7 +79,7 @@ func runStartClient(_ arguments: [String]) async throws {
             let began = clock.now
             let id = try await jobs.startJob(measuredStartRequest).status.id
             let elapsed = clock.now - began
-            lines += "\(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)\n"
+            lines += "\(elapsed.nanoseconds)\n"
             try await jobs.streamJobOutput(.with { $0.id = id }) { response in
                 for try await _ in response.messages {}
             }
@@ -128,7 +128,7 @@ func measureStreamingFromOtherProcesses(port: Int, directory: String, job: Strin
 
 /// Moves this process into a new session. Foundation's `Process` makes each child the leader of
 /// a process group, which may not start a session: the child first joins its parent's group.
-private func startSession() {
+func startSession() {
     if setsid() == -1 {
         precondition(setpgid(0, getpgid(getppid())) == 0, "setpgid: \(String(cString: strerror(errno)))")
         precondition(setsid() != -1, "setsid: \(String(cString: strerror(errno)))")

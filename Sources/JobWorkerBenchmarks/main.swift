@@ -36,6 +36,20 @@ case "isolation-costs":
 case "parked-inits":
     try await measureParkedInits(Array(CommandLine.arguments.dropFirst(2)))
     exit(0)
+case "load-clients":
+    try await runLoadClients(Array(CommandLine.arguments.dropFirst(2)))
+    exit(0)
+case "load-session":
+    try await runLoadSession(Array(CommandLine.arguments.dropFirst(2)))
+    exit(0)
+case "load-client":
+    RuntimeTuning.apply(eventLoops: 1)  // as jobctl
+    try await runLoadClient(Array(CommandLine.arguments.dropFirst(2)))
+    exit(0)
+case "mixed-load":
+    RuntimeTuning.apply()  // as jobworkerd
+    try await runMixedLoadBenchmark(Array(CommandLine.arguments.dropFirst(2)))
+    exit(0)
 case "api":
     RuntimeTuning.apply()  // as jobworkerd
     try await runAPIBenchmarks(Array(CommandLine.arguments.dropFirst(2)))
@@ -59,6 +73,7 @@ struct Samples {
     }
 
     func percentile(_ fraction: Double) -> Double {
+        guard !values.isEmpty else { return .nan }
         let sorted = values.sorted()
         let index = min(sorted.count - 1, Int(Double(sorted.count) * fraction))
         return sorted[index].milliseconds

@@ -25,13 +25,17 @@ struct JobEnd: Sendable {
     /// Where a job's uid goes back once its processes are gone.
     let users: JobUserPool?
     let logger: Logger
+    /// Where the teardown runs (`WorkerConfiguration.backgroundExecutor`).
+    let executor: (any TaskExecutor)?
     /// Where ends are written to the store, one at a time, in the order the jobs ended.
     private let records = DispatchQueue(label: "jobworker.job-records")
 
     init(
         table: JobTable, store: JobStore, stateDirectory: StateDirectory, cgroups: JobCgroups?, retention: Retention,
-        monitor: EventMonitor, scratch: ScratchDirectories?, users: JobUserPool?, logger: Logger
+        monitor: EventMonitor, scratch: ScratchDirectories?, users: JobUserPool?, logger: Logger,
+        executor: (any TaskExecutor)?
     ) {
+        self.executor = executor
         self.users = users
         (self.table, self.store, self.stateDirectory) = (table, store, stateDirectory)
         (self.cgroups, self.retention, self.monitor, self.logger) = (cgroups, retention, monitor, logger)
@@ -44,7 +48,7 @@ struct JobEnd: Sendable {
         job.reap()
         writeWatch.map(monitor.removeWriteWatch)
         if let cgroup = job.cgroup, let cgroups {
-            Task {
+            Task(executorPreference: executor) {
                 let (usage, oomKills) = await cgroups.tearDown(cgroup)
                 finish(job, usage: usage, oomKills: oomKills)
             }

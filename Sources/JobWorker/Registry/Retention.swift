@@ -10,6 +10,8 @@ struct Retention: Sendable {
     let store: JobStore
     let stateDirectory: StateDirectory
     let logger: Logger
+    /// Where the age timer's sweeps run (`WorkerConfiguration.backgroundExecutor`).
+    let executor: (any TaskExecutor)?
 
     /// Deletes the finished jobs beyond the policy — past the age limit, then, owner by owner,
     /// the owner's oldest while the disk space of its finished jobs' output exceeds the size
@@ -63,7 +65,7 @@ struct Retention: Sendable {
     /// ends), applies the policy, and again; until cancelled.
     func startTimer() -> Task<Void, Never>? {
         guard let age = policy.maximumAge else { return nil }
-        return Task {
+        return Task(executorPreference: executor) {
             while !Task.isCancelled {
                 let jobEnded = table.jobEnded
                 let snapshot = jobEnded.snapshot

@@ -328,6 +328,10 @@ struct Serve: AsyncParsableCommand {
         // The server's keys and certificates: no job sees them, wherever the operator keeps them.
         configuration.serverPaths = [tlsKey, tlsCert, clientCa].compactMap { $0 }
         configuration.resourcePolicy = resourcePolicy(host: HostCapacity.measure())
+        // One pool of blocking-capable threads for the service's starts, stops and status reads
+        // and for the worker's own background work: the event loops only move bytes.
+        let blocking = BlockingWorkExecutor()
+        configuration.backgroundExecutor = blocking
         let worker = try await Worker(configuration: configuration)
 
         let limits = try connectionLimits()
@@ -344,7 +348,8 @@ struct Serve: AsyncParsableCommand {
             transport: transport,
             services: [
                 JobWorkerService(
-                    worker: worker, requestLimits: RequestLimits(startJobBytes: limits.maximumRequestBytes))
+                    worker: worker, requestLimits: RequestLimits(startJobBytes: limits.maximumRequestBytes),
+                    blocking: blocking)
             ],
             interceptors: [
                 AuditInterceptor(logger: logger, resolver: resolver), AuthorizationInterceptor(resolver: resolver),
