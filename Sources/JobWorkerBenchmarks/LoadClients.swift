@@ -55,6 +55,8 @@ func runLoadSession(_ arguments: [String]) async throws {
 ///   for each StartJob round trip.
 /// - `status`: GetJobStatus of JOB back to back; prints "status NS" for each.
 /// - `stream`: streams JOB's whole output over and over; prints "streamed BYTES".
+/// - `follow`: streams JOB's output once, live; prints "follow BYTES FIRST LAST", when the first
+///   and the last byte arrived (wall-clock nanoseconds).
 func runLoadClient(_ arguments: [String]) async throws {
     guard arguments.count == 5, let port = Int(arguments[1]), let seconds = Int(arguments[3]) else {
         fatalError("usage: JobWorkerBenchmarks load-client ROLE PORT DIRECTORY SECONDS JOB")
@@ -87,6 +89,18 @@ func runLoadClient(_ arguments: [String]) async throws {
                     lines +=
                         "slow status \(WallClockTime.now.nanosecondsSince1970) \((clock.now - began).nanoseconds)\n"
                 }
+            case "follow":
+                // Once: when the first and the last byte arrived (wall clock, as the job's times).
+                let (bytes, first) = try await jobs.streamJobOutput(.with { $0.id = job }) { response in
+                    var (bytes, first): (Int, Int64?) = (0, nil)
+                    for try await message in response.messages {
+                        if first == nil { first = WallClockTime.now.nanosecondsSince1970 }
+                        bytes += message.data.count
+                    }
+                    return (bytes, first)
+                }
+                lines += "follow \(bytes) \(first ?? 0) \(WallClockTime.now.nanosecondsSince1970)\n"
+                return
             default:
                 streamed += try await jobs.streamJobOutput(.with { $0.id = job }) { response in
                     var bytes = 0
