@@ -18,8 +18,9 @@ public struct RequestLimits: Sendable, Hashable {
 
 extension JobWorkerService {
     /// Registers the methods with this service's decoding: a size limit per method, errors that
-    /// say what was wrong with a request (`RequestDeserializer`), and a request stream of other
-    /// than exactly one message refused as INVALID_ARGUMENT (gRPC answers INTERNAL for it).
+    /// say what was wrong with a request (`RequestDeserializer`), a request stream of other than
+    /// exactly one message refused as INVALID_ARGUMENT (gRPC answers INTERNAL for it), and
+    /// output streamed as `OutputChunk`s.
     public func registerMethods<Transport: ServerTransport>(with router: inout RPCRouter<Transport>) {
         typealias Method = Jobworker_V1_JobWorker.Method
         router.registerHandler(
@@ -47,9 +48,13 @@ extension JobWorkerService {
         router.registerHandler(
             forMethod: Method.StreamJobOutput.descriptor,
             deserializer: RequestDeserializer<Jobworker_V1_StreamJobOutputRequest>(limit: requestLimits.otherBytes),
-            serializer: ProtobufSerializer<Jobworker_V1_StreamJobOutputResponse>()
+            serializer: OutputChunkSerializer()
         ) { request, context in
-            try await streamJobOutput(request: try await .single(request), context: context)
+            let single = try await ServerRequest.single(request)
+            return StreamingServerResponse(of: OutputChunk.self) { writer in
+                try await streamOutput(request: single.message, context: context) { try await writer.write($0) }
+                return [:]
+            }
         }
         router.registerHandler(
             forMethod: Method.ListJobs.descriptor,

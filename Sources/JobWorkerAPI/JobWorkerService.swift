@@ -59,23 +59,34 @@ public struct JobWorkerService: Jobworker_V1_JobWorker.SimpleServiceProtocol {
         request: Jobworker_V1_StreamJobOutputRequest, response: RPCWriter<Jobworker_V1_StreamJobOutputResponse>,
         context: ServerContext
     ) async throws {
+        // The registered handler streams `OutputChunk`s (`streamOutput`); this is the generated
+        // protocol's form of the same, one decoded message per chunk.
+        try await streamOutput(request: request, context: context) { chunk in
+            try await response.write(
+                try Jobworker_V1_StreamJobOutputResponse(serializedBytes: chunk.wire.withUnsafeBytes { [UInt8]($0) }))
+        }
+    }
+
+    /// Streams the job's output from the request's offset as `OutputChunk`s, live until the job
+    /// ends, each read from the log straight into the message that is sent.
+    func streamOutput(
+        request: Jobworker_V1_StreamJobOutputRequest, context: ServerContext,
+        write: @escaping @Sendable (OutputChunk) async throws -> Void
+    ) async throws {
         let job = try await visibleJob(request.id, context)
         let output = try worker.output(of: job.id, from: request.offset)
         let start = request.offset
-        // gRPC reports a client that went away (a reset stream, a dropped connection) through the
-        // context's cancellation handle, not by cancelling this task. A reader waiting for a live
-        // job's next byte would never notice, and keep its task and descriptor until the job
-        // ended; so the first of "all sent" and "RPC cancelled" ends the other.
+        // gRPC reports a client that went away (a reset stream, a dropped connection) through
+        // the context's cancellation handle, not by cancelling this task. A reader waiting for a
+        // live job's next byte would never notice, and keep its task and descriptor until the
+        // job ended; so the first of "all sent" and "RPC cancelled" ends the other.
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
                 var offset = start
-                for try await chunk in output {
-                    try await response.write(
-                        .with {
-                            $0.data = Data(chunk)
-                            $0.offset = offset
-                        })
-                    offset += UInt64(chunk.count)
+                var reader = output.makeAsyncIterator()
+                while let count = try await reader.waitForBytes(atMost: OutputChunk.maximumDataBytes) {
+                    try await write(try OutputChunk(offset: offset, count: count) { try reader.read(into: $0) })
+                    offset += UInt64(count)
                 }
             }
             group.addTask {

@@ -35,6 +35,20 @@ public struct JobOutput: AsyncSequence, Sendable {
         public mutating func next() async throws -> [UInt8]? {
             try await reader.next()
         }
+
+        /// For a reader that puts the bytes where it wants them (the API server reads them
+        /// straight into the message it sends, with no copy in between): waits, as `next()`
+        /// does, until output is readable at the cursor, and returns how many bytes are (at
+        /// most `maximum`), or nil at the end. Follow it with `read(into:)`.
+        public mutating func waitForBytes(atMost maximum: Int) async throws -> Int? {
+            try await reader.waitForBytes(atMost: maximum)
+        }
+
+        /// Reads `buffer.count` bytes at the cursor, as `waitForBytes` reported them readable,
+        /// and moves the cursor past them.
+        public mutating func read(into buffer: UnsafeMutableRawBufferPointer) throws {
+            try reader.read(into: buffer)
+        }
     }
 }
 
@@ -65,11 +79,7 @@ private final class OutputReader {
     func next() async throws -> [UInt8]? {
         guard !isFinished else { return nil }
         do {
-            if descriptorNumber < 0 {
-                let opened = try FileDescriptor("opening the output log") { open(path, O_RDONLY | O_CLOEXEC) }
-                descriptorNumber = opened.rawValue
-                descriptor = consume opened
-            }
+            try openIfNeeded()
             while true {
                 try Task.checkCancellation()
                 // Taken before the read: if the job had already ended then, EOF is final.
@@ -90,6 +100,49 @@ private final class OutputReader {
             release()
             throw error
         }
+    }
+
+    func waitForBytes(atMost maximum: Int) async throws -> Int? {
+        guard !isFinished else { return nil }
+        do {
+            try openIfNeeded()
+            while true {
+                try Task.checkCancellation()
+                let before = changed.snapshot
+                var info = stat()
+                try systemCall("reading the output log's size") { fstat(descriptorNumber, &info) }
+                if UInt64(info.st_size) > offset { return Int(min(UInt64(maximum), UInt64(info.st_size) - offset)) }
+                if before.isFinished {
+                    try checkOffsetWithinOutput()
+                    release()
+                    return nil
+                }
+                await changed.wait(whileGenerationIs: before.generation)
+            }
+        } catch {
+            release()
+            throw error
+        }
+    }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws(JobWorkerError) {
+        var filled = 0
+        while filled < buffer.count {
+            let count = try systemCall("reading the output log") {
+                pread(descriptorNumber, buffer.baseAddress! + filled, buffer.count - filled, off_t(offset))
+            }
+            // A log only grows: fewer bytes than its size said means it was cut behind our back.
+            guard count > 0 else { throw JobWorkerError(.systemFailure, "the output log ended before its size") }
+            filled += count
+            offset += UInt64(count)
+        }
+    }
+
+    private func openIfNeeded() throws(JobWorkerError) {
+        guard descriptorNumber < 0 else { return }
+        let opened = try FileDescriptor("opening the output log") { open(path, O_RDONLY | O_CLOEXEC) }
+        descriptorNumber = opened.rawValue
+        descriptor = consume opened
     }
 
     private func readChunk() throws(JobWorkerError) -> [UInt8] {
