@@ -4,6 +4,13 @@
 /// certificate's Subject CN, its role the Subject OU (admin, user or viewer); what each role may
 /// do is documented in docs/DESIGN.md. A job the caller may not see is reported as NOT_FOUND,
 /// exactly like a job that does not exist.
+///
+/// For every method: UNAUTHENTICATED without a certificate, or one whose subject does not hold
+/// exactly one printable CN and OU; INVALID_ARGUMENT for a request that does not decode (the
+/// message names the field) or a job id that is not a UUID; RESOURCE_EXHAUSTED for a request
+/// message over the server's limit (StartJob: --max-request-bytes, 4 MiB by default; the others:
+/// 64 KiB), the message giving its size and the limit, and for a caller over its number of open
+/// calls. INTERNAL only for a fault of the server.
 
 // DO NOT EDIT.
 // swift-format-ignore-file
@@ -134,8 +141,11 @@ extension Jobworker_V1_JobWorker {
         /// > Source IDL Documentation:
         /// >
         /// > Starts a job and returns once its program has been exec'd.
-        /// > INVALID_ARGUMENT: malformed request, limit above a server ceiling, or a command that cannot be
-        /// > executed (the message says why). RESOURCE_EXHAUSTED: the server's running-job limit is reached.
+        /// > INVALID_ARGUMENT: malformed request, limit above a server ceiling (by default what the host
+        /// > has) or below what a job can run with, command and arguments over half of the host's ARG_MAX,
+        /// > or a command that cannot be executed (the message says why). RESOURCE_EXHAUSTED: the server's
+        /// > running-job limit, the owner's quota or start rate, or the state directory's free space floor
+        /// > is reached.
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Jobworker_V1_StartJobRequest` messages.
@@ -242,8 +252,11 @@ extension Jobworker_V1_JobWorker {
         /// > Source IDL Documentation:
         /// >
         /// > Starts a job and returns once its program has been exec'd.
-        /// > INVALID_ARGUMENT: malformed request, limit above a server ceiling, or a command that cannot be
-        /// > executed (the message says why). RESOURCE_EXHAUSTED: the server's running-job limit is reached.
+        /// > INVALID_ARGUMENT: malformed request, limit above a server ceiling (by default what the host
+        /// > has) or below what a job can run with, command and arguments over half of the host's ARG_MAX,
+        /// > or a command that cannot be executed (the message says why). RESOURCE_EXHAUSTED: the server's
+        /// > running-job limit, the owner's quota or start rate, or the state directory's free space floor
+        /// > is reached.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Jobworker_V1_StartJobRequest` message.
@@ -348,8 +361,11 @@ extension Jobworker_V1_JobWorker {
         /// > Source IDL Documentation:
         /// >
         /// > Starts a job and returns once its program has been exec'd.
-        /// > INVALID_ARGUMENT: malformed request, limit above a server ceiling, or a command that cannot be
-        /// > executed (the message says why). RESOURCE_EXHAUSTED: the server's running-job limit is reached.
+        /// > INVALID_ARGUMENT: malformed request, limit above a server ceiling (by default what the host
+        /// > has) or below what a job can run with, command and arguments over half of the host's ARG_MAX,
+        /// > or a command that cannot be executed (the message says why). RESOURCE_EXHAUSTED: the server's
+        /// > running-job limit, the owner's quota or start rate, or the state directory's free space floor
+        /// > is reached.
         ///
         /// - Parameters:
         ///   - request: A `Jobworker_V1_StartJobRequest` message.
@@ -653,8 +669,11 @@ extension Jobworker_V1_JobWorker {
         /// > Source IDL Documentation:
         /// >
         /// > Starts a job and returns once its program has been exec'd.
-        /// > INVALID_ARGUMENT: malformed request, limit above a server ceiling, or a command that cannot be
-        /// > executed (the message says why). RESOURCE_EXHAUSTED: the server's running-job limit is reached.
+        /// > INVALID_ARGUMENT: malformed request, limit above a server ceiling (by default what the host
+        /// > has) or below what a job can run with, command and arguments over half of the host's ARG_MAX,
+        /// > or a command that cannot be executed (the message says why). RESOURCE_EXHAUSTED: the server's
+        /// > running-job limit, the owner's quota or start rate, or the state directory's free space floor
+        /// > is reached.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Jobworker_V1_StartJobRequest` message.
@@ -794,8 +813,11 @@ extension Jobworker_V1_JobWorker {
         /// > Source IDL Documentation:
         /// >
         /// > Starts a job and returns once its program has been exec'd.
-        /// > INVALID_ARGUMENT: malformed request, limit above a server ceiling, or a command that cannot be
-        /// > executed (the message says why). RESOURCE_EXHAUSTED: the server's running-job limit is reached.
+        /// > INVALID_ARGUMENT: malformed request, limit above a server ceiling (by default what the host
+        /// > has) or below what a job can run with, command and arguments over half of the host's ARG_MAX,
+        /// > or a command that cannot be executed (the message says why). RESOURCE_EXHAUSTED: the server's
+        /// > running-job limit, the owner's quota or start rate, or the state directory's free space floor
+        /// > is reached.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Jobworker_V1_StartJobRequest` message.
@@ -972,8 +994,11 @@ extension Jobworker_V1_JobWorker.ClientProtocol {
     /// > Source IDL Documentation:
     /// >
     /// > Starts a job and returns once its program has been exec'd.
-    /// > INVALID_ARGUMENT: malformed request, limit above a server ceiling, or a command that cannot be
-    /// > executed (the message says why). RESOURCE_EXHAUSTED: the server's running-job limit is reached.
+    /// > INVALID_ARGUMENT: malformed request, limit above a server ceiling (by default what the host
+    /// > has) or below what a job can run with, command and arguments over half of the host's ARG_MAX,
+    /// > or a command that cannot be executed (the message says why). RESOURCE_EXHAUSTED: the server's
+    /// > running-job limit, the owner's quota or start rate, or the state directory's free space floor
+    /// > is reached.
     ///
     /// - Parameters:
     ///   - request: A request containing a single `Jobworker_V1_StartJobRequest` message.
@@ -1124,8 +1149,11 @@ extension Jobworker_V1_JobWorker.ClientProtocol {
     /// > Source IDL Documentation:
     /// >
     /// > Starts a job and returns once its program has been exec'd.
-    /// > INVALID_ARGUMENT: malformed request, limit above a server ceiling, or a command that cannot be
-    /// > executed (the message says why). RESOURCE_EXHAUSTED: the server's running-job limit is reached.
+    /// > INVALID_ARGUMENT: malformed request, limit above a server ceiling (by default what the host
+    /// > has) or below what a job can run with, command and arguments over half of the host's ARG_MAX,
+    /// > or a command that cannot be executed (the message says why). RESOURCE_EXHAUSTED: the server's
+    /// > running-job limit, the owner's quota or start rate, or the state directory's free space floor
+    /// > is reached.
     ///
     /// - Parameters:
     ///   - message: request message to send.

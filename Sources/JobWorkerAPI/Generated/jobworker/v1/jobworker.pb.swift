@@ -14,6 +14,13 @@
 /// certificate's Subject CN, its role the Subject OU (admin, user or viewer); what each role may
 /// do is documented in docs/DESIGN.md. A job the caller may not see is reported as NOT_FOUND,
 /// exactly like a job that does not exist.
+///
+/// For every method: UNAUTHENTICATED without a certificate, or one whose subject does not hold
+/// exactly one printable CN and OU; INVALID_ARGUMENT for a request that does not decode (the
+/// message names the field) or a job id that is not a UUID; RESOURCE_EXHAUSTED for a request
+/// message over the server's limit (StartJob: --max-request-bytes, 4 MiB by default; the others:
+/// 64 KiB), the message giving its size and the limit, and for a caller over its number of open
+/// calls. INTERNAL only for a fault of the server.
 
 #if canImport(FoundationEssentials)
 import FoundationEssentials
