@@ -32,7 +32,7 @@ func benchmarkAPI(worker: Worker, directory: String, starts: Int, outputBytes: U
     let credentials = ClientCredentials(
         certificateChainPEM: try client.certificatePEM, privateKeyPEM: client.privateKeyPEM,
         serverCAPEM: try authority.root.certificatePEM)
-    let resolver = CertificateIdentityResolver()
+    let resolver = transport.identityResolver
 
     try await withGRPCServer(
         transport: transport, services: [JobWorkerService(worker: worker)],

@@ -132,7 +132,7 @@ private func serve(
         privateKeyPEM: serverCertificate.privateKeyPEM, clientCAPEM: caPEM)
     try await withGRPCServer(
         transport: transport, services: [JobWorkerService(worker: worker)],
-        interceptors: [AuthorizationInterceptor(resolver: CertificateIdentityResolver())]
+        interceptors: [AuthorizationInterceptor(resolver: transport.identityResolver)]
     ) { server in
         defer { server.beginGracefulShutdown() }
         let port = await transport.listeningAddress?.ipv4?.port ?? 0

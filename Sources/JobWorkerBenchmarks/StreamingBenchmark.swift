@@ -40,7 +40,7 @@ func runStreamingBenchmark(_ arguments: [String]) async throws {
     let transport = try TLSServerTransport(
         host: "127.0.0.1", port: 0, certificateChainPEM: try serverCertificate.certificatePEM,
         privateKeyPEM: serverCertificate.privateKeyPEM, clientCAPEM: try authority.root.certificatePEM)
-    let resolver = CertificateIdentityResolver()
+    let resolver = transport.identityResolver
     try await withGRPCServer(
         transport: transport, services: [JobWorkerService(worker: worker, blocking: blocking)],
         interceptors: [

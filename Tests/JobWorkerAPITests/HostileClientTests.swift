@@ -1,7 +1,6 @@
 import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2Posix
-import JobWorkerAPI
 import JobWorkerTestPrograms
 import SwiftProtobuf
 import Synchronization
@@ -9,6 +8,7 @@ import Testing
 import X509
 
 @testable import JobWorker
+@testable import JobWorkerAPI
 
 #if canImport(Glibc)
     import Glibc
@@ -209,6 +209,17 @@ struct HostileClientTests {
                 try await group.waitForAll()
             }
             #expect(mixups.count == 0)
+            // A client that sends the tag header itself is still itself: the last value is the server's.
+            try await withGRPCClient(transport: try server.client(bob)) { grpcClient in
+                let client = Jobworker_V1_JobWorker.Client(wrapping: grpcClient)
+                var forged = Metadata()
+                forged.addString(String(repeating: "0", count: 32), forKey: ConnectionTagger.headerName)
+                let code = await statusCode {
+                    _ = try await client.getJobStatus(.with { $0.id = job }, metadata: forged)
+                }
+                #expect(code == .notFound)
+                _ = try await client.listJobs(.init(), metadata: forged)
+            }
         }
     }
 

@@ -65,7 +65,7 @@ func withTLSServer(
     let transport = try TLSServerTransport(
         host: "127.0.0.1", port: 0, certificateChainPEM: try pki.server.certificatePEM,
         privateKeyPEM: pki.server.privateKeyPEM, clientCAPEM: try pki.caPEM, limits: limits)
-    let resolver = CertificateIdentityResolver()
+    let resolver = transport.identityResolver
     let all: [any ServerInterceptor] =
         (auditLogger.map { [AuditInterceptor(logger: $0, resolver: resolver)] } ?? []) + interceptors
         + [AuthorizationInterceptor(resolver: resolver)]

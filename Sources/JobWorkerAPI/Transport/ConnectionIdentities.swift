@@ -8,24 +8,15 @@ import X509
 /// The identity of each open connection, resolved once, when its TLS handshake completes, from
 /// the verified client certificate, and reused by every RPC on it.
 ///
-/// gRPC gives an RPC its connection only as the peer address string in `ServerContext.remotePeer`
-/// ("ipv4:127.0.0.1:PORT"), so that is the key; each entry also holds a number unique to its
-/// connection. A connection forgets only its own entry: when a client closes one connection and
-/// opens another from the same port before the old one's close has been processed, the new
-/// connection's identity replaces the old one's and the old close leaves it be. The kernel never
-/// has two open connections with the same addresses, so while an RPC's connection is open, its
-/// key finds that connection's entry.
+/// Keyed by the connection itself: each connection gets a random token when it is accepted,
+/// `ConnectionTagger` adds it to every request that arrives on the connection, and an RPC finds
+/// its identity by the token its own request carries. An address string (all gRPC tells a stream
+/// of its connection) can be reused by a closed and re-opened connection; the token cannot.
 ///
 /// Also the count of open authenticated connections, for an orderly shutdown and tests.
 final class ConnectionIdentities: Sendable {
-    private struct Entry {
-        var connection: UInt64
-        var identity: Result<Identity, IdentityRefusal>
-    }
-
     private struct State {
-        var entries: [String: Entry] = [:]
-        var nextConnection: UInt64 = 0
+        var entries: [String: Result<Identity, IdentityRefusal>] = [:]
         var nextWaiterID = 0
         var waiters: [Int: (limit: Int, continuation: CheckedContinuation<Void, Never>)] = [:]
 
@@ -39,9 +30,15 @@ final class ConnectionIdentities: Sendable {
 
     private let state = Mutex(State())
 
-    /// The identity (or the refusal) of the connection whose peer is `peer`.
-    func identity(for peer: String) -> Result<Identity, IdentityRefusal>? {
-        state.withLock { $0.entries[peer]?.identity }
+    /// The identity (or the refusal) of the connection with `token`.
+    func identity(forToken token: String) -> Result<Identity, IdentityRefusal>? {
+        state.withLock { $0.entries[token] }
+    }
+
+    /// A new connection's token: 128 random bits, in hex.
+    static func makeToken() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return (0..<2).map { _ in String(generator.next() as UInt64, radix: 16).leftPadded(to: 16) }.joined()
     }
 
     var count: Int { state.withLock { $0.entries.count } }
@@ -66,49 +63,36 @@ final class ConnectionIdentities: Sendable {
         }
     }
 
-    /// Records a connection's identity; returns the number that identifies its entry.
-    fileprivate func record(_ identity: Result<Identity, IdentityRefusal>, for peer: String) -> UInt64 {
-        state.withLock { state in
-            state.nextConnection += 1
-            state.entries[peer] = Entry(connection: state.nextConnection, identity: identity)
-            return state.nextConnection
-        }
+    fileprivate func record(_ identity: Result<Identity, IdentityRefusal>, token: String) {
+        state.withLock { $0.entries[token] = identity }
     }
 
-    /// Forgets connection `connection`'s entry, if `peer` still names it.
-    fileprivate func forget(_ peer: String, connection: UInt64) {
+    fileprivate func forget(_ token: String) {
         let satisfied = state.withLock { state in
-            if state.entries[peer]?.connection == connection { state.entries[peer] = nil }
+            state.entries[token] = nil
             return state.takeSatisfiedWaiters()
         }
         for waiter in satisfied { waiter.resume() }
     }
-
-    /// The key of a connection, in the form gRPC gives `ServerContext.remotePeer`.
-    static func key(for address: SocketAddress?) -> String? {
-        switch address {
-        case .v4(let address)?: "ipv4:\(address.host):\(address.address.sin_port.bigEndian)"
-        case .v6(let address)?: "ipv6:[\(address.host)]:\(address.address.sin6_port.bigEndian)"
-        default: nil
-        }
-    }
 }
 
 /// Sits after `NIOSSLServerHandler`: resolves the peer's (already verified) certificate to an
-/// identity once the handshake has completed, and forgets it when the connection closes.
+/// identity once the handshake has completed, under the connection's token, and forgets it when
+/// the connection closes.
 final class ConnectionIdentityRecorder: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = Any
 
     private let registry: ConnectionIdentities
-    private var entry: (peer: String, connection: UInt64)?
+    private let token: String
+    private var recorded = false
 
-    init(registry: ConnectionIdentities) {
+    init(registry: ConnectionIdentities, token: String) {
         self.registry = registry
+        self.token = token
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if case TLSUserEvent.handshakeCompleted = event,
-            let peer = ConnectionIdentities.key(for: context.channel.remoteAddress),
             let handler = try? context.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self),
             let presented = handler.peerCertificate
         {
@@ -118,30 +102,27 @@ final class ConnectionIdentityRecorder: ChannelInboundHandler, RemovableChannelH
             } else {
                 identity = .failure(IdentityRefusal("the client certificate could not be read"))
             }
-            entry = (peer, registry.record(identity, for: peer))
+            registry.record(identity, token: token)
+            recorded = true
         }
         context.fireUserInboundEventTriggered(event)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        if let entry { registry.forget(entry.peer, connection: entry.connection) }
+        if recorded { registry.forget(token) }
         context.fireChannelInactive()
     }
 }
 
-/// What handlers find in `ServerContext.transportSpecific` before authorization: the identity
-/// of the connection, or why it has none.
-public struct ConnectionIdentity: ServerContext.TransportSpecific {
-    public let identity: Result<Identity, IdentityRefusal>
-}
-
-/// The server's identity resolver: the identity resolved from the connection's verified client
-/// certificate at its handshake.
+/// The server's identity resolver: the identity resolved from the verified client certificate
+/// of the connection the request came on (`TLSServerTransport.identityResolver`).
 public struct CertificateIdentityResolver: IdentityResolver {
-    public init() {}
+    let registry: ConnectionIdentities
 
     public func identity(of context: ServerContext, metadata: Metadata) -> Result<Identity, IdentityRefusal> {
-        (context.transportSpecific as? ConnectionIdentity)?.identity
+        // The last value is the tagger's: it adds its header after everything the client sent.
+        let token = metadata[stringValues: ConnectionTagger.headerName].reduce(nil as String?) { $1 }
+        return token.flatMap(registry.identity(forToken:))
             ?? .failure(IdentityRefusal("a client certificate is required"))
     }
 }

@@ -9,9 +9,9 @@ import NIOSSL
 /// grpc-swift-nio-transport's Posix TLS configuration accepts TLS 1.2, so the listener is ours
 /// (`HTTP2ServerTransport.Custom` with a `ListenerFactory`): NIOSSL with `minimumTLSVersion =
 /// .tlsv13`, the client CA as the only trust root, client certificates required. A handler after
-/// the TLS handler resolves each connection's verified certificate to an identity once; this
-/// wrapper puts it into `ServerContext.transportSpecific` for every RPC, before any interceptor
-/// runs. The listener also applies the `ConnectionLimits`: connection caps at accept, a
+/// the TLS handler resolves each connection's verified certificate to an identity once, under a
+/// token of the connection's own that `ConnectionTagger` adds to each of its requests;
+/// `identityResolver` finds it from there. The listener also applies the `ConnectionLimits`: connection caps at accept, a
 /// handshake deadline, and a receive limit answered with a status.
 public final class TLSServerTransport: ServerTransport {
     public typealias Bytes = HTTP2ServerTransport.Custom<TLSListenerFactory>.Bytes
@@ -78,6 +78,9 @@ public final class TLSServerTransport: ServerTransport {
         get async { await transport.listeningAddress }
     }
 
+    /// The resolver of the identities of this transport's connections.
+    public var identityResolver: CertificateIdentityResolver { CertificateIdentityResolver(registry: peers) }
+
     /// How many client connections are open (TLS handshake completed, not yet closed).
     public var openConnections: Int { peers.count }
 
@@ -94,12 +97,7 @@ public final class TLSServerTransport: ServerTransport {
     public func listen(
         streamHandler: @escaping @Sendable (RPCStream<Inbound, Outbound>, ServerContext) async -> Void
     ) async throws {
-        let peers = peers
-        try await transport.listen { stream, context in
-            var context = context
-            context.transportSpecific = peers.identity(for: context.remotePeer).map(ConnectionIdentity.init)
-            await streamHandler(stream, context)
-        }
+        try await transport.listen(streamHandler: streamHandler)
     }
 
     public func beginGracefulShutdown() {
@@ -108,7 +106,7 @@ public final class TLSServerTransport: ServerTransport {
 }
 
 /// Binds the listening socket and sets up each connection: admission, TLS, its deadline, the
-/// identity, the receive limit, HTTP/2.
+/// identity, the receive limit, the connection's tag on each request, HTTP/2.
 public struct TLSListenerFactory: HTTP2ServerTransport.ListenerFactory {
     public let eventLoopGroup: any EventLoopGroup
     let host: String
@@ -142,8 +140,10 @@ public struct TLSListenerFactory: HTTP2ServerTransport.ListenerFactory {
                     let pipeline = channel.pipeline.syncOperations
                     try pipeline.addHandler(NIOSSLServerHandler(context: context))
                     try pipeline.addHandler(HandshakeDeadline(timeout: limits.handshakeTimeout, counters: counters))
-                    try pipeline.addHandler(ConnectionIdentityRecorder(registry: peers))
+                    let token = ConnectionIdentities.makeToken()
+                    try pipeline.addHandler(ConnectionIdentityRecorder(registry: peers, token: token))
                     try pipeline.addHandler(RequestSizeGuard(limit: limits.maximumRequestBytes, counters: counters))
+                    try pipeline.addHandler(ConnectionTagger(token: token))
                 }.flatMap {
                     connectionConfigurator.configure(channel: channel, tls: .configured(requireALPN: false))
                 }.map { connection in

@@ -343,7 +343,7 @@ struct Serve: AsyncParsableCommand {
             certificateChainPEM: try String(contentsOfFile: pki?.serverCertificate ?? tlsCert!, encoding: .utf8),
             privateKeyPEM: try String(contentsOfFile: pki?.serverKey ?? tlsKey!, encoding: .utf8),
             clientCAPEM: try String(contentsOfFile: pki?.authority ?? clientCa!, encoding: .utf8), limits: limits)
-        let resolver = CertificateIdentityResolver()
+        let resolver = transport.identityResolver
         let server = GRPCServer(
             transport: transport,
             services: [
