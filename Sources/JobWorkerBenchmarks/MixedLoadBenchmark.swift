@@ -31,11 +31,16 @@ func runMixedLoadBenchmark(_ arguments: [String]) async throws {
         host: "127.0.0.1", port: 0, certificateChainPEM: try serverCertificate.certificatePEM,
         privateKeyPEM: serverCertificate.privateKeyPEM, clientCAPEM: try authority.root.certificatePEM)
     let resolver = transport.identityResolver
+    let serverSide = (
+        starts: ServerLatencyInterceptor(method: Jobworker_V1_JobWorker.Method.StartJob.descriptor),
+        statuses: ServerLatencyInterceptor(method: Jobworker_V1_JobWorker.Method.GetJobStatus.descriptor)
+    )
     try await withGRPCServer(
         transport: transport, services: [JobWorkerService(worker: worker, blocking: blocking)],
         interceptors: [
             AuditInterceptor(logger: configuration.logger, resolver: resolver),
-            AuthorizationInterceptor(resolver: resolver), StreamQuotaInterceptor(),
+            AuthorizationInterceptor(resolver: resolver), StreamQuotaInterceptor(), serverSide.starts,
+            serverSide.statuses,
         ]
     ) { server in
         defer { server.beginGracefulShutdown() }
@@ -54,7 +59,9 @@ func runMixedLoadBenchmark(_ arguments: [String]) async throws {
             if ProcessInfo.processInfo.environment["JOBWORKER_LOAD_SLOW"] != nil {
                 print(printed.split(separator: "\n").filter { $0.hasPrefix("slow") }.sorted().joined(separator: "\n"))
             }
-            return LoadResult(parsing: printed)
+            var result = LoadResult(parsing: printed)
+            (result.serverStarts, result.serverStatuses) = (serverSide.starts.take(), serverSide.statuses.take())
+            return result
         }
         let idle = try await phase(streamers: 0)
         let loaded = try await phase(streamers: 20)
@@ -65,6 +72,8 @@ func runMixedLoadBenchmark(_ arguments: [String]) async throws {
         for (name, before, after) in [
             ("StartJob /bin/true (2 clients, back to back)", idle.starts, loaded.starts),
             ("GetJobStatus of a running job (1 client, back to back)", idle.statuses, loaded.statuses),
+            ("… StartJob, inside the server", idle.serverStarts, loaded.serverStarts),
+            ("… GetJobStatus, inside the server", idle.serverStatuses, loaded.serverStatuses),
         ] {
             print(
                 String(
@@ -91,6 +100,9 @@ struct LoadResult {
     var starts = Samples()
     var statuses = Samples()
     var streamedBytes = 0.0
+    /// The same calls as the server timed them (`ServerLatencyInterceptor`).
+    var serverStarts = Samples()
+    var serverStatuses = Samples()
 
     init(parsing printed: String) {
         for line in printed.split(separator: "\n") {
