@@ -176,8 +176,14 @@ public final class Worker: Sendable {
     public func start(
         command: String, arguments: [String] = [], owner: String, limits: ResourceLimits = ResourceLimits()
     ) async throws(JobWorkerError) -> JobStatus {
-        let (job, isShuttingDown) = try await launcher.start(
-            JobLauncher.Request(command: command, arguments: arguments, owner: owner, limits: limits))
+        try await start(JobSpec(command: command, arguments: arguments, limits: limits), owner: owner)
+    }
+
+    /// Starts the job `spec` describes on behalf of `owner`; as `start(command:…)`, with the
+    /// spec's environment and working directory. A working directory the job's user cannot
+    /// enter is `invalidArgument` naming it.
+    public func start(_ spec: JobSpec, owner: String) async throws(JobWorkerError) -> JobStatus {
+        let (job, isShuttingDown) = try await launcher.start(JobLauncher.Request(spec: spec, owner: owner))
         if isShuttingDown {
             beginStop(job, gracePeriod: .zero)
         }

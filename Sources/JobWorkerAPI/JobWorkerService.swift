@@ -31,11 +31,11 @@ public struct JobWorkerService: Jobworker_V1_JobWorker.SimpleServiceProtocol {
         -> Jobworker_V1_StartJobResponse
     {
         let grant = try context.grant
-        let status = try await blocking.run {
-            try await worker.start(
-                command: request.command, arguments: request.args, owner: grant.identity.name,
-                limits: ResourceLimits(request.limits))
-        }
+        let spec = JobSpec(
+            command: request.command, arguments: request.args, environment: request.env,
+            workingDirectory: request.workingDir.isEmpty ? nil : request.workingDir,
+            limits: ResourceLimits(request.limits))
+        let status = try await blocking.run { try await worker.start(spec, owner: grant.identity.name) }
         return .with { $0.status = Jobworker_V1_JobStatus(status) }
     }
 

@@ -67,6 +67,8 @@ extension Jobworker_V1_JobStatus {
         gid = status.user.groupID
         outputTruncated = status.outputTruncated
         outputDroppedBytes = status.outputDroppedBytes
+        workingDir = status.workingDirectory
+        envNames = status.environmentNames
     }
 }
 

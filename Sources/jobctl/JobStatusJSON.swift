@@ -39,6 +39,8 @@ struct JobStatusJSON: Encodable {
     var gid: UInt32
     var outputTruncated: Bool
     var outputDroppedBytes: UInt64
+    var workingDir: String
+    var envNames: [String]
 
     init(_ status: Jobworker_V1_JobStatus) {
         id = status.id
@@ -51,6 +53,8 @@ struct JobStatusJSON: Encodable {
         signal = status.signal != 0 ? status.signal : nil
         startedAt = status.hasStartedAt ? rfc3339(status.startedAt.date) : nil
         endedAt = status.hasEndedAt ? rfc3339(status.endedAt.date) : nil
+        workingDir = status.workingDir.isEmpty ? "/" : status.workingDir
+        envNames = status.envNames
         let limits = status.limits
         self.limits = Limits(
             cpuMillis: limits.cpuMillis, memoryBytes: limits.memoryBytes,

@@ -44,8 +44,9 @@ extension Jobworker_V1_JobStatus {
         var lines: [(String, String)] = [
             ("ID", EscapedText.escaped(id)), ("Owner", EscapedText.escaped(owner)), ("Command", commandLine),
             ("State", outcome), ("PID", "\(pid)"),
-            ("User", "uid \(uid), gid \(gid)"),
+            ("User", "uid \(uid), gid \(gid)"), ("Workdir", EscapedText.escaped(workingDir.isEmpty ? "/" : workingDir)),
         ]
+        if !envNames.isEmpty { lines.append(("Env", envNames.map(EscapedText.escaped).joined(separator: ", "))) }
         if hasStartedAt {
             lines.append(("Started", "\(timestamp(startedAt.date)) (\(age(of: startedAt.date)) ago)"))
         }

@@ -1,6 +1,7 @@
 import Foundation
 import GRPCCore
 import JobWorkerAPI
+import JobWorkerTestPrograms
 import SwiftProtobuf
 import Testing
 
@@ -20,6 +21,8 @@ struct FuzzTests {
                 $0.command = "/bin/true"
                 $0.args = ["a", "b"]
                 $0.limits = .with { $0.memoryBytes = 64 << 20 }
+                $0.env = ["A": "1", "B_2": "two"]
+                $0.workingDir = "/usr"
             }.serializedBytes(),
             "StopJob": try Jobworker_V1_StopJobRequest.with {
                 $0.id = job
@@ -40,7 +43,7 @@ struct FuzzTests {
     func fuzz() async throws {
         // JOBWORKER_FUZZ_SEED=N tries other bodies; CI runs the fixed seed.
         let seed = ProcessInfo.processInfo.environment["JOBWORKER_FUZZ_SEED"].flatMap { UInt64($0) }
-        var generator = SeededGenerator(seed: seed ?? 0x6a6f_6277_6f72_6b65)
+        var generator = SplitMix64(seed: seed ?? 0x6a6f_6277_6f72_6b65)
         let pki = try TestPKI()
         let descriptorsBefore = try openDescriptors()
         try await withTLSServer(pki: pki) { server in
@@ -91,22 +94,8 @@ struct FuzzTests {
     }
 }
 
-/// A deterministic generator (SplitMix64), so that a failing body can be found again.
-struct SeededGenerator: RandomNumberGenerator {
-    private var state: UInt64
-
-    init(seed: UInt64) {
-        state = seed
-    }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var value = state
-        value = (value ^ (value >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        value = (value ^ (value >> 27)) &* 0x94D0_49BB_1331_11EB
-        return value ^ (value >> 31)
-    }
-
+/// Random and mutated bodies, from a seeded generator so that a failing body can be found again.
+extension SplitMix64 {
     mutating func randomBytes(count: Int) -> [UInt8] {
         (0..<count).map { _ in UInt8.random(in: 0...255, using: &self) }
     }

@@ -40,6 +40,39 @@ final class JobctlTests {
         #expect(logs.text.contains(clipboard), "\(logs)")
     }
 
+    @Test("-e, --env-file and -w give the job its environment and working directory; status names the variables")
+    func environmentAndWorkdir() throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("env-\(UUID())").path
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        try "# a comment\n\nFROM_FILE=file value\nOVERRIDDEN=from the file\nFROM_JOBCTL\n".write(
+            toFile: file, atomically: true, encoding: .utf8)
+        let started = try jobctl(
+            [
+                "start", "-e", "FLAG=on", "--env", "OVERRIDDEN=from -e", "--env-file", file, "-w", "/usr/share", "--",
+                helperPath, "print-environment",
+            ], daemon: daemon, environment: ["FROM_JOBCTL": "inherited"])
+        #expect(started.status == 0, "\(started)")
+        let id = started.text.trimmingCharacters(in: .newlines)
+        let logs = try jobctl("logs", id, daemon: daemon)
+        let lines = Set(logs.text.split(separator: "\n").map(String.init))
+        #expect(
+            lines.isSuperset(of: [
+                "FLAG=on", "OVERRIDDEN=from -e", "FROM_FILE=file value", "FROM_JOBCTL=inherited",
+            ]), "\(logs)")
+        let status = try jobctl("status", id, daemon: daemon)
+        #expect(status.text.contains("Workdir:  /usr/share"), "\(status)")
+        #expect(status.text.contains("Env:      FLAG, FROM_FILE, FROM_JOBCTL, OVERRIDDEN"), "\(status)")
+        #expect(!status.text.contains("inherited"))
+        let json = try jobctl("status", "--json", id, daemon: daemon)
+        let object = try #require(try JSONSerialization.jsonObject(with: json.output) as? [String: Any])
+        #expect(object["working_dir"] as? String == "/usr/share")
+        #expect(object["env_names"] as? [String] == ["FLAG", "FROM_FILE", "FROM_JOBCTL", "OVERRIDDEN"])
+
+        let refused = try jobctl("run", "-w", "/no/such/dir", "--", "/bin/true", daemon: daemon)
+        #expect(refused.status == 1)
+        #expect(refused.error.contains("working directory /no/such/dir"), "\(refused)")
+    }
+
     @Test("start prints only the id; status, list, logs and stop show the job; --json parses")
     func happyPaths() throws {
         let started = try jobctl("start", "--", helperPath, "trap-term", daemon: daemon)

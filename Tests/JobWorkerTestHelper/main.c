@@ -195,6 +195,15 @@ int main(int argc, char **argv) {
         write_all(STDOUT_FILENO, line, (size_t)length);
         return 0;
     }
+    if (strcmp(mode, "print-cwd") == 0) {
+        char directory[4096];
+        if (getcwd(directory, sizeof(directory)) == NULL) {
+            return 1;
+        }
+        say(directory);
+        say("\n");
+        return 0;
+    }
     if (strcmp(mode, "print-environment") == 0) {
         extern char **environ;
         for (char **entry = environ; *entry != NULL; entry++) {

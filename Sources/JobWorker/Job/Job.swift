@@ -16,6 +16,9 @@ final class Job: Sendable {
     let owner: String
     let command: String
     let arguments: [String]
+    let workingDirectory: String
+    /// The names the request added to the environment; never the values (they may be secrets).
+    let environmentNames: [String]
     let executablePath: String
     let pid: Int32
     let startedAt: WallClockTime
@@ -53,7 +56,8 @@ final class Job: Sendable {
     private let state: Mutex<State>
 
     init(
-        id: JobID, owner: String, command: String, arguments: [String], executablePath: String,
+        id: JobID, owner: String, command: String, arguments: [String], workingDirectory: String = "/",
+        environmentNames: [String] = [], executablePath: String,
         process: any JobProcess, startedAt: WallClockTime, outputPath: String, outputChanged: ChangeSignal,
         limits: ResourceLimits, cgroup: (any JobCgroup)?, user: JobUser, dropRecordPath: String? = nil,
         outputLimit: UInt64? = nil
@@ -65,6 +69,8 @@ final class Job: Sendable {
         self.owner = owner
         self.command = command
         self.arguments = arguments
+        self.workingDirectory = workingDirectory
+        self.environmentNames = environmentNames
         self.executablePath = executablePath
         self.pid = process.pid
         self.startedAt = startedAt
@@ -85,7 +91,8 @@ final class Job: Sendable {
             id: id, owner: owner, command: command, arguments: arguments, executablePath: executablePath,
             state: state, pid: pid, termination: isEnded ? phase.termination : nil, startedAt: startedAt,
             endedAt: isEnded ? phase.endedAt : nil, outputBytes: outputBytes, limits: limits,
-            usage: finalUsage ?? cgroup?.usage() ?? ResourceUsage(), user: user)
+            usage: finalUsage ?? cgroup?.usage() ?? ResourceUsage(), user: user,
+            workingDirectory: workingDirectory, environmentNames: environmentNames)
         status.outputDroppedBytes =
             finalDropped
             ?? (outputBytes >= (outputLimit ?? .max) ? dropRecordPath.map(StateDirectory.droppedOutputBytes(at:)) : nil)
@@ -99,7 +106,8 @@ final class Job: Sendable {
         JobStatus(
             id: id, owner: owner, command: command, arguments: arguments, executablePath: executablePath,
             state: .running, pid: pid, termination: nil, startedAt: startedAt, endedAt: nil, outputBytes: 0,
-            limits: limits, usage: ResourceUsage(), user: user)
+            limits: limits, usage: ResourceUsage(), user: user, workingDirectory: workingDirectory,
+            environmentNames: environmentNames)
     }
 
     /// True until the job has ended and its final status is known.

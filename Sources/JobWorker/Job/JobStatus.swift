@@ -61,6 +61,11 @@ public struct JobStatus: Sendable, Hashable {
     /// Output bytes dropped past the output cap (`WorkerConfiguration.maximumOutputBytes`): the
     /// log holds the first `outputBytes`, and nothing after them.
     public var outputDroppedBytes: UInt64 = 0
+    /// The job's working directory, in its view of the filesystem.
+    public var workingDirectory: String = "/"
+    /// The names the start request added to the environment, sorted; never their values, which
+    /// may be secrets.
+    public var environmentNames: [String] = []
 
     /// Whether output was dropped past the cap.
     public var outputTruncated: Bool { outputDroppedBytes > 0 }

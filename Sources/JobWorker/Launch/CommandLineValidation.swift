@@ -12,7 +12,8 @@ struct CommandLineValidation {
     let searchPath: String
 
     /// Returns the absolute path of the program to execute, or throws a user-facing error.
-    func resolve(command: String, arguments: [String]) throws(JobWorkerError) -> String {
+    /// `searchPath` is the job's PATH when its request sets one.
+    func resolve(command: String, arguments: [String], searchPath: String? = nil) throws(JobWorkerError) -> String {
         try validate(command: command, arguments: arguments)
         if command.hasPrefix("/") {
             return command
@@ -22,7 +23,21 @@ struct CommandLineValidation {
                 .invalidArgument,
                 "command \"\(command)\" must be an absolute path or a name found in PATH")
         }
-        return try search(command)
+        return try search(command, in: searchPath ?? self.searchPath)
+    }
+
+    /// Arguments and environment together as exec counts them (each string, its terminator and
+    /// its pointer), against this host's ARG_MAX.
+    func checkExecSize(arguments: [String], environment: [String: String]) throws(JobWorkerError) {
+        let strings = arguments.map(\.utf8.count) + environment.map { $0.key.utf8.count + $0.value.utf8.count + 1 }
+        let total = strings.reduce(0) { $0 + $1 + 1 + MemoryLayout<UInt>.size }
+        let limit = ArgumentLimits.hostTotalBytes * 2 - 4096
+        guard total <= limit else {
+            throw JobWorkerError(
+                .invalidArgument,
+                "command line and environment are \(total) bytes as exec counts them (at most \(limit), this host's ARG_MAX)"
+            )
+        }
     }
 
     private func validate(command: String, arguments: [String]) throws(JobWorkerError) {
@@ -56,7 +71,7 @@ struct CommandLineValidation {
     }
 
     /// Looks `name` up in each PATH directory, as execvp does, but in the worker.
-    private func search(_ name: String) throws(JobWorkerError) -> String {
+    private func search(_ name: String, in searchPath: String) throws(JobWorkerError) -> String {
         var foundButNotExecutable: String?
         for directory in searchPath.split(separator: ":", omittingEmptySubsequences: true) {
             guard directory.hasPrefix("/") else { continue }

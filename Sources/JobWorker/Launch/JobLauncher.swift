@@ -29,10 +29,8 @@ struct JobLauncher: Sendable {
 
     /// What a start asks for, as the caller gave it.
     struct Request: Sendable {
-        var command: String
-        var arguments: [String]
+        var spec: JobSpec
         var owner: String
-        var limits: ResourceLimits
     }
 
     /// Starts the job; returns it once its program has exec'd inside its cgroup, recorded and
@@ -53,8 +51,15 @@ struct JobLauncher: Sendable {
     private func launch(_ request: Request, rollback: inout RollbackStack) async throws(JobWorkerError) -> (
         job: Job, isShuttingDown: Bool
     ) {
-        let executablePath = try commandLine.resolve(command: request.command, arguments: request.arguments)
-        let limits = try applyLimits(request.limits)
+        let spec = request.spec
+        let environment = try JobSpecValidation.environment(spec.environment, over: configuration.jobEnvironment)
+        let workingDirectory =
+            try spec.workingDirectory.map(JobSpecValidation.workingDirectory)
+            ?? configuration.jobWorkingDirectory
+        let executablePath = try commandLine.resolve(
+            command: spec.command, arguments: spec.arguments, searchPath: spec.environment["PATH"])
+        try commandLine.checkExecSize(arguments: [spec.command] + spec.arguments, environment: environment)
+        let limits = try applyLimits(spec.limits)
         if let floor = configuration.minimumFreeDisk { try stateDirectory.checkFreeSpace(floor) }
         // With isolation, the job's init — and with it the job's id and cgroup — is ready.
         let parked = try inits?.take()
@@ -78,8 +83,8 @@ struct JobLauncher: Sendable {
         rollback.push { [monitor] in monitor.removeWriteWatch(writeWatch) }
 
         var launcher = ProcessLauncher(
-            executablePath: executablePath, argumentVector: [request.command] + request.arguments,
-            environment: configuration.jobEnvironment, workingDirectory: configuration.jobWorkingDirectory,
+            executablePath: executablePath, argumentVector: [spec.command] + spec.arguments,
+            environment: environment, workingDirectory: workingDirectory,
             stdinDescriptor: devNull, outputDescriptor: output.rawValue)
         let user: JobUser
         switch configuration.jobUsers {
@@ -132,7 +137,8 @@ struct JobLauncher: Sendable {
         }
 
         let job = Job(
-            id: id, owner: request.owner, command: request.command, arguments: request.arguments,
+            id: id, owner: request.owner, command: spec.command, arguments: spec.arguments,
+            workingDirectory: workingDirectory, environmentNames: spec.environment.keys.sorted(),
             executablePath: executablePath, process: process, startedAt: startedAt,
             outputPath: stateDirectory.outputPath(id), outputChanged: outputChanged, limits: limits, cgroup: cgroup,
             user: user, dropRecordPath: parked == nil ? nil : stateDirectory.dropRecordPath(id),
@@ -157,6 +163,7 @@ struct JobLauncher: Sendable {
         let outputChanged = ChangeSignal()
         let job = Job(
             id: id, owner: recorded.owner, command: recorded.command, arguments: recorded.arguments,
+            workingDirectory: recorded.workingDirectory, environmentNames: recorded.environmentNames,
             executablePath: recorded.executablePath, process: process, startedAt: recorded.startedAt,
             outputPath: stateDirectory.outputPath(id), outputChanged: outputChanged, limits: recorded.limits,
             cgroup: cgroups?.backend.existingCgroup(named: id.description), user: recorded.user,

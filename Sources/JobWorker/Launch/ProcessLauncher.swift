@@ -43,7 +43,8 @@ struct ProcessLauncher {
             return jw_spawn(&attributes, &result)
         }
         guard status == 0 else {
-            throw Self.error(step: result.failed_step, errno: result.error, path: executablePath)
+            throw Self.error(
+                step: result.failed_step, errno: result.error, path: executablePath, workingDirectory: workingDirectory)
         }
         return LaunchedProcess(pid: result.pid, pidfd: FileDescriptor(adopting: result.pidfd))
     }
@@ -76,7 +77,8 @@ struct ProcessLauncher {
         {
         case .started: return true
         case .gone: return false
-        case .failed(let step, let error): throw Self.error(step: step, errno: error, path: executablePath)
+        case .failed(let step, let error):
+            throw Self.error(step: step, errno: error, path: executablePath, workingDirectory: workingDirectory)
         }
     }
 
@@ -125,8 +127,17 @@ struct ProcessLauncher {
         return plan.withDescription(scratch: scratchDirectory) { body($0) }
     }
 
-    /// Exec failures are the user's to fix and name the program; other steps are host failures.
-    static func error(step: jw_step, errno error: Int32, path: String) -> JobWorkerError {
+    /// Exec failures and a working directory the job cannot enter are the user's to fix and
+    /// name the program or the directory; other steps are host failures.
+    static func error(step: jw_step, errno error: Int32, path: String, workingDirectory: String? = nil)
+        -> JobWorkerError
+    {
+        if step == JW_STEP_CHDIR {
+            return JobWorkerError(
+                .invalidArgument,
+                "working directory \(workingDirectory ?? "?"): \(describe(errno: error)) (give a directory the job's user can enter)",
+                systemError: error)
+        }
         guard step == JW_STEP_EXEC else {
             return JobWorkerError.system("starting the job (\(step.name))", errno: error)
         }

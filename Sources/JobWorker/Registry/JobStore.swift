@@ -134,6 +134,12 @@ final class JobStore: Sendable {
                             + CAST(round((ended_at - CAST(ended_at AS INTEGER)) * 1e9) AS INTEGER)
                     """)
         }
+        migrator.registerMigration("v7: working directory and environment names") { db in
+            // What the start request set: its working directory, and the names (never the values)
+            // of the environment variables it added, as JSON. Older records: "/" and none.
+            try db.execute(sql: "ALTER TABLE job ADD COLUMN working_dir TEXT")
+            try db.execute(sql: "ALTER TABLE job ADD COLUMN env_names TEXT")
+        }
         return migrator
     }()
 
@@ -148,13 +154,16 @@ final class JobStore: Sendable {
                         started_at, ended_at, started_at_ns, ended_at_ns, output_bytes, cpu_millis, memory_bytes,
                         io_read_bytes_per_second, io_write_bytes_per_second, io_read_ops_per_second,
                         io_write_ops_per_second, max_processes, cpu_usec, memory_peak_bytes, io_read_bytes,
-                        io_write_bytes, uid, gid)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        io_write_bytes, uid, gid, working_dir, env_names)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """
             ).execute(
                 arguments: StatementArguments(
                     [sequence, processStartTime.map { Int64(clamping: $0) }] + Self.values(of: status)
-                        + [Int64(status.user.userID), Int64(status.user.groupID)]))
+                        + [
+                            Int64(status.user.userID), Int64(status.user.groupID), status.workingDirectory,
+                            Self.json(status.environmentNames),
+                        ]))
         }
     }
 
@@ -250,9 +259,17 @@ final class JobStore: Sendable {
         }
     }
 
+    /// Strings as a JSON array.
+    private static func json(_ strings: [String]) -> String {
+        String(decoding: (try? JSONEncoder().encode(strings)) ?? Data("[]".utf8), as: UTF8.self)
+    }
+
+    private static func strings(fromJSON text: String?) -> [String] {
+        text.flatMap { try? JSONDecoder().decode([String].self, from: Data($0.utf8)) } ?? []
+    }
+
     private static func values(of status: JobStatus) -> [(any DatabaseValueConvertible)?] {
-        let arguments = String(
-            decoding: (try? JSONEncoder().encode(status.arguments)) ?? Data("[]".utf8), as: UTF8.self)
+        let arguments = json(status.arguments)
         let limits = status.limits
         let usage = status.usage
         return [
@@ -277,7 +294,7 @@ final class JobStore: Sendable {
             throw JobWorkerError(.systemFailure, "a job record has an unknown id or state (\(id), \(stateName))")
         }
         let argumentsText: String = row["arguments"]
-        let arguments = (try? JSONDecoder().decode([String].self, from: Data(argumentsText.utf8))) ?? []
+        let arguments = strings(fromJSON: argumentsText)
         let exitCode: Int64? = row["exit_code"]
         let signal: Int64? = row["signal"]
         let termination: Termination? =
@@ -310,7 +327,9 @@ final class JobStore: Sendable {
                 cpuMicroseconds: unsigned("cpu_usec"), memoryPeakBytes: unsigned("memory_peak_bytes"),
                 ioReadBytes: unsigned("io_read_bytes"), ioWriteBytes: unsigned("io_write_bytes")),
             user: JobUser(userID: UInt32(clamping: uid ?? 0), groupID: UInt32(clamping: gid ?? 0)),
-            outputDroppedBytes: unsigned("output_dropped_bytes"))
+            outputDroppedBytes: unsigned("output_dropped_bytes"),
+            workingDirectory: row["working_dir"] as String? ?? "/",
+            environmentNames: strings(fromJSON: row["env_names"]))
     }
 
     /// The underlying database error, in full, for the log.

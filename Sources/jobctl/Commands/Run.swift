@@ -14,7 +14,7 @@ import Synchronization
 struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Start a job, stream its output and exit with its exit code.",
-        usage: "jobctl run [<limits>] -- <command> [<args>...]",
+        usage: "jobctl run [<limits>] [-e NAME=VALUE] [-w DIR] -- <command> [<args>...]",
         discussion: """
             Exit status: the job's exit code, or 128 + the signal number if a signal ended it (137 for \
             SIGKILL, OOM kills included), as shells report it. Ctrl-C stops the job and exits 130.
@@ -22,6 +22,7 @@ struct Run: AsyncParsableCommand {
 
     @OptionGroup var connection: ConnectionOptions
     @OptionGroup(title: "Limits") var limits: LimitOptions
+    @OptionGroup(title: "Environment") var spec: JobSpecOptions
     @OptionGroup var commandLine: JobCommandLine
 
     func validate() throws {
@@ -30,7 +31,7 @@ struct Run: AsyncParsableCommand {
 
     func run() async throws {
         let connection = try connection.connection()
-        let request = commandLine.request(limits: limits)
+        let request = try commandLine.request(limits: limits, spec: spec)
         let interruption = Interruption()
         let code = try await connection.withClient { client in
             let job = try await client.startJob(request, options: Connection.prompt).status

@@ -22,11 +22,14 @@ struct JobCommandLine: ParsableArguments {
         guard !command.isEmpty else { throw ValidationError("give the command to run after --") }
     }
 
-    func request(limits: LimitOptions) -> Jobworker_V1_StartJobRequest {
-        .with {
+    func request(limits: LimitOptions, spec: JobSpecOptions) throws -> Jobworker_V1_StartJobRequest {
+        let environment = try spec.variables()
+        return .with {
             $0.command = command
             $0.args = arguments
             $0.limits = limits.message
+            $0.env = environment
+            $0.workingDir = spec.workdir ?? ""
         }
     }
 }
@@ -34,10 +37,12 @@ struct JobCommandLine: ParsableArguments {
 /// `jobctl start`: starts a job and prints only its id, for `id=$(jobctl start -- ...)`.
 struct Start: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Start a job and print its id.", usage: "jobctl start [<limits>] [--json] -- <command> [<args>...]")
+        abstract: "Start a job and print its id.",
+        usage: "jobctl start [<limits>] [-e NAME=VALUE] [-w DIR] [--json] -- <command> [<args>...]")
 
     @OptionGroup var connection: ConnectionOptions
     @OptionGroup(title: "Limits") var limits: LimitOptions
+    @OptionGroup(title: "Environment") var spec: JobSpecOptions
     @Flag(help: "Print the job's status as JSON instead of its id.") var json = false
     @OptionGroup var commandLine: JobCommandLine
 
@@ -46,7 +51,7 @@ struct Start: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let request = commandLine.request(limits: limits)
+        let request = try commandLine.request(limits: limits, spec: spec)
         let status = try await connection.connection().withClient { client in
             try await client.startJob(request, options: Connection.prompt).status
         }

@@ -279,6 +279,19 @@ public nonisolated struct Jobworker_V1_JobStatus: @unchecked Sendable {
     set {_uniqueStorage()._outputDroppedBytes = newValue}
   }
 
+  /// The job's working directory, in its view of the filesystem.
+  public var workingDir: String {
+    get {_storage._workingDir}
+    set {_uniqueStorage()._workingDir = newValue}
+  }
+
+  /// The names of the environment variables the start request set, sorted; never their values
+  /// (they may hold secrets).
+  public var envNames: [String] {
+    get {_storage._envNames}
+    set {_uniqueStorage()._envNames = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -306,6 +319,16 @@ public nonisolated struct Jobworker_V1_StartJobRequest: Sendable {
   public var hasLimits: Bool {self._limits != nil}
   /// Clears the value of `limits`. Subsequent reads from it will return its default value.
   public mutating func clearLimits() {self._limits = nil}
+
+  /// Added to the server's clean job environment (a name given here replaces the server's, PATH
+  /// included; a bare command is looked up in this PATH). Names match [A-Za-z_][A-Za-z0-9_]*,
+  /// values hold no NUL; at most 256 entries and 128 KiB in all. INVALID_ARGUMENT naming the
+  /// entry otherwise.
+  public var env: Dictionary<String,String> = [:]
+
+  /// An absolute path in the job's view of the filesystem; empty: "/". A path that is not a
+  /// directory the job's user can enter is INVALID_ARGUMENT naming it.
+  public var workingDir: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -574,7 +597,7 @@ nonisolated extension Jobworker_V1_ResourceUsage: SwiftProtobuf.Message, SwiftPr
 
 nonisolated extension Jobworker_V1_JobStatus: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".JobStatus"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}owner\0\u{1}command\0\u{1}args\0\u{1}state\0\u{1}pid\0\u{3}exit_code\0\u{1}signal\0\u{3}started_at\0\u{3}ended_at\0\u{1}limits\0\u{1}usage\0\u{3}output_bytes\0\u{1}uid\0\u{1}gid\0\u{3}output_truncated\0\u{3}output_dropped_bytes\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}owner\0\u{1}command\0\u{1}args\0\u{1}state\0\u{1}pid\0\u{3}exit_code\0\u{1}signal\0\u{3}started_at\0\u{3}ended_at\0\u{1}limits\0\u{1}usage\0\u{3}output_bytes\0\u{1}uid\0\u{1}gid\0\u{3}output_truncated\0\u{3}output_dropped_bytes\0\u{3}working_dir\0\u{3}env_names\0")
 
   fileprivate class _StorageClass {
     var _id: String = String()
@@ -594,6 +617,8 @@ nonisolated extension Jobworker_V1_JobStatus: SwiftProtobuf.Message, SwiftProtob
     var _gid: UInt32 = 0
     var _outputTruncated: Bool = false
     var _outputDroppedBytes: UInt64 = 0
+    var _workingDir: String = String()
+    var _envNames: [String] = []
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -621,6 +646,8 @@ nonisolated extension Jobworker_V1_JobStatus: SwiftProtobuf.Message, SwiftProtob
       _gid = source._gid
       _outputTruncated = source._outputTruncated
       _outputDroppedBytes = source._outputDroppedBytes
+      _workingDir = source._workingDir
+      _envNames = source._envNames
     }
   }
 
@@ -656,6 +683,8 @@ nonisolated extension Jobworker_V1_JobStatus: SwiftProtobuf.Message, SwiftProtob
         case 15: try { try decoder.decodeSingularUInt32Field(value: &_storage._gid) }()
         case 16: try { try decoder.decodeSingularBoolField(value: &_storage._outputTruncated) }()
         case 17: try { try decoder.decodeSingularUInt64Field(value: &_storage._outputDroppedBytes) }()
+        case 18: try { try decoder.decodeSingularStringField(value: &_storage._workingDir) }()
+        case 19: try { try decoder.decodeRepeatedStringField(value: &_storage._envNames) }()
         default: break
         }
       }
@@ -719,6 +748,12 @@ nonisolated extension Jobworker_V1_JobStatus: SwiftProtobuf.Message, SwiftProtob
       if _storage._outputDroppedBytes != 0 {
         try visitor.visitSingularUInt64Field(value: _storage._outputDroppedBytes, fieldNumber: 17)
       }
+      if !_storage._workingDir.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._workingDir, fieldNumber: 18)
+      }
+      if !_storage._envNames.isEmpty {
+        try visitor.visitRepeatedStringField(value: _storage._envNames, fieldNumber: 19)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -745,6 +780,8 @@ nonisolated extension Jobworker_V1_JobStatus: SwiftProtobuf.Message, SwiftProtob
         if _storage._gid != rhs_storage._gid {return false}
         if _storage._outputTruncated != rhs_storage._outputTruncated {return false}
         if _storage._outputDroppedBytes != rhs_storage._outputDroppedBytes {return false}
+        if _storage._workingDir != rhs_storage._workingDir {return false}
+        if _storage._envNames != rhs_storage._envNames {return false}
         return true
       }
       if !storagesAreEqual {return false}
@@ -756,7 +793,7 @@ nonisolated extension Jobworker_V1_JobStatus: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Jobworker_V1_StartJobRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".StartJobRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}command\0\u{1}args\0\u{1}limits\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}command\0\u{1}args\0\u{1}limits\0\u{1}env\0\u{3}working_dir\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -767,6 +804,8 @@ nonisolated extension Jobworker_V1_StartJobRequest: SwiftProtobuf.Message, Swift
       case 1: try { try decoder.decodeSingularStringField(value: &self.command) }()
       case 2: try { try decoder.decodeRepeatedStringField(value: &self.args) }()
       case 3: try { try decoder.decodeSingularMessageField(value: &self._limits) }()
+      case 4: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.env) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.workingDir) }()
       default: break
       }
     }
@@ -786,6 +825,12 @@ nonisolated extension Jobworker_V1_StartJobRequest: SwiftProtobuf.Message, Swift
     try { if let v = self._limits {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
     } }()
+    if !self.env.isEmpty {
+      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: self.env, fieldNumber: 4)
+    }
+    if !self.workingDir.isEmpty {
+      try visitor.visitSingularStringField(value: self.workingDir, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -793,6 +838,8 @@ nonisolated extension Jobworker_V1_StartJobRequest: SwiftProtobuf.Message, Swift
     if lhs.command != rhs.command {return false}
     if lhs.args != rhs.args {return false}
     if lhs._limits != rhs._limits {return false}
+    if lhs.env != rhs.env {return false}
+    if lhs.workingDir != rhs.workingDir {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

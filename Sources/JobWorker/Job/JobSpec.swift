@@ -1,0 +1,28 @@
+/// What a start asks for: the program and its command line, the environment and working
+/// directory it starts with, and its limits. A value, so that each new thing a job can be given
+/// is a field here rather than another parameter of `Worker.start`.
+public struct JobSpec: Sendable, Hashable {
+    /// An absolute path, or a name looked up in the job's PATH (after `environment`).
+    public var command: String
+    /// The arguments, verbatim, without argv[0]; never through a shell.
+    public var arguments: [String]
+    /// Added to the worker's clean job environment (`WorkerConfiguration.jobEnvironment`); a
+    /// name given here replaces the worker's value, PATH included. Names match
+    /// `[A-Za-z_][A-Za-z0-9_]*`; at most 256 entries and 128 KiB in all (`JobSpecValidation`).
+    public var environment: [String: String]
+    /// An absolute path in the job's view of the filesystem; nil: the worker's default ("/").
+    public var workingDirectory: String?
+    /// 0 = the policy's default for that limit.
+    public var limits: ResourceLimits
+
+    public init(
+        command: String, arguments: [String] = [], environment: [String: String] = [:],
+        workingDirectory: String? = nil, limits: ResourceLimits = ResourceLimits()
+    ) {
+        self.command = command
+        self.arguments = arguments
+        self.environment = environment
+        self.workingDirectory = workingDirectory
+        self.limits = limits
+    }
+}

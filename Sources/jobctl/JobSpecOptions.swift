@@ -1,0 +1,50 @@
+import ArgumentParser
+import Foundation
+import JobWorkerAPI
+
+/// What a job starts with besides its command line: environment and working directory, with
+/// docker's flags (`-e`, `--env-file`, `-w`).
+struct JobSpecOptions: ParsableArguments {
+    @Option(
+        name: [.customShort("e"), .customLong("env")],
+        help: "An environment variable NAME=VALUE (repeatable); NAME alone takes jobctl's own value.")
+    var environment: [String] = []
+
+    @Option(
+        help:
+            "A file of environment variables, one NAME=VALUE a line (# comments, blank lines; NAME alone takes jobctl's own value), as docker reads it; -e wins."
+    )
+    var envFile: String?
+
+    @Option(name: [.customShort("w"), .customLong("workdir")], help: "The job's working directory (absolute).")
+    var workdir: String?
+
+    /// The variables the flags give: the file's, then each `-e` in order (the last wins).
+    func variables() throws -> [String: String] {
+        var variables: [String: String] = [:]
+        if let envFile {
+            let text: String
+            do {
+                text = try String(contentsOfFile: envFile, encoding: .utf8)
+            } catch {
+                throw ValidationError("--env-file \(envFile): cannot be read as UTF-8 text")
+            }
+            for line in text.split(whereSeparator: \.isNewline) {
+                let trimmed = line.drop { $0 == " " || $0 == "\t" }
+                if trimmed.isEmpty || trimmed.hasPrefix("#") { continue }
+                Self.add(String(trimmed), to: &variables)
+            }
+        }
+        for entry in environment { Self.add(entry, to: &variables) }
+        return variables
+    }
+
+    /// `NAME=VALUE`, or `NAME` with jobctl's own value (and nothing when jobctl has none).
+    private static func add(_ entry: String, to variables: inout [String: String]) {
+        if let equals = entry.firstIndex(of: "=") {
+            variables[String(entry[..<equals])] = String(entry[entry.index(after: equals)...])
+        } else if let value = ProcessInfo.processInfo.environment[entry] {
+            variables[entry] = value
+        }
+    }
+}
