@@ -18,6 +18,9 @@ public final class BlockingWorkExecutor: TaskExecutor {
         max(4, 2 * System.coreCount)
     }
 
+    /// One for the whole process, for services built without one of their own; never shut down.
+    public static let shared = BlockingWorkExecutor()
+
     public init(threads: Int = BlockingWorkExecutor.defaultThreadCount) {
         pool = NIOThreadPool(numberOfThreads: threads)
         pool.start()
@@ -26,7 +29,16 @@ public final class BlockingWorkExecutor: TaskExecutor {
     public func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)
         let executor = asUnownedTaskExecutor()
-        pool.submit { _ in job.runSynchronously(on: executor) }
+        pool.submit { state in
+            switch state {
+            case .active:
+                job.runSynchronously(on: executor)
+            case .cancelled:
+                // The pool has shut down: the work still has to run, on Swift's executor (never
+                // inline in whoever enqueued it, which may hold a lock or be an event loop).
+                globalConcurrentExecutor.enqueue(job)
+            }
+        }
     }
 
     /// Runs `body` on these threads; the caller resumes where it was.
@@ -34,7 +46,7 @@ public final class BlockingWorkExecutor: TaskExecutor {
         try await withTaskExecutorPreference(self) { try await body() }
     }
 
-    /// Stops the threads once the work queued has run.
+    /// Stops the threads; work still queued, or enqueued later, runs on Swift's executor.
     public func shutdown() async {
         try? await pool.shutdownGracefully()
     }

@@ -14,8 +14,8 @@ public enum EscapedText {
     }
 
     /// `word` as bash reads it back: as it is when plain, in single quotes when it holds spaces
-    /// or quotes, in `$'…'` with escapes (`\e`, `\n`, `\x07`, `\u202E`) when it holds control or
-    /// formatting characters, as `printf %q` writes it.
+    /// or quotes, in `$'…'` with escapes (`\e`, `\n`, `\x07`, `\xe2\x80\xae`) when it holds control
+    /// or formatting characters; bash reads it back to the same bytes in any locale.
     public static func shellQuoted(_ word: String) -> String {
         let plain = !word.isEmpty && word.allSatisfy { $0.isLetter || $0.isNumber || "-_./=:,+@%".contains($0) }
         if needsEscaping(word) { return "$'" + render(word, as: .shell) + "'" }
@@ -40,12 +40,11 @@ public enum EscapedText {
                     result.unicodeScalars.append(scalar)
                     continue
                 }
-                let hex = String(scalar.value, radix: 16, uppercase: true)
                 switch style {
-                case .display: result += "\\u{" + hex + "}"
-                case .shell where scalar.value < 0x80: result += "\\x" + hex.leftPadded(to: 2)
-                case .shell where scalar.value <= 0xFFFF: result += "\\u" + hex.leftPadded(to: 4)
-                case .shell: result += "\\U" + hex.leftPadded(to: 8)
+                case .display: result += "\\u{" + String(scalar.value, radix: 16, uppercase: true) + "}"
+                case .shell:
+                    // Its UTF-8 bytes: bash reads \xHH the same in every locale (\u only in UTF-8 ones).
+                    for byte in String(scalar).utf8 { result += "\\x" + String(byte, radix: 16).leftPadded(to: 2) }
                 }
             }
         }

@@ -20,7 +20,7 @@ public struct JobWorkerService: Jobworker_V1_JobWorker.SimpleServiceProtocol {
     /// StartJob beyond the worker's `maximumRunningJobs` is RESOURCE_EXHAUSTED.
     public init(
         worker: Worker, requestLimits: RequestLimits = RequestLimits(),
-        blocking: BlockingWorkExecutor = BlockingWorkExecutor()
+        blocking: BlockingWorkExecutor = .shared
     ) {
         self.worker = worker
         self.requestLimits = requestLimits

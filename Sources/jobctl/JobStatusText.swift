@@ -33,8 +33,10 @@ extension Jobworker_V1_JobStatus {
             switch state {
             case .exited: return exitCode
             case .stopped, .killed, .oomKilled: return signal != 0 ? 128 + signal : exitCode
-            case .lost: throw CommandFailure("job \(id) was lost: the worker can no longer tell how it ended")
-            default: throw CommandFailure("job \(id) has not ended (state \(stateWord))")
+            case .lost:
+                throw CommandFailure(
+                    "job \(EscapedText.escaped(id)) was lost: the worker can no longer tell how it ended")
+            default: throw CommandFailure("job \(EscapedText.escaped(id)) has not ended (state \(stateWord))")
             }
         }
     }

@@ -49,6 +49,27 @@ struct CertificateAuthorityTests {
         #expect(!(await validate(alice.certificate, by: other, usage: .clientAuth)))
     }
 
+    @Test("the identity is the CN's own string (not its RFC 4514 form); a name not in Unicode NFC is refused")
+    func identityStrings() throws {
+        let authority = try CertificateAuthority.create()
+        let comma = try authority.issueClientCertificate(
+            subject: try DistinguishedName {
+                OrganizationalUnitName("user")
+                CommonName("smith, jane")
+            })
+        #expect(try Identity.validated(from: comma.certificate).get().name == "smith, jane")
+        let decomposed = try authority.issueClientCertificate(
+            subject: try DistinguishedName {
+                OrganizationalUnitName("user")
+                CommonName("jose\u{0301}")  // "josé" with a combining accent
+            })
+        guard case .failure(let refusal) = Identity.validated(from: decomposed.certificate) else {
+            Issue.record("a decomposed name was accepted")
+            return
+        }
+        #expect(refusal.reason.contains("normalization form C"))
+    }
+
     @Test("an OU that names no known role gives an identity without a role")
     func unknownRole() throws {
         let authority = try CertificateAuthority.create()

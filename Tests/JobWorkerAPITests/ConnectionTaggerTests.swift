@@ -27,23 +27,34 @@ struct ConnectionTaggerTests {
     static func streams() -> (sent: [UInt8], expected: [UInt8]) {
         let preface = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
         let settings = frame(type: 4, flags: 0, stream: 0, payload: [0, 3, 0, 0, 0, 100])
-        let block = (0..<40).map { UInt8($0) }
-        let continuation = { (stream: UInt32) in frame(type: 9, flags: 0x4, stream: stream, payload: literal) }
+        // :method GET, :scheme http, :path / (indexed), a: b (literal), a 2-byte index (0x7f 0x01).
+        let block: [UInt8] = [0x82, 0x86, 0x84, 0x00, 0x01, 0x61, 0x01, 0x62, 0xff, 0x01]
+        let tagged = { (stream: UInt32) in frame(type: 9, flags: 0x4, stream: stream, payload: literal) }
+        let untagged = { (stream: UInt32) in frame(type: 9, flags: 0x4, stream: stream, payload: []) }
         var sent = preface + settings
         var expected = sent
         // HEADERS with END_HEADERS (and END_STREAM): the flag moves to the added frame.
         sent += frame(type: 1, flags: 0x5, stream: 1, payload: block)
-        expected += frame(type: 1, flags: 0x1, stream: 1, payload: block) + continuation(1)
+        expected += frame(type: 1, flags: 0x1, stream: 1, payload: block) + tagged(1)
         // DATA, WINDOW_UPDATE: unchanged.
         let data = frame(type: 0, flags: 0x1, stream: 3, payload: (0..<300).map { UInt8($0 & 0xff) })
         let window = frame(type: 8, flags: 0, stream: 0, payload: [0, 0, 1, 0])
         sent += data + window
         expected += data + window
-        // HEADERS without END_HEADERS, then a CONTINUATION with it.
-        sent += frame(type: 1, flags: 0, stream: 5, payload: block) + frame(type: 9, flags: 0x4, stream: 5, payload: [])
-        expected +=
-            frame(type: 1, flags: 0, stream: 5, payload: block) + frame(type: 9, flags: 0, stream: 5, payload: [])
-            + continuation(5)
+        // PADDED and PRIORITY: pad length, 5 priority bytes, the block, the padding.
+        let paddedPayload = [3] + [0, 0, 0, 1, 16] + block + [0, 0, 0]
+        sent += frame(type: 1, flags: 0x4 | 0x8 | 0x20, stream: 5, payload: paddedPayload)
+        expected += frame(type: 1, flags: 0x8 | 0x20, stream: 5, payload: paddedPayload) + tagged(5)
+        // A block split over HEADERS and CONTINUATION (the split inside a string).
+        sent += frame(type: 1, flags: 0, stream: 7, payload: Array(block[..<5]))
+        sent += frame(type: 9, flags: 0x4, stream: 7, payload: Array(block[5...]))
+        expected += frame(type: 1, flags: 0, stream: 7, payload: Array(block[..<5]))
+        expected += frame(type: 9, flags: 0, stream: 7, payload: Array(block[5...])) + tagged(7)
+        // A block that ends inside a string (a name, and a value of 55 Huffman bytes to come)
+        // would swallow the tag: it gets none, and the decoder refuses the block.
+        let open: [UInt8] = [0x82, 0x00, 0x01, 0x78, 0xb7]
+        sent += frame(type: 1, flags: 0x4, stream: 9, payload: open)
+        expected += frame(type: 1, flags: 0, stream: 9, payload: open) + untagged(9)
         return (sent, expected)
     }
 

@@ -19,4 +19,12 @@ struct TimestampTests {
         let timestamp = Google_Protobuf_Timestamp(now)
         #expect(Int64(timestamp.seconds) * 1_000_000_000 + Int64(timestamp.nanos) == now.nanosecondsSince1970)
     }
+
+    @Test("moving a time saturates towards where it moves: a retention of a million days keeps everything")
+    func saturation() {
+        let now = WallClockTime.now
+        #expect(now.advanced(by: .zero - .seconds(86_400 * 1_000_000)) == WallClockTime(nanosecondsSince1970: .min))
+        #expect(now.advanced(by: .seconds(86_400 * 1_000_000)) == WallClockTime(nanosecondsSince1970: .max))
+        #expect(now.advanced(by: .seconds(-1)).nanosecondsSince1970 == now.nanosecondsSince1970 - 1_000_000_000)
+    }
 }

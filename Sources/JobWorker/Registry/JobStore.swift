@@ -122,11 +122,14 @@ final class JobStore: Sendable {
             // about 100 ns, so a time read back differed from the one reported before. The REAL
             // columns stay (NOT NULL, and what an older reader of the file would use), written
             // beside; existing records get the nearest nanosecond of what they had (whole seconds and
-            // the fraction apart: seconds times 1e9 as a REAL is off by up to 128 ns).
+            // the fraction apart: seconds times 1e9 as a REAL is off by up to 128 ns). Times beyond
+            // what 64-bit nanoseconds hold (past 2255) are clamped first.
             try db.execute(sql: "ALTER TABLE job ADD COLUMN started_at_ns INTEGER")
             try db.execute(sql: "ALTER TABLE job ADD COLUMN ended_at_ns INTEGER")
             try db.execute(
                 sql: """
+                    UPDATE job SET
+                        started_at = min(max(started_at, -9e9), 9e9), ended_at = min(max(ended_at, -9e9), 9e9);
                     UPDATE job SET
                         started_at_ns = CAST(started_at AS INTEGER) * 1000000000
                             + CAST(round((started_at - CAST(started_at AS INTEGER)) * 1e9) AS INTEGER),

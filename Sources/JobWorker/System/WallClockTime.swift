@@ -49,14 +49,16 @@ public struct WallClockTime: Sendable, Hashable, Comparable, CustomStringConvert
         Double(nanosecondsSince1970 - other.nanosecondsSince1970) / 1e9
     }
 
-    /// This time moved by `duration` (saturating at the ends of the range).
+    /// This time moved by `duration`, saturating at the end of the range it moves towards
+    /// (a retention of a million days is "forever", not a wrap to the other end).
     public func advanced(by duration: Duration) -> WallClockTime {
         let (seconds, attoseconds) = duration.components
+        let saturated = WallClockTime(nanosecondsSince1970: seconds < 0 || attoseconds < 0 ? .min : .max)
         let nanoseconds = seconds.multipliedReportingOverflow(by: 1_000_000_000)
         let total = nanoseconds.partialValue.addingReportingOverflow(attoseconds / 1_000_000_000)
-        guard !nanoseconds.overflow, !total.overflow else { return WallClockTime(nanosecondsSince1970: .max) }
+        guard !nanoseconds.overflow, !total.overflow else { return saturated }
         let moved = nanosecondsSince1970.addingReportingOverflow(total.partialValue)
-        return WallClockTime(nanosecondsSince1970: moved.overflow ? .max : moved.partialValue)
+        return moved.overflow ? saturated : WallClockTime(nanosecondsSince1970: moved.partialValue)
     }
 
     public static func < (lhs: WallClockTime, rhs: WallClockTime) -> Bool {

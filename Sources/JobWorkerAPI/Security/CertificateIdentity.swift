@@ -1,3 +1,4 @@
+import Foundation
 import X509
 
 /// Why a verified client certificate carries no usable identity: the call is UNAUTHENTICATED
@@ -23,15 +24,17 @@ extension Identity {
     /// Checked at the boundary, once per connection: a subject with no CN or OU or with several
     /// of either is refused (`OU=user, CN=mallory, OU=admin, CN=bob` must not act as anybody),
     /// and so is a name with control or formatting characters (which would forge lines in a log
-    /// or a terminal) or over 256 bytes.
+    /// or a terminal), over 256 bytes, or not in Unicode NFC (names are compared as strings).
     public static func validated(from certificate: Certificate) -> Result<Identity, IdentityRefusal> {
         var commonNames: [String] = []
         var units: [String] = []
         for relativeName in certificate.subject {
             for attribute in relativeName {
                 switch attribute.type {
-                case .RDNAttributeType.commonName: commonNames.append(String(describing: attribute.value))
-                case .RDNAttributeType.organizationalUnitName: units.append(String(describing: attribute.value))
+                // The string itself: `description` is the RFC 4514 form (`a\,b`), and a
+                // value of another ASN.1 type has no string (nil: refused below).
+                case .RDNAttributeType.commonName: commonNames.append(String(attribute.value) ?? "")
+                case .RDNAttributeType.organizationalUnitName: units.append(String(attribute.value) ?? "")
                 default: break
                 }
             }
@@ -58,6 +61,11 @@ extension Identity {
         }
         if value.unicodeScalars.contains(where: { $0.properties.generalCategory.isControlOrFormat }) {
             return "holds control characters: \(EscapedText.quoted(value))"
+        }
+        // Swift compares strings by canonical equivalence: two encodings of one name would be
+        // one owner. In NFC only, a name has one encoding.
+        if value.precomposedStringWithCanonicalMapping.utf8.elementsEqual(value.utf8) == false {
+            return "is not in Unicode normalization form C: \(EscapedText.quoted(value))"
         }
         return nil
     }

@@ -120,9 +120,16 @@ public struct CertificateIdentityResolver: IdentityResolver {
     let registry: ConnectionIdentities
 
     public func identity(of context: ServerContext, metadata: Metadata) -> Result<Identity, IdentityRefusal> {
-        // The last value is the tagger's: it adds its header after everything the client sent.
-        let token = metadata[stringValues: ConnectionTagger.headerName].reduce(nil as String?) { $1 }
-        return token.flatMap(registry.identity(forToken:))
-            ?? .failure(IdentityRefusal("a client certificate is required"))
+        // The tagger adds exactly one, after everything the client sent; a request that carries
+        // others has tried to name a connection itself.
+        let tokens = Array(metadata[stringValues: ConnectionTagger.headerName])
+        guard tokens.count == 1, let identity = registry.identity(forToken: tokens[0]) else {
+            return .failure(
+                IdentityRefusal(
+                    tokens.count > 1
+                        ? "the request carries a \(ConnectionTagger.headerName) header of its own"
+                        : "a client certificate is required"))
+        }
+        return identity
     }
 }

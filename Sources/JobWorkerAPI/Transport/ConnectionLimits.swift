@@ -140,8 +140,11 @@ final class HandshakeDeadline: ChannelInboundHandler, RemovableChannelHandler {
 }
 
 extension TimeAmount {
+    /// `duration`, saturating (a timeout of 200,000 days is as good as none).
     init(_ duration: Duration) {
         let (seconds, attoseconds) = duration.components
-        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+        let nanoseconds = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        let total = nanoseconds.partialValue.addingReportingOverflow(attoseconds / 1_000_000_000)
+        self = .nanoseconds(nanoseconds.overflow || total.overflow ? (seconds < 0 ? .min : .max) : total.partialValue)
     }
 }

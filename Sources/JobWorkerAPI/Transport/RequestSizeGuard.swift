@@ -15,9 +15,14 @@ final class RequestSizeGuard: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
 
+    /// Refusals one connection may get; a client that keeps sending oversized messages is
+    /// closed instead, as is one that does not read what it is sent.
+    static let maximumRefusals = 64
+
     private let limit: Int
     private let counters: ConnectionCounters
     private var parser: RequestFrameParser
+    private var refusals = 0
 
     init(limit: Int, counters: ConnectionCounters) {
         self.limit = limit
@@ -28,6 +33,11 @@ final class RequestSizeGuard: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let buffer = unwrapInboundIn(data)
         let refused = buffer.withUnsafeReadableBytes { parser.consume($0) }
+        refusals += refused.count
+        if !refused.isEmpty && (refusals > Self.maximumRefusals || !context.channel.isWritable) {
+            context.close(promise: nil)
+            return
+        }
         for refusal in refused {
             counters.oversizedRequests.add(1, ordering: .relaxed)
             let message =
@@ -77,12 +87,14 @@ struct RequestFrameParser {
     private static let endStream: UInt8 = 0x1
     private static let padded: UInt8 = 0x8
     /// More per-stream state than this many streams would be a client that never ends its
-    /// streams; the oldest are forgotten (their messages are then not checked here, but still by
-    /// the transport).
+    /// streams (the server allows 100 at once); the oldest are forgotten (their messages are then
+    /// not answered here, but still refused by the transport).
     private static let maximumTrackedStreams = 1024
 
     private let limit: UInt64
     private var part = FramePart.preface(remaining: 24)
+    /// The streams the client has opened (HEADERS on an odd id) and not ended, by their
+    /// messages' position: only those can be refused, each once.
     private var streams: [UInt32: MessageCursor] = [:]
 
     init(limit: UInt64) {
@@ -151,6 +163,10 @@ struct RequestFrameParser {
         } else if type == Self.dataFrame {
             part = .data(stream: stream, flags: flags, remaining: length, padding: 0)
         } else {
+            if type == Self.headersFrame && stream & 1 == 1 && streams[stream] == nil {
+                if streams.count >= Self.maximumTrackedStreams { streams.removeValue(forKey: streams.keys.min()!) }
+                streams[stream] = MessageCursor()
+            }
             part = .skipped(stream: stream, type: type, flags: flags, remaining: length)
         }
         finishFrameIfDone()
@@ -175,10 +191,9 @@ struct RequestFrameParser {
     /// Follows `stream`'s gRPC messages through `data`; returns a refusal for a message over the
     /// limit.
     private mutating func feed(_ stream: UInt32, _ data: UnsafeRawBufferPointer) -> Refusal? {
-        if streams[stream] == nil, streams.count >= Self.maximumTrackedStreams {
-            streams.removeValue(forKey: streams.keys.min()!)
-        }
-        var cursor = streams[stream, default: MessageCursor()]
+        // Data on a stream the client has not opened (or has ended) is the HTTP/2 handler's to
+        // refuse; answering it would let a client make the server write for nothing.
+        guard var cursor = streams[stream], !cursor.refused else { return nil }
         defer { streams[stream] = cursor }
         var index = 0
         while index < data.count && !cursor.refused {

@@ -36,7 +36,7 @@ struct Run: AsyncParsableCommand {
         let code = try await connection.withClient { client in
             let job = try await client.startJob(request, options: Connection.prompt).status
             interruption.onFirstSignal { signal in
-                Terminal.writeError("jobctl: stopping job \(job.id)\n")
+                Terminal.writeError("jobctl: stopping job \(EscapedText.escaped(job.id))\n")
                 Task { _ = try? await client.stopJob(.with { $0.id = job.id }) }
             }
             _ = try await OutputFollower(client: client, connection: connection, jobID: job.id).follow()

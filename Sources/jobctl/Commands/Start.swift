@@ -55,6 +55,6 @@ struct Start: AsyncParsableCommand {
         let status = try await connection.connection().withClient { client in
             try await client.startJob(request, options: Connection.prompt).status
         }
-        print(json ? try JobStatusJSON.encode(status) : status.id)
+        print(json ? try JobStatusJSON.encode(status) : EscapedText.escaped(status.id))
     }
 }

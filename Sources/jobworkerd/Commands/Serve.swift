@@ -263,10 +263,12 @@ struct Serve: AsyncParsableCommand {
         if text == "0" { return nil }
         if text.hasSuffix("ms"), let count = Int64(text.dropLast(2)), count > 0 { return .milliseconds(count) }
         let units: [Character: Int64] = ["d": 86_400, "h": 3_600, "m": 60, "s": 1]
-        guard let unit = text.last, let seconds = units[unit], let count = Int64(text.dropLast()), count > 0 else {
+        guard let unit = text.last, let seconds = units[unit], let count = Int64(text.dropLast()), count > 0,
+            case let (total, overflow) = count.multipliedReportingOverflow(by: seconds), !overflow
+        else {
             throw ValidationError("\(flag): \"\(text)\" is not a duration (500ms, 10s, 5m, 2h, 1d, 0)")
         }
-        return .seconds(count * seconds)
+        return .seconds(total)
     }
 
     /// `--job-uids FIRST-LAST`.
@@ -356,7 +358,8 @@ struct Serve: AsyncParsableCommand {
                 StreamQuotaInterceptor(limit: maxStreamsPerIdentity),
             ])
         let service = APIServerService(
-            server: server, worker: worker, grace: .seconds(gracePeriod), keepJobs: keepJobsOnShutdown
+            server: server, worker: worker, blocking: blocking, grace: .seconds(gracePeriod),
+            keepJobs: keepJobsOnShutdown
         ) {
             let bound = await transport.listeningAddress
             let port = bound?.ipv4?.port ?? bound?.ipv6?.port ?? address.port
@@ -375,6 +378,8 @@ struct Serve: AsyncParsableCommand {
 struct APIServerService: Service {
     let server: GRPCServer<TLSServerTransport>
     let worker: Worker
+    /// Shut down once the worker is.
+    let blocking: BlockingWorkExecutor
     let grace: Duration
     /// Leave running jobs running at shutdown (for the next server to adopt).
     let keepJobs: Bool
@@ -390,5 +395,6 @@ struct APIServerService: Service {
             server.beginGracefulShutdown()
         }
         await worker.shutdown(gracePeriod: grace, leavingJobsRunning: keepJobs)
+        await blocking.shutdown()
     }
 }
