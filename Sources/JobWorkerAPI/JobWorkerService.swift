@@ -34,7 +34,7 @@ public struct JobWorkerService: Jobworker_V1_JobWorker.SimpleServiceProtocol {
         let spec = JobSpec(
             command: request.command, arguments: request.args, environment: request.env,
             workingDirectory: request.workingDir.isEmpty ? nil : request.workingDir,
-            limits: ResourceLimits(request.limits))
+            limits: ResourceLimits(request.limits), standardInput: request.hasStdin ? [UInt8](request.stdin) : nil)
         let status = try await blocking.run { try await worker.start(spec, owner: grant.identity.name) }
         return .with { $0.status = Jobworker_V1_JobStatus(status) }
     }

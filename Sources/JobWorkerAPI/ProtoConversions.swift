@@ -69,6 +69,7 @@ extension Jobworker_V1_JobStatus {
         outputDroppedBytes = status.outputDroppedBytes
         workingDir = status.workingDirectory
         envNames = status.environmentNames
+        hasStdin_p = status.hasStandardInput
     }
 }
 

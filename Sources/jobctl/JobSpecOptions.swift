@@ -19,6 +19,34 @@ struct JobSpecOptions: ParsableArguments {
     @Option(name: [.customShort("w"), .customLong("workdir")], help: "The job's working directory (absolute).")
     var workdir: String?
 
+    @Option(
+        name: .customLong("stdin"),
+        help: ArgumentHelp("Feed FILE (- : jobctl's stdin) to the job's stdin, up to 1 MiB.", valueName: "file"))
+    var stdinFile: String?
+
+    /// The most stdin a job may be given.
+    static let maximumStandardInput = 1 << 20
+
+    /// The bytes for the job's stdin: `--stdin FILE`, or jobctl's own stdin for `-`.
+    func standardInput(readingOwnStdin: Bool = false) throws -> Data? {
+        guard let source = readingOwnStdin ? "-" : stdinFile else { return nil }
+        let handle: FileHandle
+        if source == "-" {
+            handle = .standardInput
+        } else {
+            guard let opened = FileHandle(forReadingAtPath: source) else {
+                throw ValidationError("--stdin \(source): cannot be opened")
+            }
+            handle = opened
+        }
+        var data = Data()
+        while data.count <= Self.maximumStandardInput {
+            guard let chunk = try handle.read(upToCount: 64 << 10), !chunk.isEmpty else { return data }
+            data += chunk
+        }
+        throw ValidationError("stdin for the job is over 1 MiB (\(source == "-" ? "jobctl's stdin" : source))")
+    }
+
     /// The variables the flags give: the file's, then each `-e` in order (the last wins).
     func variables() throws -> [String: String] {
         var variables: [String: String] = [:]

@@ -41,6 +41,7 @@ struct JobStatusJSON: Encodable {
     var outputDroppedBytes: UInt64
     var workingDir: String
     var envNames: [String]
+    var hasStdin: Bool
 
     init(_ status: Jobworker_V1_JobStatus) {
         id = status.id
@@ -55,6 +56,7 @@ struct JobStatusJSON: Encodable {
         endedAt = status.hasEndedAt ? rfc3339(status.endedAt.date) : nil
         workingDir = status.workingDir.isEmpty ? "/" : status.workingDir
         envNames = status.envNames
+        hasStdin = status.hasStdin_p
         let limits = status.limits
         self.limits = Limits(
             cpuMillis: limits.cpuMillis, memoryBytes: limits.memoryBytes,

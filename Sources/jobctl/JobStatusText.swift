@@ -49,6 +49,7 @@ extension Jobworker_V1_JobStatus {
             ("User", "uid \(uid), gid \(gid)"), ("Workdir", EscapedText.escaped(workingDir.isEmpty ? "/" : workingDir)),
         ]
         if !envNames.isEmpty { lines.append(("Env", envNames.map(EscapedText.escaped).joined(separator: ", "))) }
+        if hasStdin_p { lines.append(("Stdin", "from the start request")) }
         if hasStartedAt {
             lines.append(("Started", "\(timestamp(startedAt.date)) (\(age(of: startedAt.date)) ago)"))
         }

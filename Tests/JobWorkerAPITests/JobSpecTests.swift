@@ -117,4 +117,34 @@ struct JobSpecTests {
             }
         }
     }
+
+    @Test("stdin bytes (NUL, invalid UTF-8) come back byte for byte through cat; without them stdin is /dev/null")
+    func standardInput() async throws {
+        let bytes: [UInt8] = [0, 1, 2, 0xff, 0xfe, 0x80] + Array("line\n".utf8) + (0..<70_000).map { UInt8($0 % 251) }
+        try await withAPI { client in
+            let status = try await client.startJob(
+                .with {
+                    $0.command = "/bin/cat"
+                    $0.stdin = Data(bytes)
+                }, metadata: Caller.alice.metadata
+            ).status
+            #expect(status.hasStdin_p)
+            let output = try await client.output(of: status.id, as: .alice).reduce(Data()) { $0 + $1.data }
+            #expect([UInt8](output) == bytes)
+
+            let none = try await client.startJob(.with { $0.command = "/bin/cat" }, metadata: Caller.alice.metadata)
+                .status
+            #expect(!none.hasStdin_p)
+            #expect(try await client.output(of: none.id, as: .alice).isEmpty)
+
+            let code = await statusCode {
+                _ = try await client.startJob(
+                    .with {
+                        $0.command = "/bin/cat"
+                        $0.stdin = Data(count: (1 << 20) + 1)
+                    }, metadata: Caller.alice.metadata)
+            }
+            #expect(code == .invalidArgument)
+        }
+    }
 }

@@ -40,7 +40,9 @@ final class JobctlTests {
         #expect(logs.text.contains(clipboard), "\(logs)")
     }
 
-    @Test("-e, --env-file and -w give the job its environment and working directory; status names the variables")
+    @Test(
+        "-e, --env-file, -w and --stdin give the job its environment, working directory and stdin; status names the variables"
+    )
     func environmentAndWorkdir() throws {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("env-\(UUID())").path
         defer { try? FileManager.default.removeItem(atPath: file) }
@@ -67,6 +69,14 @@ final class JobctlTests {
         let object = try #require(try JSONSerialization.jsonObject(with: json.output) as? [String: Any])
         #expect(object["working_dir"] as? String == "/usr/share")
         #expect(object["env_names"] as? [String] == ["FLAG", "FROM_FILE", "FROM_JOBCTL", "OVERRIDDEN"])
+
+        let input = FileManager.default.temporaryDirectory.appendingPathComponent("stdin-\(UUID())").path
+        defer { try? FileManager.default.removeItem(atPath: input) }
+        try Data([0x61, 0x00, 0xff, 0x0a]).write(to: URL(fileURLWithPath: input))
+        let fed = try jobctl("start", "--stdin", input, "--", "/bin/cat", daemon: daemon)
+        let fedID = fed.text.trimmingCharacters(in: .newlines)
+        #expect(try jobctl("logs", fedID, daemon: daemon).output == Data([0x61, 0x00, 0xff, 0x0a]))
+        #expect(try jobctl("status", fedID, daemon: daemon).text.contains("Stdin:    from the start request"))
 
         let refused = try jobctl("run", "-w", "/no/such/dir", "--", "/bin/true", daemon: daemon)
         #expect(refused.status == 1)

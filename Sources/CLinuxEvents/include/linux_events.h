@@ -25,6 +25,11 @@ int linux_pidfd_send_signal(int pidfd, int signal);
 /// get the normal policy back: background work that only ever uses otherwise idle CPU.
 int linux_make_thread_idle(void);
 
+/// A close-on-exec anonymous memory file holding `length` bytes from `bytes`, its offset back at
+/// 0 and sealed against any change, or -1 with errno set: a job's standard input, read to its
+/// end like a file.
+int linux_memory_file(const char *name, const void *bytes, size_t length);
+
 /// Sets glibc malloc's mmap threshold and trim threshold (mallopt), so that freed blocks up to
 /// `trim_threshold` stay in the process. Returns 0 on success.
 int linux_set_malloc_thresholds(int mmap_threshold, int trim_threshold);

@@ -19,6 +19,8 @@ final class Job: Sendable {
     let workingDirectory: String
     /// The names the request added to the environment; never the values (they may be secrets).
     let environmentNames: [String]
+    /// Whether the job's stdin holds the start request's bytes (else /dev/null).
+    let hasStandardInput: Bool
     let executablePath: String
     let pid: Int32
     let startedAt: WallClockTime
@@ -57,7 +59,7 @@ final class Job: Sendable {
 
     init(
         id: JobID, owner: String, command: String, arguments: [String], workingDirectory: String = "/",
-        environmentNames: [String] = [], executablePath: String,
+        environmentNames: [String] = [], hasStandardInput: Bool = false, executablePath: String,
         process: any JobProcess, startedAt: WallClockTime, outputPath: String, outputChanged: ChangeSignal,
         limits: ResourceLimits, cgroup: (any JobCgroup)?, user: JobUser, dropRecordPath: String? = nil,
         outputLimit: UInt64? = nil
@@ -71,6 +73,7 @@ final class Job: Sendable {
         self.arguments = arguments
         self.workingDirectory = workingDirectory
         self.environmentNames = environmentNames
+        self.hasStandardInput = hasStandardInput
         self.executablePath = executablePath
         self.pid = process.pid
         self.startedAt = startedAt
@@ -92,7 +95,8 @@ final class Job: Sendable {
             state: state, pid: pid, termination: isEnded ? phase.termination : nil, startedAt: startedAt,
             endedAt: isEnded ? phase.endedAt : nil, outputBytes: outputBytes, limits: limits,
             usage: finalUsage ?? cgroup?.usage() ?? ResourceUsage(), user: user,
-            workingDirectory: workingDirectory, environmentNames: environmentNames)
+            workingDirectory: workingDirectory, environmentNames: environmentNames,
+            hasStandardInput: hasStandardInput)
         status.outputDroppedBytes =
             finalDropped
             ?? (outputBytes >= (outputLimit ?? .max) ? dropRecordPath.map(StateDirectory.droppedOutputBytes(at:)) : nil)
@@ -107,7 +111,7 @@ final class Job: Sendable {
             id: id, owner: owner, command: command, arguments: arguments, executablePath: executablePath,
             state: .running, pid: pid, termination: nil, startedAt: startedAt, endedAt: nil, outputBytes: 0,
             limits: limits, usage: ResourceUsage(), user: user, workingDirectory: workingDirectory,
-            environmentNames: environmentNames)
+            environmentNames: environmentNames, hasStandardInput: hasStandardInput)
     }
 
     /// True until the job has ended and its final status is known.

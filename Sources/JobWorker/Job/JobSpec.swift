@@ -14,11 +14,14 @@ public struct JobSpec: Sendable, Hashable {
     public var workingDirectory: String?
     /// 0 = the policy's default for that limit.
     public var limits: ResourceLimits
+    /// Bytes fed to the job's standard input, then end-of-file (at most 1 MiB); nil: /dev/null.
+    public var standardInput: [UInt8]?
 
     public init(
         command: String, arguments: [String] = [], environment: [String: String] = [:],
-        workingDirectory: String? = nil, limits: ResourceLimits = ResourceLimits()
+        workingDirectory: String? = nil, limits: ResourceLimits = ResourceLimits(), standardInput: [UInt8]? = nil
     ) {
+        self.standardInput = standardInput
         self.command = command
         self.arguments = arguments
         self.environment = environment

@@ -66,6 +66,8 @@ public struct JobStatus: Sendable, Hashable {
     /// The names the start request added to the environment, sorted; never their values, which
     /// may be secrets.
     public var environmentNames: [String] = []
+    /// Whether the job's stdin held bytes of the start request (else it was /dev/null).
+    public var hasStandardInput = false
 
     /// Whether output was dropped past the cap.
     public var outputTruncated: Bool { outputDroppedBytes > 0 }

@@ -59,6 +59,14 @@ struct JobLauncher: Sendable {
         let executablePath = try commandLine.resolve(
             command: spec.command, arguments: spec.arguments, searchPath: spec.environment["PATH"])
         try commandLine.checkExecSize(arguments: [spec.command] + spec.arguments, environment: environment)
+        // A memory file with the request's bytes, held until the job has its own copy.
+        var standardInput: FileDescriptor?
+        var stdinDescriptor = devNull
+        if let bytes = spec.standardInput {
+            let opened = try JobSpecValidation.standardInput(bytes)
+            stdinDescriptor = opened.rawValue
+            standardInput = consume opened
+        }
         let limits = try applyLimits(spec.limits)
         if let floor = configuration.minimumFreeDisk { try stateDirectory.checkFreeSpace(floor) }
         // With isolation, the job's init — and with it the job's id and cgroup — is ready.
@@ -85,7 +93,7 @@ struct JobLauncher: Sendable {
         var launcher = ProcessLauncher(
             executablePath: executablePath, argumentVector: [spec.command] + spec.arguments,
             environment: environment, workingDirectory: workingDirectory,
-            stdinDescriptor: devNull, outputDescriptor: output.rawValue)
+            stdinDescriptor: stdinDescriptor, outputDescriptor: output.rawValue)
         let user: JobUser
         switch configuration.jobUsers {
         case .pool:
@@ -131,6 +139,7 @@ struct JobLauncher: Sendable {
             process = ChildProcess(pid: launched.pid, pidfd: launched.pidfd)
         }
         output.closeNow()  // the job holds its own
+        standardInput = nil  // so does its stdin
         rollback.push {
             process.signal(SIGKILL)
             _ = process.reap(killedByWorker: true)
@@ -139,6 +148,7 @@ struct JobLauncher: Sendable {
         let job = Job(
             id: id, owner: request.owner, command: spec.command, arguments: spec.arguments,
             workingDirectory: workingDirectory, environmentNames: spec.environment.keys.sorted(),
+            hasStandardInput: spec.standardInput != nil,
             executablePath: executablePath, process: process, startedAt: startedAt,
             outputPath: stateDirectory.outputPath(id), outputChanged: outputChanged, limits: limits, cgroup: cgroup,
             user: user, dropRecordPath: parked == nil ? nil : stateDirectory.dropRecordPath(id),
@@ -164,6 +174,7 @@ struct JobLauncher: Sendable {
         let job = Job(
             id: id, owner: recorded.owner, command: recorded.command, arguments: recorded.arguments,
             workingDirectory: recorded.workingDirectory, environmentNames: recorded.environmentNames,
+            hasStandardInput: recorded.hasStandardInput,
             executablePath: recorded.executablePath, process: process, startedAt: recorded.startedAt,
             outputPath: stateDirectory.outputPath(id), outputChanged: outputChanged, limits: recorded.limits,
             cgroup: cgroups?.backend.existingCgroup(named: id.description), user: recorded.user,

@@ -1,3 +1,5 @@
+import CLinuxEvents
+
 /// Checks the parts of a `JobSpec` beyond its command line: the environment and the working
 /// directory, before anything is created, with a message that names the offending entry.
 struct JobSpecValidation {
@@ -51,6 +53,20 @@ struct JobSpecValidation {
                 "working directory: a path without NUL bytes, under \(maximumPathBytes) bytes")
         }
         return path
+    }
+
+    /// Most bytes of standard input a request may carry.
+    static let maximumStandardInputBytes = 1 << 20
+
+    /// A memory file holding `bytes`, for the job's standard input.
+    static func standardInput(_ bytes: [UInt8]) throws(JobWorkerError) -> FileDescriptor {
+        guard bytes.count <= maximumStandardInputBytes else {
+            throw JobWorkerError(
+                .invalidArgument, "stdin is \(bytes.count) bytes (at most \(maximumStandardInputBytes))")
+        }
+        return try FileDescriptor("creating the job's stdin") {
+            bytes.withUnsafeBytes { linux_memory_file("jobworker-stdin", $0.baseAddress, $0.count) }
+        }
     }
 
     /// `[A-Za-z_][A-Za-z0-9_]*`.

@@ -137,11 +137,13 @@ final class JobStore: Sendable {
                             + CAST(round((ended_at - CAST(ended_at AS INTEGER)) * 1e9) AS INTEGER)
                     """)
         }
-        migrator.registerMigration("v7: working directory and environment names") { db in
-            // What the start request set: its working directory, and the names (never the values)
-            // of the environment variables it added, as JSON. Older records: "/" and none.
+        migrator.registerMigration("v7: working directory, environment names, stdin") { db in
+            // What the start request set: its working directory, the names (never the values)
+            // of the environment variables it added, as JSON, and whether it gave stdin bytes
+            // (never the bytes). Older records: "/", none, no.
             try db.execute(sql: "ALTER TABLE job ADD COLUMN working_dir TEXT")
             try db.execute(sql: "ALTER TABLE job ADD COLUMN env_names TEXT")
+            try db.execute(sql: "ALTER TABLE job ADD COLUMN has_stdin INTEGER NOT NULL DEFAULT 0")
         }
         return migrator
     }()
@@ -157,15 +159,15 @@ final class JobStore: Sendable {
                         started_at, ended_at, started_at_ns, ended_at_ns, output_bytes, cpu_millis, memory_bytes,
                         io_read_bytes_per_second, io_write_bytes_per_second, io_read_ops_per_second,
                         io_write_ops_per_second, max_processes, cpu_usec, memory_peak_bytes, io_read_bytes,
-                        io_write_bytes, uid, gid, working_dir, env_names)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        io_write_bytes, uid, gid, working_dir, env_names, has_stdin)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """
             ).execute(
                 arguments: StatementArguments(
                     [sequence, processStartTime.map { Int64(clamping: $0) }] + Self.values(of: status)
                         + [
                             Int64(status.user.userID), Int64(status.user.groupID), status.workingDirectory,
-                            Self.json(status.environmentNames),
+                            Self.json(status.environmentNames), status.hasStandardInput,
                         ]))
         }
     }
@@ -332,7 +334,8 @@ final class JobStore: Sendable {
             user: JobUser(userID: UInt32(clamping: uid ?? 0), groupID: UInt32(clamping: gid ?? 0)),
             outputDroppedBytes: unsigned("output_dropped_bytes"),
             workingDirectory: row["working_dir"] as String? ?? "/",
-            environmentNames: strings(fromJSON: row["env_names"]))
+            environmentNames: strings(fromJSON: row["env_names"]),
+            hasStandardInput: row["has_stdin"] as Bool? ?? false)
     }
 
     /// The underlying database error, in full, for the log.

@@ -23,6 +23,10 @@ struct Run: AsyncParsableCommand {
     @OptionGroup var connection: ConnectionOptions
     @OptionGroup(title: "Limits") var limits: LimitOptions
     @OptionGroup(title: "Environment") var spec: JobSpecOptions
+    @Flag(
+        name: [.customShort("i"), .customLong("interactive")],
+        help: "Feed jobctl's stdin to the job (up to 1 MiB, read before it starts).")
+    var interactive = false
     @OptionGroup var commandLine: JobCommandLine
 
     func validate() throws {
@@ -31,7 +35,7 @@ struct Run: AsyncParsableCommand {
 
     func run() async throws {
         let connection = try connection.connection()
-        let request = try commandLine.request(limits: limits, spec: spec)
+        let request = try commandLine.request(limits: limits, spec: spec, readingOwnStdin: interactive)
         let interruption = Interruption()
         let code = try await connection.withClient { client in
             let job = try await client.startJob(request, options: Connection.prompt).status

@@ -22,9 +22,13 @@ struct JobCommandLine: ParsableArguments {
         guard !command.isEmpty else { throw ValidationError("give the command to run after --") }
     }
 
-    func request(limits: LimitOptions, spec: JobSpecOptions) throws -> Jobworker_V1_StartJobRequest {
+    func request(limits: LimitOptions, spec: JobSpecOptions, readingOwnStdin: Bool = false) throws
+        -> Jobworker_V1_StartJobRequest
+    {
         let environment = try spec.variables()
+        let standardInput = try spec.standardInput(readingOwnStdin: readingOwnStdin)
         return .with {
+            if let standardInput { $0.stdin = standardInput }
             $0.command = command
             $0.args = arguments
             $0.limits = limits.message

@@ -292,6 +292,12 @@ public nonisolated struct Jobworker_V1_JobStatus: @unchecked Sendable {
     set {_uniqueStorage()._envNames = newValue}
   }
 
+  /// Whether the start request gave stdin bytes (never the bytes).
+  public var hasStdin_p: Bool {
+    get {_storage._hasStdin_p}
+    set {_uniqueStorage()._hasStdin_p = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -330,11 +336,23 @@ public nonisolated struct Jobworker_V1_StartJobRequest: Sendable {
   /// directory the job's user can enter is INVALID_ARGUMENT naming it.
   public var workingDir: String = String()
 
+  /// Fed to the job's standard input, then end-of-file; at most 1 MiB (INVALID_ARGUMENT beyond).
+  /// Unset: stdin is /dev/null.
+  public var stdin: Data {
+    get {_stdin ?? Data()}
+    set {_stdin = newValue}
+  }
+  /// Returns true if `stdin` has been explicitly set.
+  public var hasStdin: Bool {self._stdin != nil}
+  /// Clears the value of `stdin`. Subsequent reads from it will return its default value.
+  public mutating func clearStdin() {self._stdin = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _limits: Jobworker_V1_ResourceLimits? = nil
+  fileprivate var _stdin: Data? = nil
 }
 
 public nonisolated struct Jobworker_V1_StartJobResponse: Sendable {
@@ -597,7 +615,7 @@ nonisolated extension Jobworker_V1_ResourceUsage: SwiftProtobuf.Message, SwiftPr
 
 nonisolated extension Jobworker_V1_JobStatus: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".JobStatus"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}owner\0\u{1}command\0\u{1}args\0\u{1}state\0\u{1}pid\0\u{3}exit_code\0\u{1}signal\0\u{3}started_at\0\u{3}ended_at\0\u{1}limits\0\u{1}usage\0\u{3}output_bytes\0\u{1}uid\0\u{1}gid\0\u{3}output_truncated\0\u{3}output_dropped_bytes\0\u{3}working_dir\0\u{3}env_names\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}owner\0\u{1}command\0\u{1}args\0\u{1}state\0\u{1}pid\0\u{3}exit_code\0\u{1}signal\0\u{3}started_at\0\u{3}ended_at\0\u{1}limits\0\u{1}usage\0\u{3}output_bytes\0\u{1}uid\0\u{1}gid\0\u{3}output_truncated\0\u{3}output_dropped_bytes\0\u{3}working_dir\0\u{3}env_names\0\u{3}has_stdin\0")
 
   fileprivate class _StorageClass {
     var _id: String = String()
@@ -619,6 +637,7 @@ nonisolated extension Jobworker_V1_JobStatus: SwiftProtobuf.Message, SwiftProtob
     var _outputDroppedBytes: UInt64 = 0
     var _workingDir: String = String()
     var _envNames: [String] = []
+    var _hasStdin_p: Bool = false
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -648,6 +667,7 @@ nonisolated extension Jobworker_V1_JobStatus: SwiftProtobuf.Message, SwiftProtob
       _outputDroppedBytes = source._outputDroppedBytes
       _workingDir = source._workingDir
       _envNames = source._envNames
+      _hasStdin_p = source._hasStdin_p
     }
   }
 
@@ -685,6 +705,7 @@ nonisolated extension Jobworker_V1_JobStatus: SwiftProtobuf.Message, SwiftProtob
         case 17: try { try decoder.decodeSingularUInt64Field(value: &_storage._outputDroppedBytes) }()
         case 18: try { try decoder.decodeSingularStringField(value: &_storage._workingDir) }()
         case 19: try { try decoder.decodeRepeatedStringField(value: &_storage._envNames) }()
+        case 20: try { try decoder.decodeSingularBoolField(value: &_storage._hasStdin_p) }()
         default: break
         }
       }
@@ -754,6 +775,9 @@ nonisolated extension Jobworker_V1_JobStatus: SwiftProtobuf.Message, SwiftProtob
       if !_storage._envNames.isEmpty {
         try visitor.visitRepeatedStringField(value: _storage._envNames, fieldNumber: 19)
       }
+      if _storage._hasStdin_p != false {
+        try visitor.visitSingularBoolField(value: _storage._hasStdin_p, fieldNumber: 20)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -782,6 +806,7 @@ nonisolated extension Jobworker_V1_JobStatus: SwiftProtobuf.Message, SwiftProtob
         if _storage._outputDroppedBytes != rhs_storage._outputDroppedBytes {return false}
         if _storage._workingDir != rhs_storage._workingDir {return false}
         if _storage._envNames != rhs_storage._envNames {return false}
+        if _storage._hasStdin_p != rhs_storage._hasStdin_p {return false}
         return true
       }
       if !storagesAreEqual {return false}
@@ -793,7 +818,7 @@ nonisolated extension Jobworker_V1_JobStatus: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Jobworker_V1_StartJobRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".StartJobRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}command\0\u{1}args\0\u{1}limits\0\u{1}env\0\u{3}working_dir\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}command\0\u{1}args\0\u{1}limits\0\u{1}env\0\u{3}working_dir\0\u{1}stdin\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -806,6 +831,7 @@ nonisolated extension Jobworker_V1_StartJobRequest: SwiftProtobuf.Message, Swift
       case 3: try { try decoder.decodeSingularMessageField(value: &self._limits) }()
       case 4: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.env) }()
       case 5: try { try decoder.decodeSingularStringField(value: &self.workingDir) }()
+      case 6: try { try decoder.decodeSingularBytesField(value: &self._stdin) }()
       default: break
       }
     }
@@ -831,6 +857,9 @@ nonisolated extension Jobworker_V1_StartJobRequest: SwiftProtobuf.Message, Swift
     if !self.workingDir.isEmpty {
       try visitor.visitSingularStringField(value: self.workingDir, fieldNumber: 5)
     }
+    try { if let v = self._stdin {
+      try visitor.visitSingularBytesField(value: v, fieldNumber: 6)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -840,6 +869,7 @@ nonisolated extension Jobworker_V1_StartJobRequest: SwiftProtobuf.Message, Swift
     if lhs._limits != rhs._limits {return false}
     if lhs.env != rhs.env {return false}
     if lhs.workingDir != rhs.workingDir {return false}
+    if lhs._stdin != rhs._stdin {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
