@@ -265,6 +265,11 @@ public final class Worker: Sendable {
         return JobOutput(path: path, offset: offset, changed: changed, tally: readers)
     }
 
+    /// The statuses of the jobs `filter` matches, newest first.
+    public func list(matching filter: JobFilter) -> [JobStatus] {
+        list().filter(filter.matches)
+    }
+
     /// Every job's status, this run's and the recorded ones of previous runs, newest first.
     public func list() -> [JobStatus] {
         table.entries().map { entry in

@@ -34,7 +34,8 @@ public struct JobWorkerService: Jobworker_V1_JobWorker.SimpleServiceProtocol {
         let spec = JobSpec(
             command: request.command, arguments: request.args, environment: request.env,
             workingDirectory: request.workingDir.isEmpty ? nil : request.workingDir,
-            limits: ResourceLimits(request.limits), standardInput: request.hasStdin ? [UInt8](request.stdin) : nil)
+            limits: ResourceLimits(request.limits), standardInput: request.hasStdin ? [UInt8](request.stdin) : nil,
+            name: request.name, labels: request.labels)
         let status = try await blocking.run { try await worker.start(spec, owner: grant.identity.name) }
         return .with { $0.status = Jobworker_V1_JobStatus(status) }
     }
@@ -102,7 +103,10 @@ public struct JobWorkerService: Jobworker_V1_JobWorker.SimpleServiceProtocol {
         -> Jobworker_V1_ListJobsResponse
     {
         let grant = try context.grant
-        let visible = try await blocking.run { worker.list().filter { grant.mayAccess(jobOwnedBy: $0.owner) } }
+        let filter = try JobFilter(request.filter)
+        let visible = try await blocking.run {
+            worker.list(matching: filter).filter { grant.mayAccess(jobOwnedBy: $0.owner) }
+        }
         return .with { $0.jobs = visible.map(Jobworker_V1_JobStatus.init) }
     }
 

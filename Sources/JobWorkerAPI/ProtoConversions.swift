@@ -1,4 +1,5 @@
 import Foundation
+import GRPCCore
 import JobWorker
 import SwiftProtobuf
 
@@ -40,6 +41,14 @@ extension Jobworker_V1_JobState {
     }
 }
 
+extension JobState {
+    /// The library's state for a state of the API; nil for UNSPECIFIED and unknown values.
+    init?(_ state: Jobworker_V1_JobState) {
+        guard let match = JobState.allCases.first(where: { Jobworker_V1_JobState($0) == state }) else { return nil }
+        self = match
+    }
+}
+
 extension Jobworker_V1_JobStatus {
     init(_ status: JobStatus) {
         self.init()
@@ -70,6 +79,8 @@ extension Jobworker_V1_JobStatus {
         workingDir = status.workingDirectory
         envNames = status.environmentNames
         hasStdin_p = status.hasStandardInput
+        name = status.name
+        labels = status.labels
     }
 }
 
@@ -78,5 +89,21 @@ extension Google_Protobuf_Timestamp {
     init(_ time: WallClockTime) {
         let (seconds, nanoseconds) = time.secondsAndNanoseconds
         self.init(seconds: seconds, nanos: nanoseconds)
+    }
+}
+
+extension JobFilter {
+    /// The library's filter for a request's; INVALID_ARGUMENT for a state that is not one.
+    init(_ message: Jobworker_V1_JobFilter) throws(RPCError) {
+        var states: Set<JobState> = []
+        for state in message.states {
+            guard let known = JobState(state) else {
+                throw RPCError(code: .invalidArgument, message: "filter: \(state) is not a job state")
+            }
+            states.insert(known)
+        }
+        self.init(
+            states: states, labels: message.labels, owner: message.owner.isEmpty ? nil : message.owner,
+            name: message.name.isEmpty ? nil : message.name)
     }
 }

@@ -19,6 +19,28 @@ struct JobSpecOptions: ParsableArguments {
     @Option(name: [.customShort("w"), .customLong("workdir")], help: "The job's working directory (absolute).")
     var workdir: String?
 
+    @Option(help: "A name for the job, for people and for filtering (not unique).")
+    var name: String?
+
+    @Option(name: [.customShort("l"), .customLong("label")], help: "A label KEY=VALUE (repeatable).")
+    var labels: [String] = []
+
+    func validate() throws {
+        _ = try Self.pairs(labels, flag: "--label")
+    }
+
+    /// `KEY=VALUE` pairs as a dictionary (the last of a key wins).
+    static func pairs(_ entries: [String], flag: String) throws -> [String: String] {
+        var pairs: [String: String] = [:]
+        for entry in entries {
+            guard let equals = entry.firstIndex(of: "=") else {
+                throw ValidationError("\(flag) \(entry): give KEY=VALUE")
+            }
+            pairs[String(entry[..<equals])] = String(entry[entry.index(after: equals)...])
+        }
+        return pairs
+    }
+
     @Option(
         name: .customLong("stdin"),
         help: ArgumentHelp("Feed FILE (- : jobctl's stdin) to the job's stdin, up to 1 MiB.", valueName: "file"))

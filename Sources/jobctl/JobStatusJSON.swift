@@ -42,6 +42,8 @@ struct JobStatusJSON: Encodable {
     var workingDir: String
     var envNames: [String]
     var hasStdin: Bool
+    var name: String
+    var labels: [String: String]
 
     init(_ status: Jobworker_V1_JobStatus) {
         id = status.id
@@ -57,6 +59,8 @@ struct JobStatusJSON: Encodable {
         workingDir = status.workingDir.isEmpty ? "/" : status.workingDir
         envNames = status.envNames
         hasStdin = status.hasStdin_p
+        name = status.name
+        labels = status.labels
         let limits = status.limits
         self.limits = Limits(
             cpuMillis: limits.cpuMillis, memoryBytes: limits.memoryBytes,

@@ -50,6 +50,11 @@ extension Jobworker_V1_JobStatus {
         ]
         if !envNames.isEmpty { lines.append(("Env", envNames.map(EscapedText.escaped).joined(separator: ", "))) }
         if hasStdin_p { lines.append(("Stdin", "from the start request")) }
+        if !name.isEmpty { lines.insert(("Name", EscapedText.escaped(name)), at: 1) }
+        if !labels.isEmpty {
+            let text = labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")
+            lines.append(("Labels", EscapedText.escaped(text)))
+        }
         if hasStartedAt {
             lines.append(("Started", "\(timestamp(startedAt.date)) (\(age(of: startedAt.date)) ago)"))
         }

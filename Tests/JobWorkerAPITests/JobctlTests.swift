@@ -83,6 +83,37 @@ final class JobctlTests {
         #expect(refused.error.contains("working directory /no/such/dir"), "\(refused)")
     }
 
+    @Test("--name and -l label a job; list --label, --state and --name filter; status and --json show them")
+    func namesAndLabels() throws {
+        let tag = "t\(UUID().uuidString.prefix(8).lowercased())"
+        let started = try jobctl(
+            "start", "--name", "report \(tag)", "-l", "run=\(tag)", "--label", "kind=batch", "--", "/bin/true",
+            daemon: daemon)
+        #expect(started.status == 0, "\(started)")
+        let id = started.text.trimmingCharacters(in: .newlines)
+        let other = try jobctl("start", "-l", "run=\(tag)", "--", helperPath, "sleep", daemon: daemon)
+        let otherID = other.text.trimmingCharacters(in: .newlines)
+        _ = try jobctl("logs", id, daemon: daemon)  // until it has ended
+
+        func listed(_ arguments: String...) throws -> Set<String> {
+            let list = try jobctl(["list"] + arguments, daemon: daemon)
+            #expect(list.status == 0, "\(list)")
+            return Set(list.text.split(separator: "\n").dropFirst().map { String($0.prefix(36)) })
+        }
+        #expect(try listed("-l", "run=\(tag)") == [id, otherID])
+        #expect(try listed("-l", "run=\(tag)", "--state", "running") == [otherID])
+        #expect(try listed("--name", "report \(tag)") == [id])
+        #expect(try jobctl("list", "--state", "sleeping", daemon: daemon).status == 2)
+        let status = try jobctl("status", id, daemon: daemon)
+        #expect(status.text.contains("Name:     report \(tag)"), "\(status)")
+        #expect(status.text.contains("Labels:   kind=batch, run=\(tag)"), "\(status)")
+        let json = try jobctl("status", "--json", id, daemon: daemon)
+        let object = try #require(try JSONSerialization.jsonObject(with: json.output) as? [String: Any])
+        #expect(object["name"] as? String == "report \(tag)")
+        #expect(object["labels"] as? [String: String] == ["kind": "batch", "run": tag])
+        _ = try jobctl("stop", "--grace", "1s", otherID, daemon: daemon)
+    }
+
     @Test("start prints only the id; status, list, logs and stop show the job; --json parses")
     func happyPaths() throws {
         let started = try jobctl("start", "--", helperPath, "trap-term", daemon: daemon)

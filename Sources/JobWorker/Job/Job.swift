@@ -21,6 +21,8 @@ final class Job: Sendable {
     let environmentNames: [String]
     /// Whether the job's stdin holds the start request's bytes (else /dev/null).
     let hasStandardInput: Bool
+    let name: String
+    let labels: [String: String]
     let executablePath: String
     let pid: Int32
     let startedAt: WallClockTime
@@ -59,7 +61,8 @@ final class Job: Sendable {
 
     init(
         id: JobID, owner: String, command: String, arguments: [String], workingDirectory: String = "/",
-        environmentNames: [String] = [], hasStandardInput: Bool = false, executablePath: String,
+        environmentNames: [String] = [], hasStandardInput: Bool = false, name: String = "",
+        labels: [String: String] = [:], executablePath: String,
         process: any JobProcess, startedAt: WallClockTime, outputPath: String, outputChanged: ChangeSignal,
         limits: ResourceLimits, cgroup: (any JobCgroup)?, user: JobUser, dropRecordPath: String? = nil,
         outputLimit: UInt64? = nil
@@ -74,6 +77,8 @@ final class Job: Sendable {
         self.workingDirectory = workingDirectory
         self.environmentNames = environmentNames
         self.hasStandardInput = hasStandardInput
+        self.name = name
+        self.labels = labels
         self.executablePath = executablePath
         self.pid = process.pid
         self.startedAt = startedAt
@@ -96,7 +101,7 @@ final class Job: Sendable {
             endedAt: isEnded ? phase.endedAt : nil, outputBytes: outputBytes, limits: limits,
             usage: finalUsage ?? cgroup?.usage() ?? ResourceUsage(), user: user,
             workingDirectory: workingDirectory, environmentNames: environmentNames,
-            hasStandardInput: hasStandardInput)
+            hasStandardInput: hasStandardInput, name: name, labels: labels)
         status.outputDroppedBytes =
             finalDropped
             ?? (outputBytes >= (outputLimit ?? .max) ? dropRecordPath.map(StateDirectory.droppedOutputBytes(at:)) : nil)
@@ -111,7 +116,7 @@ final class Job: Sendable {
             id: id, owner: owner, command: command, arguments: arguments, executablePath: executablePath,
             state: .running, pid: pid, termination: nil, startedAt: startedAt, endedAt: nil, outputBytes: 0,
             limits: limits, usage: ResourceUsage(), user: user, workingDirectory: workingDirectory,
-            environmentNames: environmentNames, hasStandardInput: hasStandardInput)
+            environmentNames: environmentNames, hasStandardInput: hasStandardInput, name: name, labels: labels)
     }
 
     /// True until the job has ended and its final status is known.

@@ -16,11 +16,18 @@ public struct JobSpec: Sendable, Hashable {
     public var limits: ResourceLimits
     /// Bytes fed to the job's standard input, then end-of-file (at most 1 MiB); nil: /dev/null.
     public var standardInput: [UInt8]?
+    /// For people and for filtering; not unique. At most 128 bytes, printable.
+    public var name: String
+    /// For people and for filtering: at most 64, keys and values in Kubernetes label syntax.
+    public var labels: [String: String]
 
     public init(
         command: String, arguments: [String] = [], environment: [String: String] = [:],
-        workingDirectory: String? = nil, limits: ResourceLimits = ResourceLimits(), standardInput: [UInt8]? = nil
+        workingDirectory: String? = nil, limits: ResourceLimits = ResourceLimits(), standardInput: [UInt8]? = nil,
+        name: String = "", labels: [String: String] = [:]
     ) {
+        self.name = name
+        self.labels = labels
         self.standardInput = standardInput
         self.command = command
         self.arguments = arguments

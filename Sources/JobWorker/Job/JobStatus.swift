@@ -68,6 +68,9 @@ public struct JobStatus: Sendable, Hashable {
     public var environmentNames: [String] = []
     /// Whether the job's stdin held bytes of the start request (else it was /dev/null).
     public var hasStandardInput = false
+    /// The name and labels the start request gave (for people and for filtering).
+    public var name = ""
+    public var labels: [String: String] = [:]
 
     /// Whether output was dropped past the cap.
     public var outputTruncated: Bool { outputDroppedBytes > 0 }

@@ -52,6 +52,8 @@ struct JobLauncher: Sendable {
         job: Job, isShuttingDown: Bool
     ) {
         let spec = request.spec
+        try JobSpecValidation.name(spec.name)
+        try JobSpecValidation.labels(spec.labels)
         let environment = try JobSpecValidation.environment(spec.environment, over: configuration.jobEnvironment)
         let workingDirectory =
             try spec.workingDirectory.map(JobSpecValidation.workingDirectory)
@@ -148,7 +150,7 @@ struct JobLauncher: Sendable {
         let job = Job(
             id: id, owner: request.owner, command: spec.command, arguments: spec.arguments,
             workingDirectory: workingDirectory, environmentNames: spec.environment.keys.sorted(),
-            hasStandardInput: spec.standardInput != nil,
+            hasStandardInput: spec.standardInput != nil, name: spec.name, labels: spec.labels,
             executablePath: executablePath, process: process, startedAt: startedAt,
             outputPath: stateDirectory.outputPath(id), outputChanged: outputChanged, limits: limits, cgroup: cgroup,
             user: user, dropRecordPath: parked == nil ? nil : stateDirectory.dropRecordPath(id),
@@ -174,7 +176,7 @@ struct JobLauncher: Sendable {
         let job = Job(
             id: id, owner: recorded.owner, command: recorded.command, arguments: recorded.arguments,
             workingDirectory: recorded.workingDirectory, environmentNames: recorded.environmentNames,
-            hasStandardInput: recorded.hasStandardInput,
+            hasStandardInput: recorded.hasStandardInput, name: recorded.name, labels: recorded.labels,
             executablePath: recorded.executablePath, process: process, startedAt: recorded.startedAt,
             outputPath: stateDirectory.outputPath(id), outputChanged: outputChanged, limits: recorded.limits,
             cgroup: cgroups?.backend.existingCgroup(named: id.description), user: recorded.user,

@@ -55,6 +55,73 @@ struct JobSpecValidation {
         return path
     }
 
+    /// The longest name, in bytes.
+    static let maximumNameBytes = 128
+    /// The most labels a job may carry.
+    static let maximumLabels = 64
+
+    /// Checks a job's name: printable, at most 128 bytes.
+    static func name(_ name: String) throws(JobWorkerError) {
+        guard name.utf8.count <= maximumNameBytes else {
+            throw JobWorkerError(.invalidArgument, "name is \(name.utf8.count) bytes (at most \(maximumNameBytes))")
+        }
+        guard !name.unicodeScalars.contains(where: isControlOrFormat) else {
+            throw JobWorkerError(.invalidArgument, "name \(name.debugDescription) holds control characters")
+        }
+    }
+
+    /// Checks labels as Kubernetes does: at most 64; a key is a name of at most 63 characters
+    /// (alphanumeric at both ends, `-`, `_`, `.` between) with an optional DNS-subdomain prefix
+    /// and `/`; a value is empty or such a name.
+    static func labels(_ labels: [String: String]) throws(JobWorkerError) {
+        guard labels.count <= maximumLabels else {
+            throw JobWorkerError(.invalidArgument, "too many labels: \(labels.count) (at most \(maximumLabels))")
+        }
+        for (key, value) in labels.sorted(by: { $0.key < $1.key }) {
+            let parts = key.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
+            let prefixOK = parts.count == 1 || isDNSSubdomain(String(parts[0]))
+            guard prefixOK, isLabelName(String(parts[parts.count - 1])) else {
+                throw JobWorkerError(
+                    .invalidArgument,
+                    "label key \(key.debugDescription): [prefix/]name, a name of at most 63 letters, digits, -, _ or ., alphanumeric at both ends"
+                )
+            }
+            guard value.isEmpty || isLabelName(value) else {
+                throw JobWorkerError(
+                    .invalidArgument,
+                    "label \(key): value \(value.debugDescription) is not at most 63 letters, digits, -, _ or ., alphanumeric at both ends"
+                )
+            }
+        }
+    }
+
+    private static func isLabelName(_ text: String) -> Bool {
+        let bytes = Array(text.utf8)
+        guard let first = bytes.first, let last = bytes.last, bytes.count <= 63 else { return false }
+        let alphanumeric = { (byte: UInt8) in isLetter(byte) || (0x30...0x39).contains(byte) }
+        return alphanumeric(first) && alphanumeric(last)
+            && bytes.allSatisfy {
+                alphanumeric($0) || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".")
+            }
+    }
+
+    private static func isDNSSubdomain(_ text: String) -> Bool {
+        let lower = { (byte: UInt8) in (0x61...0x7a).contains(byte) || (0x30...0x39).contains(byte) }
+        return text.utf8.count <= 253
+            && text.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { part in
+                let bytes = Array(part.utf8)
+                guard let first = bytes.first, let last = bytes.last, bytes.count <= 63 else { return false }
+                return lower(first) && lower(last) && bytes.allSatisfy { lower($0) || $0 == UInt8(ascii: "-") }
+            }
+    }
+
+    private static func isControlOrFormat(_ scalar: Unicode.Scalar) -> Bool {
+        switch scalar.properties.generalCategory {
+        case .control, .format, .lineSeparator, .paragraphSeparator: true
+        default: false
+        }
+    }
+
     /// Most bytes of standard input a request may carry.
     static let maximumStandardInputBytes = 1 << 20
 

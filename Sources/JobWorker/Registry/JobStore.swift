@@ -137,13 +137,15 @@ final class JobStore: Sendable {
                             + CAST(round((ended_at - CAST(ended_at AS INTEGER)) * 1e9) AS INTEGER)
                     """)
         }
-        migrator.registerMigration("v7: working directory, environment names, stdin") { db in
+        migrator.registerMigration("v7: working directory, environment names, stdin, name, labels") { db in
             // What the start request set: its working directory, the names (never the values)
             // of the environment variables it added, as JSON, and whether it gave stdin bytes
             // (never the bytes). Older records: "/", none, no.
             try db.execute(sql: "ALTER TABLE job ADD COLUMN working_dir TEXT")
             try db.execute(sql: "ALTER TABLE job ADD COLUMN env_names TEXT")
             try db.execute(sql: "ALTER TABLE job ADD COLUMN has_stdin INTEGER NOT NULL DEFAULT 0")
+            try db.execute(sql: "ALTER TABLE job ADD COLUMN name TEXT NOT NULL DEFAULT ''")
+            try db.execute(sql: "ALTER TABLE job ADD COLUMN labels TEXT")  // a JSON object
         }
         return migrator
     }()
@@ -159,15 +161,17 @@ final class JobStore: Sendable {
                         started_at, ended_at, started_at_ns, ended_at_ns, output_bytes, cpu_millis, memory_bytes,
                         io_read_bytes_per_second, io_write_bytes_per_second, io_read_ops_per_second,
                         io_write_ops_per_second, max_processes, cpu_usec, memory_peak_bytes, io_read_bytes,
-                        io_write_bytes, uid, gid, working_dir, env_names, has_stdin)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        io_write_bytes, uid, gid, working_dir, env_names, has_stdin, name, labels)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """
             ).execute(
                 arguments: StatementArguments(
                     [sequence, processStartTime.map { Int64(clamping: $0) }] + Self.values(of: status)
                         + [
                             Int64(status.user.userID), Int64(status.user.groupID), status.workingDirectory,
-                            Self.json(status.environmentNames), status.hasStandardInput,
+                            Self.json(status.environmentNames), status.hasStandardInput, status.name,
+                            String(
+                                decoding: (try? JSONEncoder().encode(status.labels)) ?? Data("{}".utf8), as: UTF8.self),
                         ]))
         }
     }
@@ -335,7 +339,10 @@ final class JobStore: Sendable {
             outputDroppedBytes: unsigned("output_dropped_bytes"),
             workingDirectory: row["working_dir"] as String? ?? "/",
             environmentNames: strings(fromJSON: row["env_names"]),
-            hasStandardInput: row["has_stdin"] as Bool? ?? false)
+            hasStandardInput: row["has_stdin"] as Bool? ?? false, name: row["name"] as String? ?? "",
+            labels: (row["labels"] as String?).flatMap {
+                try? JSONDecoder().decode([String: String].self, from: Data($0.utf8))
+            } ?? [:])
     }
 
     /// The underlying database error, in full, for the log.

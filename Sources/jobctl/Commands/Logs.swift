@@ -75,10 +75,42 @@ struct List: AsyncParsableCommand {
 
     @OptionGroup var connection: ConnectionOptions
     @Flag(help: "Print the list as a JSON array of statuses.") var json = false
+    @Option(help: "Only jobs in this state (repeatable): running, exited, stopped, killed, oom_killed, lost.")
+    var state: [String] = []
+    @Option(name: [.customShort("l"), .customLong("label")], help: "Only jobs with this label KEY=VALUE (repeatable).")
+    var labels: [String] = []
+    @Option(help: "Only jobs of this owner (admins and viewers).") var owner: String?
+    @Option(help: "Only jobs of this name.") var name: String?
+
+    /// The --state words as states (a usage error for another word).
+    private func states() throws -> [Jobworker_V1_JobState] {
+        try state.map { word in
+            guard let state = Jobworker_V1_JobState.allCases.first(where: { $0.word == word && $0 != .unspecified })
+            else {
+                throw ValidationError("--state \(word): not one of running, exited, stopped, killed, oom_killed, lost")
+            }
+            return state
+        }
+    }
+
+    func validate() throws {
+        _ = try states()
+        _ = try JobSpecOptions.pairs(labels, flag: "--label")
+    }
 
     func run() async throws {
+        let states = try states()
+        let labelPairs = try JobSpecOptions.pairs(labels, flag: "--label")
+        let request = Jobworker_V1_ListJobsRequest.with {
+            $0.filter = .with {
+                $0.states = states
+                $0.labels = labelPairs
+                $0.owner = owner ?? ""
+                $0.name = name ?? ""
+            }
+        }
         let jobs = try await connection.connection().withClient { client in
-            try await client.listJobs(.init(), options: Connection.prompt).jobs
+            try await client.listJobs(request, options: Connection.prompt).jobs
         }
         if json {
             print(try JobStatusJSON.encode(jobs))

@@ -27,6 +27,7 @@ struct JobCommandLine: ParsableArguments {
     {
         let environment = try spec.variables()
         let standardInput = try spec.standardInput(readingOwnStdin: readingOwnStdin)
+        let labels = try JobSpecOptions.pairs(spec.labels, flag: "--label")
         return .with {
             if let standardInput { $0.stdin = standardInput }
             $0.command = command
@@ -34,6 +35,8 @@ struct JobCommandLine: ParsableArguments {
             $0.limits = limits.message
             $0.env = environment
             $0.workingDir = spec.workdir ?? ""
+            $0.name = spec.name ?? ""
+            $0.labels = labels
         }
     }
 }

@@ -298,6 +298,16 @@ public nonisolated struct Jobworker_V1_JobStatus: @unchecked Sendable {
     set {_uniqueStorage()._hasStdin_p = newValue}
   }
 
+  public var name: String {
+    get {_storage._name}
+    set {_uniqueStorage()._name = newValue}
+  }
+
+  public var labels: Dictionary<String,String> {
+    get {_storage._labels}
+    set {_uniqueStorage()._labels = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -346,6 +356,14 @@ public nonisolated struct Jobworker_V1_StartJobRequest: Sendable {
   public var hasStdin: Bool {self._stdin != nil}
   /// Clears the value of `stdin`. Subsequent reads from it will return its default value.
   public mutating func clearStdin() {self._stdin = nil}
+
+  /// For people and for filtering, not unique: at most 128 bytes, printable.
+  public var name: String = String()
+
+  /// For people and for filtering: at most 64; keys and values in Kubernetes label syntax
+  /// ([prefix/]name, a name of at most 63 letters, digits, -, _ or ., alphanumeric at both ends;
+  /// a value may be empty). INVALID_ARGUMENT naming the label otherwise.
+  public var labels: Dictionary<String,String> = [:]
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -477,14 +495,48 @@ public nonisolated struct Jobworker_V1_StreamJobOutputResponse: Sendable {
   public init() {}
 }
 
+/// Which jobs ListJobs returns: every condition given must hold.
+public nonisolated struct Jobworker_V1_JobFilter: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Any of these states; none: any state.
+  public var states: [Jobworker_V1_JobState] = []
+
+  /// Every one of these labels, with exactly this value.
+  public var labels: Dictionary<String,String> = [:]
+
+  /// Jobs of this owner only (admins and viewers; a user sees only its own jobs anyway).
+  public var owner: String = String()
+
+  /// Jobs of exactly this name only.
+  public var name: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 public nonisolated struct Jobworker_V1_ListJobsRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
+  public var filter: Jobworker_V1_JobFilter {
+    get {_filter ?? Jobworker_V1_JobFilter()}
+    set {_filter = newValue}
+  }
+  /// Returns true if `filter` has been explicitly set.
+  public var hasFilter: Bool {self._filter != nil}
+  /// Clears the value of `filter`. Subsequent reads from it will return its default value.
+  public mutating func clearFilter() {self._filter = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
+
+  fileprivate var _filter: Jobworker_V1_JobFilter? = nil
 }
 
 public nonisolated struct Jobworker_V1_ListJobsResponse: Sendable {
@@ -615,7 +667,7 @@ nonisolated extension Jobworker_V1_ResourceUsage: SwiftProtobuf.Message, SwiftPr
 
 nonisolated extension Jobworker_V1_JobStatus: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".JobStatus"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}owner\0\u{1}command\0\u{1}args\0\u{1}state\0\u{1}pid\0\u{3}exit_code\0\u{1}signal\0\u{3}started_at\0\u{3}ended_at\0\u{1}limits\0\u{1}usage\0\u{3}output_bytes\0\u{1}uid\0\u{1}gid\0\u{3}output_truncated\0\u{3}output_dropped_bytes\0\u{3}working_dir\0\u{3}env_names\0\u{3}has_stdin\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}owner\0\u{1}command\0\u{1}args\0\u{1}state\0\u{1}pid\0\u{3}exit_code\0\u{1}signal\0\u{3}started_at\0\u{3}ended_at\0\u{1}limits\0\u{1}usage\0\u{3}output_bytes\0\u{1}uid\0\u{1}gid\0\u{3}output_truncated\0\u{3}output_dropped_bytes\0\u{3}working_dir\0\u{3}env_names\0\u{3}has_stdin\0\u{1}name\0\u{1}labels\0")
 
   fileprivate class _StorageClass {
     var _id: String = String()
@@ -638,6 +690,8 @@ nonisolated extension Jobworker_V1_JobStatus: SwiftProtobuf.Message, SwiftProtob
     var _workingDir: String = String()
     var _envNames: [String] = []
     var _hasStdin_p: Bool = false
+    var _name: String = String()
+    var _labels: Dictionary<String,String> = [:]
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -668,6 +722,8 @@ nonisolated extension Jobworker_V1_JobStatus: SwiftProtobuf.Message, SwiftProtob
       _workingDir = source._workingDir
       _envNames = source._envNames
       _hasStdin_p = source._hasStdin_p
+      _name = source._name
+      _labels = source._labels
     }
   }
 
@@ -706,6 +762,8 @@ nonisolated extension Jobworker_V1_JobStatus: SwiftProtobuf.Message, SwiftProtob
         case 18: try { try decoder.decodeSingularStringField(value: &_storage._workingDir) }()
         case 19: try { try decoder.decodeRepeatedStringField(value: &_storage._envNames) }()
         case 20: try { try decoder.decodeSingularBoolField(value: &_storage._hasStdin_p) }()
+        case 21: try { try decoder.decodeSingularStringField(value: &_storage._name) }()
+        case 22: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &_storage._labels) }()
         default: break
         }
       }
@@ -778,6 +836,12 @@ nonisolated extension Jobworker_V1_JobStatus: SwiftProtobuf.Message, SwiftProtob
       if _storage._hasStdin_p != false {
         try visitor.visitSingularBoolField(value: _storage._hasStdin_p, fieldNumber: 20)
       }
+      if !_storage._name.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._name, fieldNumber: 21)
+      }
+      if !_storage._labels.isEmpty {
+        try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: _storage._labels, fieldNumber: 22)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -807,6 +871,8 @@ nonisolated extension Jobworker_V1_JobStatus: SwiftProtobuf.Message, SwiftProtob
         if _storage._workingDir != rhs_storage._workingDir {return false}
         if _storage._envNames != rhs_storage._envNames {return false}
         if _storage._hasStdin_p != rhs_storage._hasStdin_p {return false}
+        if _storage._name != rhs_storage._name {return false}
+        if _storage._labels != rhs_storage._labels {return false}
         return true
       }
       if !storagesAreEqual {return false}
@@ -818,7 +884,7 @@ nonisolated extension Jobworker_V1_JobStatus: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Jobworker_V1_StartJobRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".StartJobRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}command\0\u{1}args\0\u{1}limits\0\u{1}env\0\u{3}working_dir\0\u{1}stdin\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}command\0\u{1}args\0\u{1}limits\0\u{1}env\0\u{3}working_dir\0\u{1}stdin\0\u{1}name\0\u{1}labels\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -832,6 +898,8 @@ nonisolated extension Jobworker_V1_StartJobRequest: SwiftProtobuf.Message, Swift
       case 4: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.env) }()
       case 5: try { try decoder.decodeSingularStringField(value: &self.workingDir) }()
       case 6: try { try decoder.decodeSingularBytesField(value: &self._stdin) }()
+      case 7: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 8: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.labels) }()
       default: break
       }
     }
@@ -860,6 +928,12 @@ nonisolated extension Jobworker_V1_StartJobRequest: SwiftProtobuf.Message, Swift
     try { if let v = self._stdin {
       try visitor.visitSingularBytesField(value: v, fieldNumber: 6)
     } }()
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 7)
+    }
+    if !self.labels.isEmpty {
+      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: self.labels, fieldNumber: 8)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -870,6 +944,8 @@ nonisolated extension Jobworker_V1_StartJobRequest: SwiftProtobuf.Message, Swift
     if lhs.env != rhs.env {return false}
     if lhs.workingDir != rhs.workingDir {return false}
     if lhs._stdin != rhs._stdin {return false}
+    if lhs.name != rhs.name {return false}
+    if lhs.labels != rhs.labels {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1112,20 +1188,80 @@ nonisolated extension Jobworker_V1_StreamJobOutputResponse: SwiftProtobuf.Messag
   }
 }
 
-nonisolated extension Jobworker_V1_ListJobsRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  public static let protoMessageName: String = _protobuf_package + ".ListJobsRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+nonisolated extension Jobworker_V1_JobFilter: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".JobFilter"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}states\0\u{1}labels\0\u{1}owner\0\u{1}name\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    // Load everything into unknown fields
-    while try decoder.nextFieldNumber() != nil {}
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedEnumField(value: &self.states) }()
+      case 2: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.labels) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.owner) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      default: break
+      }
+    }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.states.isEmpty {
+      try visitor.visitPackedEnumField(value: self.states, fieldNumber: 1)
+    }
+    if !self.labels.isEmpty {
+      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: self.labels, fieldNumber: 2)
+    }
+    if !self.owner.isEmpty {
+      try visitor.visitSingularStringField(value: self.owner, fieldNumber: 3)
+    }
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Jobworker_V1_JobFilter, rhs: Jobworker_V1_JobFilter) -> Bool {
+    if lhs.states != rhs.states {return false}
+    if lhs.labels != rhs.labels {return false}
+    if lhs.owner != rhs.owner {return false}
+    if lhs.name != rhs.name {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Jobworker_V1_ListJobsRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ListJobsRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}filter\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._filter) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._filter {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Jobworker_V1_ListJobsRequest, rhs: Jobworker_V1_ListJobsRequest) -> Bool {
+    if lhs._filter != rhs._filter {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
