@@ -43,9 +43,12 @@ public struct AuthorizationPolicy: Sendable {
         typealias Method = Jobworker_V1_JobWorker.Method
         let all = [
             Method.StartJob.descriptor, Method.StopJob.descriptor, Method.GetJobStatus.descriptor,
-            Method.StreamJobOutput.descriptor, Method.ListJobs.descriptor,
+            Method.StreamJobOutput.descriptor, Method.ListJobs.descriptor, Method.WaitJob.descriptor,
         ]
-        let reading = [Method.GetJobStatus.descriptor, Method.StreamJobOutput.descriptor, Method.ListJobs.descriptor]
+        let reading = [
+            Method.GetJobStatus.descriptor, Method.StreamJobOutput.descriptor, Method.ListJobs.descriptor,
+            Method.WaitJob.descriptor,
+        ]
         return [
             .admin: Dictionary(uniqueKeysWithValues: all.map { ($0, JobScope.all) }),
             .user: Dictionary(uniqueKeysWithValues: all.map { ($0, JobScope.own) }),

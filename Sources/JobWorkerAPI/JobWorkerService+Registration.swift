@@ -63,6 +63,13 @@ extension JobWorkerService {
         ) { request, context in
             StreamingServerResponse(single: try await listJobs(request: try await .single(request), context: context))
         }
+        router.registerHandler(
+            forMethod: Method.WaitJob.descriptor,
+            deserializer: RequestDeserializer<Jobworker_V1_WaitJobRequest>(limit: requestLimits.otherBytes),
+            serializer: ProtobufSerializer<Jobworker_V1_WaitJobResponse>()
+        ) { request, context in
+            StreamingServerResponse(single: try await waitJob(request: try await .single(request), context: context))
+        }
     }
 }
 

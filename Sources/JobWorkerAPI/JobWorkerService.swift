@@ -99,6 +99,30 @@ public struct JobWorkerService: Jobworker_V1_JobWorker.SimpleServiceProtocol {
         }
     }
 
+    public func waitJob(request: Jobworker_V1_WaitJobRequest, context: ServerContext) async throws
+        -> Jobworker_V1_WaitJobResponse
+    {
+        let job = try await visibleJob(request.id, context)
+        // As for a live output stream: a client that went away (or whose deadline passed) is
+        // known by the context's cancellation, not by this task's.
+        let final: JobStatus?
+        do {
+            final = try await withThrowingTaskGroup(of: JobStatus?.self) { group in
+                group.addTask { try await worker.waitUntilEnded(job.id) }
+                group.addTask {
+                    try await context.cancellation.cancelled
+                    throw CancellationError()
+                }
+                defer { group.cancelAll() }
+                return try await group.next() ?? nil
+            }
+        } catch is CancellationError {
+            final = nil
+        }
+        guard let final else { throw RPCError(code: .cancelled, message: "the wait was cancelled") }
+        return .with { $0.status = Jobworker_V1_JobStatus(final) }
+    }
+
     public func listJobs(request: Jobworker_V1_ListJobsRequest, context: ServerContext) async throws
         -> Jobworker_V1_ListJobsResponse
     {

@@ -25,6 +25,9 @@ struct AuthorizationTests {
         result["ListJobs"] = await statusCode {
             _ = try await client.listJobs(.init(), metadata: caller.metadata)
         }
+        result["WaitJob"] = await statusCode {
+            _ = try await client.waitJob(.with { $0.id = id }, metadata: caller.metadata)
+        }
         return result
     }
 
@@ -32,21 +35,18 @@ struct AuthorizationTests {
         "each role gets exactly its codes on its own job and on another user's",
         arguments: [
             // caller, whose job, expected codes (nil = OK)
-            (Caller.admin, Caller.bob, [RPCError.Code?](repeating: nil, count: 5)),
-            (Caller.alice, Caller.alice, [nil, nil, nil, nil, nil]),
-            (Caller.alice, Caller.bob, [.notFound, .notFound, .notFound, nil, nil]),
-            (Caller.viewer, Caller.bob, [nil, nil, .permissionDenied, .permissionDenied, nil]),
-            (
-                Caller.stranger, Caller.bob,
-                [.permissionDenied, .permissionDenied, .permissionDenied, .permissionDenied, .permissionDenied]
-            ),
+            (Caller.admin, Caller.bob, [RPCError.Code?](repeating: nil, count: 6)),
+            (Caller.alice, Caller.alice, [nil, nil, nil, nil, nil, nil]),
+            (Caller.alice, Caller.bob, [.notFound, .notFound, .notFound, nil, nil, .notFound]),
+            (Caller.viewer, Caller.bob, [nil, nil, .permissionDenied, .permissionDenied, nil, nil]),
+            (Caller.stranger, Caller.bob, [RPCError.Code?](repeating: .permissionDenied, count: 6)),
         ])
     func matrix(caller: Caller, owner: Caller, expected: [RPCError.Code?]) async throws {
         try await withAPI { client in
             // The job ends by itself, so streams end and every RPC returns.
             let job = try await client.startHelper("echo-args", "hello", as: owner)
             let actual = await codes(client, as: caller, job: job.id)
-            let names = ["GetJobStatus", "StreamJobOutput", "StopJob", "StartJob", "ListJobs"]
+            let names = ["GetJobStatus", "StreamJobOutput", "StopJob", "StartJob", "ListJobs", "WaitJob"]
             for (name, code) in zip(names, expected) {
                 #expect(actual[name] == code, "\(caller) calling \(name) on \(owner)'s job")
             }

@@ -34,6 +34,7 @@ struct FuzzTests {
                 $0.offset = 3
             }.serializedBytes(),
             "ListJobs": [],
+            "WaitJob": try Jobworker_V1_WaitJobRequest.with { $0.id = job }.serializedBytes(),
         ]
     }
 

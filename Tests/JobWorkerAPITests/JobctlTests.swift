@@ -114,6 +114,20 @@ final class JobctlTests {
         _ = try jobctl("stop", "--grace", "1s", otherID, daemon: daemon)
     }
 
+    @Test("wait exits with the job's code, and with 1 when --timeout passes first")
+    func waitForJob() throws {
+        let started = try jobctl("start", "--", helperPath, "exit", "3", daemon: daemon)
+        let id = started.text.trimmingCharacters(in: .newlines)
+        #expect(try jobctl("wait", id, daemon: daemon).status == 3)
+        let sleeping = try jobctl("start", "--", helperPath, "sleep", daemon: daemon).text
+            .trimmingCharacters(in: .newlines)
+        let late = try jobctl("wait", "--timeout", "300ms", sleeping, daemon: daemon)
+        #expect(late.status == 1, "\(late)")
+        #expect(late.error.contains("did not answer in time"), "\(late)")
+        _ = try jobctl("stop", "--grace", "1s", sleeping, daemon: daemon)
+        #expect(try jobctl("wait", sleeping, daemon: daemon).status == 128 + 15)
+    }
+
     @Test("start prints only the id; status, list, logs and stop show the job; --json parses")
     func happyPaths() throws {
         let started = try jobctl("start", "--", helperPath, "trap-term", daemon: daemon)

@@ -27,7 +27,7 @@ struct RawOutcome: Sendable, CustomStringConvertible {
 let allMethods: [MethodDescriptor] = [
     Jobworker_V1_JobWorker.Method.StartJob.descriptor, Jobworker_V1_JobWorker.Method.StopJob.descriptor,
     Jobworker_V1_JobWorker.Method.GetJobStatus.descriptor, Jobworker_V1_JobWorker.Method.StreamJobOutput.descriptor,
-    Jobworker_V1_JobWorker.Method.ListJobs.descriptor,
+    Jobworker_V1_JobWorker.Method.ListJobs.descriptor, Jobworker_V1_JobWorker.Method.WaitJob.descriptor,
 ]
 
 extension GRPCClient {

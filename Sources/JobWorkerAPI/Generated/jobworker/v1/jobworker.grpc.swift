@@ -99,13 +99,27 @@ public enum Jobworker_V1_JobWorker: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "WaitJob" metadata.
+        public enum WaitJob: Sendable {
+            /// Request type for "WaitJob".
+            public typealias Input = Jobworker_V1_WaitJobRequest
+            /// Response type for "WaitJob".
+            public typealias Output = Jobworker_V1_WaitJobResponse
+            /// Descriptor for "WaitJob".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "jobworker.v1.JobWorker"),
+                method: "WaitJob",
+                type: .unary
+            )
+        }
         /// Descriptors for all methods in the "jobworker.v1.JobWorker" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             StartJob.descriptor,
             StopJob.descriptor,
             GetJobStatus.descriptor,
             StreamJobOutput.descriptor,
-            ListJobs.descriptor
+            ListJobs.descriptor,
+            WaitJob.descriptor
         ]
     }
 }
@@ -233,6 +247,25 @@ extension Jobworker_V1_JobWorker {
             request: GRPCCore.StreamingServerRequest<Jobworker_V1_ListJobsRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Jobworker_V1_ListJobsResponse>
+
+        /// Handle the "WaitJob" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The job's final status, once it has ended (at once if it has). The client bounds the wait
+        /// > with its deadline (DEADLINE_EXCEEDED). Authorized like GetJobStatus.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Jobworker_V1_WaitJobRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Jobworker_V1_WaitJobResponse` messages.
+        func waitJob(
+            request: GRPCCore.StreamingServerRequest<Jobworker_V1_WaitJobRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Jobworker_V1_WaitJobResponse>
     }
 
     /// Service protocol for the "jobworker.v1.JobWorker" service.
@@ -344,6 +377,25 @@ extension Jobworker_V1_JobWorker {
             request: GRPCCore.ServerRequest<Jobworker_V1_ListJobsRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Jobworker_V1_ListJobsResponse>
+
+        /// Handle the "WaitJob" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The job's final status, once it has ended (at once if it has). The client bounds the wait
+        /// > with its deadline (DEADLINE_EXCEEDED). Authorized like GetJobStatus.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Jobworker_V1_WaitJobRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Jobworker_V1_WaitJobResponse` message.
+        func waitJob(
+            request: GRPCCore.ServerRequest<Jobworker_V1_WaitJobRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Jobworker_V1_WaitJobResponse>
     }
 
     /// Simple service protocol for the "jobworker.v1.JobWorker" service.
@@ -454,6 +506,25 @@ extension Jobworker_V1_JobWorker {
             request: Jobworker_V1_ListJobsRequest,
             context: GRPCCore.ServerContext
         ) async throws -> Jobworker_V1_ListJobsResponse
+
+        /// Handle the "WaitJob" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The job's final status, once it has ended (at once if it has). The client bounds the wait
+        /// > with its deadline (DEADLINE_EXCEEDED). Authorized like GetJobStatus.
+        ///
+        /// - Parameters:
+        ///   - request: A `Jobworker_V1_WaitJobRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Jobworker_V1_WaitJobResponse` to respond with.
+        func waitJob(
+            request: Jobworker_V1_WaitJobRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Jobworker_V1_WaitJobResponse
     }
 }
 
@@ -516,6 +587,17 @@ extension Jobworker_V1_JobWorker.StreamingServiceProtocol {
                 )
             }
         )
+        router.registerHandler(
+            forMethod: Jobworker_V1_JobWorker.Method.WaitJob.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Jobworker_V1_WaitJobRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Jobworker_V1_WaitJobResponse>(),
+            handler: { request, context in
+                try await self.waitJob(
+                    request: request,
+                    context: context
+                )
+            }
+        )
     }
 }
 
@@ -571,6 +653,17 @@ extension Jobworker_V1_JobWorker.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Jobworker_V1_ListJobsResponse> {
         let response = try await self.listJobs(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func waitJob(
+        request: GRPCCore.StreamingServerRequest<Jobworker_V1_WaitJobRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Jobworker_V1_WaitJobResponse> {
+        let response = try await self.waitJob(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -643,6 +736,19 @@ extension Jobworker_V1_JobWorker.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Jobworker_V1_ListJobsResponse> {
         return GRPCCore.ServerResponse<Jobworker_V1_ListJobsResponse>(
             message: try await self.listJobs(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func waitJob(
+        request: GRPCCore.ServerRequest<Jobworker_V1_WaitJobRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Jobworker_V1_WaitJobResponse> {
+        return GRPCCore.ServerResponse<Jobworker_V1_WaitJobResponse>(
+            message: try await self.waitJob(
                 request: request.message,
                 context: context
             ),
@@ -785,6 +891,30 @@ extension Jobworker_V1_JobWorker {
             deserializer: some GRPCCore.MessageDeserializer<Jobworker_V1_ListJobsResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Jobworker_V1_ListJobsResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "WaitJob" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The job's final status, once it has ended (at once if it has). The client bounds the wait
+        /// > with its deadline (DEADLINE_EXCEEDED). Authorized like GetJobStatus.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Jobworker_V1_WaitJobRequest` message.
+        ///   - serializer: A serializer for `Jobworker_V1_WaitJobRequest` messages.
+        ///   - deserializer: A deserializer for `Jobworker_V1_WaitJobResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func waitJob<Result>(
+            request: GRPCCore.ClientRequest<Jobworker_V1_WaitJobRequest>,
+            serializer: some GRPCCore.MessageSerializer<Jobworker_V1_WaitJobRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Jobworker_V1_WaitJobResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Jobworker_V1_WaitJobResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -983,6 +1113,41 @@ extension Jobworker_V1_JobWorker {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "WaitJob" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The job's final status, once it has ended (at once if it has). The client bounds the wait
+        /// > with its deadline (DEADLINE_EXCEEDED). Authorized like GetJobStatus.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Jobworker_V1_WaitJobRequest` message.
+        ///   - serializer: A serializer for `Jobworker_V1_WaitJobRequest` messages.
+        ///   - deserializer: A deserializer for `Jobworker_V1_WaitJobResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func waitJob<Result>(
+            request: GRPCCore.ClientRequest<Jobworker_V1_WaitJobRequest>,
+            serializer: some GRPCCore.MessageSerializer<Jobworker_V1_WaitJobRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Jobworker_V1_WaitJobResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Jobworker_V1_WaitJobResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Jobworker_V1_JobWorker.Method.WaitJob.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -1135,6 +1300,36 @@ extension Jobworker_V1_JobWorker.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Jobworker_V1_ListJobsRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Jobworker_V1_ListJobsResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "WaitJob" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The job's final status, once it has ended (at once if it has). The client bounds the wait
+    /// > with its deadline (DEADLINE_EXCEEDED). Authorized like GetJobStatus.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Jobworker_V1_WaitJobRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func waitJob<Result>(
+        request: GRPCCore.ClientRequest<Jobworker_V1_WaitJobRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Jobworker_V1_WaitJobResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.waitJob(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Jobworker_V1_WaitJobRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Jobworker_V1_WaitJobResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -1309,6 +1504,40 @@ extension Jobworker_V1_JobWorker.ClientProtocol {
             metadata: metadata
         )
         return try await self.listJobs(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "WaitJob" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The job's final status, once it has ended (at once if it has). The client bounds the wait
+    /// > with its deadline (DEADLINE_EXCEEDED). Authorized like GetJobStatus.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func waitJob<Result>(
+        _ message: Jobworker_V1_WaitJobRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Jobworker_V1_WaitJobResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Jobworker_V1_WaitJobRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.waitJob(
             request: request,
             options: options,
             onResponse: handleResponse
