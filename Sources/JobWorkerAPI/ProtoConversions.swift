@@ -81,6 +81,7 @@ extension Jobworker_V1_JobStatus {
         hasStdin_p = status.hasStandardInput
         name = status.name
         labels = status.labels
+        stopSignal = status.stopSignal
     }
 }
 

@@ -19,6 +19,24 @@ struct JobSpecOptions: ParsableArguments {
     @Option(name: [.customShort("w"), .customLong("workdir")], help: "The job's working directory (absolute).")
     var workdir: String?
 
+    @Option(help: "The signal a stop sends first: TERM (default), INT, HUP, QUIT, USR1 or USR2 (a name or a number).")
+    var stopSignal: String?
+
+    /// The --stop-signal as a number (0: the server's default, SIGTERM).
+    func stopSignalNumber() throws -> Int32 {
+        guard let stopSignal else { return 0 }
+        let names: [String: Int32] = [
+            "HUP": SIGHUP, "INT": SIGINT, "QUIT": SIGQUIT, "TERM": SIGTERM, "USR1": SIGUSR1, "USR2": SIGUSR2,
+        ]
+        let word =
+            stopSignal.uppercased().hasPrefix("SIG")
+            ? String(stopSignal.uppercased().dropFirst(3)) : stopSignal.uppercased()
+        guard let number = names[word] ?? Int32(stopSignal) else {
+            throw ValidationError("--stop-signal \(stopSignal): one of TERM, INT, HUP, QUIT, USR1, USR2")
+        }
+        return number
+    }
+
     @Option(help: "A name for the job, for people and for filtering (not unique).")
     var name: String?
 
@@ -27,6 +45,7 @@ struct JobSpecOptions: ParsableArguments {
 
     func validate() throws {
         _ = try Self.pairs(labels, flag: "--label")
+        _ = try stopSignalNumber()
     }
 
     /// `KEY=VALUE` pairs as a dictionary (the last of a key wins).

@@ -50,6 +50,7 @@ extension Jobworker_V1_JobStatus {
         ]
         if !envNames.isEmpty { lines.append(("Env", envNames.map(EscapedText.escaped).joined(separator: ", "))) }
         if hasStdin_p { lines.append(("Stdin", "from the start request")) }
+        if stopSignal != 0 && stopSignal != SIGTERM { lines.append(("Stop", "\(signalName(stopSignal)) first")) }
         if !name.isEmpty { lines.insert(("Name", EscapedText.escaped(name)), at: 1) }
         if !labels.isEmpty {
             let text = labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")

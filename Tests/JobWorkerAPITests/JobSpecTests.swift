@@ -147,4 +147,36 @@ struct JobSpecTests {
             #expect(code == .invalidArgument)
         }
     }
+
+    @Test(
+        "stop_signal is what StopJob sends first; a signal a job cannot catch or the init does not forward is refused")
+    func stopSignal() async throws {
+        try await withAPI { client in
+            let job = try await client.startJob(
+                .with {
+                    $0.command = helperPath
+                    $0.args = ["name-signal"]
+                    $0.stopSignal = SIGINT
+                }, metadata: Caller.alice.metadata
+            ).status
+            #expect(job.stopSignal == SIGINT)
+            try await client.waitForOutput(of: job.id, containing: "ready", as: .alice)
+            let stopped = try await client.stopJob(.with { $0.id = job.id }, metadata: Caller.alice.metadata).status
+            #expect(stopped.state == .stopped && stopped.exitCode == 0)
+            let output = try await client.output(of: job.id, as: .alice).reduce(Data()) { $0 + $1.data }
+            #expect(String(decoding: output, as: UTF8.self) == "ready\ngot signal \(SIGINT)\n")
+            let plain = try await client.startJob(.with { $0.command = "/bin/true" }, metadata: Caller.alice.metadata)
+            #expect(plain.status.stopSignal == SIGTERM)
+            for refused in [SIGKILL, SIGSTOP, 99, -1] as [Int32] {
+                let code = await statusCode {
+                    _ = try await client.startJob(
+                        .with {
+                            $0.command = "/bin/true"
+                            $0.stopSignal = refused
+                        }, metadata: Caller.alice.metadata)
+                }
+                #expect(code == .invalidArgument, "\(refused)")
+            }
+        }
+    }
 }

@@ -112,6 +112,13 @@ final class JobctlTests {
         #expect(object["name"] as? String == "report \(tag)")
         #expect(object["labels"] as? [String: String] == ["kind": "batch", "run": tag])
         _ = try jobctl("stop", "--grace", "1s", otherID, daemon: daemon)
+
+        let usr1 = try jobctl("start", "--stop-signal", "USR1", "--", helperPath, "name-signal", daemon: daemon)
+        let usr1ID = usr1.text.trimmingCharacters(in: .newlines)
+        #expect(try jobctl("status", usr1ID, daemon: daemon).text.contains("Stop:     SIGUSR1 first"))
+        _ = try jobctl("stop", usr1ID, daemon: daemon)
+        #expect(try jobctl("logs", usr1ID, daemon: daemon).text.hasSuffix("got signal \(SIGUSR1)\n"))
+        #expect(try jobctl("start", "--stop-signal", "KILLME", "--", "/bin/true", daemon: daemon).status == 2)
     }
 
     @Test("wait exits with the job's code, and with 1 when --timeout passes first")

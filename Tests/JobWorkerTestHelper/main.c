@@ -62,6 +62,14 @@ static void on_term_noted(int signal_number) {
 }
 
 /// Byte i of the pattern the tests verify: i mod 251 (a prime, so it never lines up with chunks).
+/// Says which signal arrived ("got signal 2") and exits 0.
+static void on_any_signal(int signal_number) {
+    char line[32];
+    int length = snprintf(line, sizeof(line), "got signal %d\n", signal_number);
+    write_all(STDOUT_FILENO, line, (size_t)length);
+    _exit(0);
+}
+
 static void write_pattern(unsigned long long total) {
     static unsigned char buffer[251 * 256];
     for (size_t i = 0; i < sizeof(buffer); i++) {
@@ -121,6 +129,15 @@ int main(int argc, char **argv) {
     }
     if (strcmp(mode, "trap-term") == 0) {
         signal(SIGTERM, on_term);
+        say("ready\n");
+        wait_forever();
+    }
+    if (strcmp(mode, "name-signal") == 0) {
+        // Says which of the catchable stop signals arrived, and exits 0.
+        int catchable[] = {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
+        for (size_t index = 0; index < sizeof(catchable) / sizeof(catchable[0]); index++) {
+            signal(catchable[index], on_any_signal);
+        }
         say("ready\n");
         wait_forever();
     }

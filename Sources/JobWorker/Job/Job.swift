@@ -23,6 +23,8 @@ final class Job: Sendable {
     let hasStandardInput: Bool
     let name: String
     let labels: [String: String]
+    /// What a stop sends first.
+    let stopSignal: Int32
     let executablePath: String
     let pid: Int32
     let startedAt: WallClockTime
@@ -62,7 +64,7 @@ final class Job: Sendable {
     init(
         id: JobID, owner: String, command: String, arguments: [String], workingDirectory: String = "/",
         environmentNames: [String] = [], hasStandardInput: Bool = false, name: String = "",
-        labels: [String: String] = [:], executablePath: String,
+        labels: [String: String] = [:], stopSignal: Int32 = SIGTERM, executablePath: String,
         process: any JobProcess, startedAt: WallClockTime, outputPath: String, outputChanged: ChangeSignal,
         limits: ResourceLimits, cgroup: (any JobCgroup)?, user: JobUser, dropRecordPath: String? = nil,
         outputLimit: UInt64? = nil
@@ -79,6 +81,7 @@ final class Job: Sendable {
         self.hasStandardInput = hasStandardInput
         self.name = name
         self.labels = labels
+        self.stopSignal = stopSignal
         self.executablePath = executablePath
         self.pid = process.pid
         self.startedAt = startedAt
@@ -101,7 +104,7 @@ final class Job: Sendable {
             endedAt: isEnded ? phase.endedAt : nil, outputBytes: outputBytes, limits: limits,
             usage: finalUsage ?? cgroup?.usage() ?? ResourceUsage(), user: user,
             workingDirectory: workingDirectory, environmentNames: environmentNames,
-            hasStandardInput: hasStandardInput, name: name, labels: labels)
+            hasStandardInput: hasStandardInput, name: name, labels: labels, stopSignal: stopSignal)
         status.outputDroppedBytes =
             finalDropped
             ?? (outputBytes >= (outputLimit ?? .max) ? dropRecordPath.map(StateDirectory.droppedOutputBytes(at:)) : nil)
@@ -116,7 +119,8 @@ final class Job: Sendable {
             id: id, owner: owner, command: command, arguments: arguments, executablePath: executablePath,
             state: .running, pid: pid, termination: nil, startedAt: startedAt, endedAt: nil, outputBytes: 0,
             limits: limits, usage: ResourceUsage(), user: user, workingDirectory: workingDirectory,
-            environmentNames: environmentNames, hasStandardInput: hasStandardInput, name: name, labels: labels)
+            environmentNames: environmentNames, hasStandardInput: hasStandardInput, name: name, labels: labels,
+            stopSignal: stopSignal)
     }
 
     /// True until the job has ended and its final status is known.
@@ -133,7 +137,8 @@ final class Job: Sendable {
     /// says which stop wins when several are asked for).
     func beginStop(gracePeriod: Duration) {
         transition { phase, process in
-            phase.requestStop(gracePeriod: gracePeriod, now: .now, hasExited: process?.hasExited() ?? true)
+            phase.requestStop(
+                gracePeriod: gracePeriod, now: .now, hasExited: process?.hasExited() ?? true, signal: stopSignal)
         }
     }
 

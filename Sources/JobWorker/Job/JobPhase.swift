@@ -76,7 +76,9 @@ struct JobPhase: Sendable, Equatable {
     /// A stop: SIGTERM now (SIGKILL for a zero grace period) and SIGKILL at `now + gracePeriod`.
     /// SIGTERM goes once; of several stops, the earliest deadline holds. A process that has
     /// already exited (`hasExited`, even if unreaped) or a job that has ended is left as it is.
-    mutating func requestStop(gracePeriod: Duration, now: ContinuousClock.Instant, hasExited: Bool) -> [Action] {
+    mutating func requestStop(
+        gracePeriod: Duration, now: ContinuousClock.Instant, hasExited: Bool, signal: Int32 = SIGTERM
+    ) -> [Action] {
         isFresh = false
         let deadline = now + gracePeriod
         switch stage {
@@ -90,7 +92,7 @@ struct JobPhase: Sendable, Equatable {
                 killedByWorker = true
                 return [.killEverything]
             }
-            return [.signal(SIGTERM), .scheduleEscalation(at: deadline)]
+            return [.signal(signal), .scheduleEscalation(at: deadline)]
         case .stopping(let pending):
             guard !hasExited, deadline < pending else { return [] }
             stage = .stopping(deadline: deadline)

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// What a start asks for: the program and its command line, the environment and working
 /// directory it starts with, and its limits. A value, so that each new thing a job can be given
 /// is a field here rather than another parameter of `Worker.start`.
@@ -20,12 +24,17 @@ public struct JobSpec: Sendable, Hashable {
     public var name: String
     /// For people and for filtering: at most 64, keys and values in Kubernetes label syntax.
     public var labels: [String: String]
+    /// The signal a stop (and a timeout) sends first, before SIGKILL after the grace period:
+    /// SIGTERM by default; one of the signals a job can catch and its init forwards (HUP, INT,
+    /// QUIT, TERM, USR1, USR2).
+    public var stopSignal: Int32
 
     public init(
         command: String, arguments: [String] = [], environment: [String: String] = [:],
         workingDirectory: String? = nil, limits: ResourceLimits = ResourceLimits(), standardInput: [UInt8]? = nil,
-        name: String = "", labels: [String: String] = [:]
+        name: String = "", labels: [String: String] = [:], stopSignal: Int32 = SIGTERM
     ) {
+        self.stopSignal = stopSignal
         self.name = name
         self.labels = labels
         self.standardInput = standardInput

@@ -71,6 +71,8 @@ public struct JobStatus: Sendable, Hashable {
     /// The name and labels the start request gave (for people and for filtering).
     public var name = ""
     public var labels: [String: String] = [:]
+    /// What a stop sends first (SIGTERM unless the start asked for another).
+    public var stopSignal: Int32 = SIGTERM
 
     /// Whether output was dropped past the cap.
     public var outputTruncated: Bool { outputDroppedBytes > 0 }

@@ -54,6 +54,7 @@ struct JobLauncher: Sendable {
         let spec = request.spec
         try JobSpecValidation.name(spec.name)
         try JobSpecValidation.labels(spec.labels)
+        try JobSpecValidation.stopSignal(spec.stopSignal)
         let environment = try JobSpecValidation.environment(spec.environment, over: configuration.jobEnvironment)
         let workingDirectory =
             try spec.workingDirectory.map(JobSpecValidation.workingDirectory)
@@ -151,6 +152,7 @@ struct JobLauncher: Sendable {
             id: id, owner: request.owner, command: spec.command, arguments: spec.arguments,
             workingDirectory: workingDirectory, environmentNames: spec.environment.keys.sorted(),
             hasStandardInput: spec.standardInput != nil, name: spec.name, labels: spec.labels,
+            stopSignal: spec.stopSignal,
             executablePath: executablePath, process: process, startedAt: startedAt,
             outputPath: stateDirectory.outputPath(id), outputChanged: outputChanged, limits: limits, cgroup: cgroup,
             user: user, dropRecordPath: parked == nil ? nil : stateDirectory.dropRecordPath(id),
@@ -177,6 +179,7 @@ struct JobLauncher: Sendable {
             id: id, owner: recorded.owner, command: recorded.command, arguments: recorded.arguments,
             workingDirectory: recorded.workingDirectory, environmentNames: recorded.environmentNames,
             hasStandardInput: recorded.hasStandardInput, name: recorded.name, labels: recorded.labels,
+            stopSignal: recorded.stopSignal,
             executablePath: recorded.executablePath, process: process, startedAt: recorded.startedAt,
             outputPath: stateDirectory.outputPath(id), outputChanged: outputChanged, limits: recorded.limits,
             cgroup: cgroups?.backend.existingCgroup(named: id.description), user: recorded.user,

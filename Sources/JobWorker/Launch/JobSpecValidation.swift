@@ -1,5 +1,9 @@
 import CLinuxEvents
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// Checks the parts of a `JobSpec` beyond its command line: the environment and the working
 /// directory, before anything is created, with a message that names the offending entry.
 struct JobSpecValidation {
@@ -119,6 +123,20 @@ struct JobSpecValidation {
         switch scalar.properties.generalCategory {
         case .control, .format, .lineSeparator, .paragraphSeparator: true
         default: false
+        }
+    }
+
+    /// The stop signals a job may choose: those it can catch and its init forwards.
+    static let stopSignals: [Int32: String] = [
+        SIGHUP: "HUP", SIGINT: "INT", SIGQUIT: "QUIT", SIGTERM: "TERM", SIGUSR1: "USR1", SIGUSR2: "USR2",
+    ]
+
+    static func stopSignal(_ signal: Int32) throws(JobWorkerError) {
+        guard stopSignals[signal] != nil else {
+            throw JobWorkerError(
+                .invalidArgument,
+                "stop signal \(signal): one of \(stopSignals.sorted { $0.key < $1.key }.map { "\($0.value) (\($0.key))" }.joined(separator: ", "))"
+            )
         }
     }
 

@@ -137,7 +137,7 @@ final class JobStore: Sendable {
                             + CAST(round((ended_at - CAST(ended_at AS INTEGER)) * 1e9) AS INTEGER)
                     """)
         }
-        migrator.registerMigration("v7: working directory, environment names, stdin, name, labels") { db in
+        migrator.registerMigration("v7: working directory, environment names, stdin, name, labels, stop signal") { db in
             // What the start request set: its working directory, the names (never the values)
             // of the environment variables it added, as JSON, and whether it gave stdin bytes
             // (never the bytes). Older records: "/", none, no.
@@ -146,6 +146,7 @@ final class JobStore: Sendable {
             try db.execute(sql: "ALTER TABLE job ADD COLUMN has_stdin INTEGER NOT NULL DEFAULT 0")
             try db.execute(sql: "ALTER TABLE job ADD COLUMN name TEXT NOT NULL DEFAULT ''")
             try db.execute(sql: "ALTER TABLE job ADD COLUMN labels TEXT")  // a JSON object
+            try db.execute(sql: "ALTER TABLE job ADD COLUMN stop_signal INTEGER NOT NULL DEFAULT 15")
         }
         return migrator
     }()
@@ -161,8 +162,8 @@ final class JobStore: Sendable {
                         started_at, ended_at, started_at_ns, ended_at_ns, output_bytes, cpu_millis, memory_bytes,
                         io_read_bytes_per_second, io_write_bytes_per_second, io_read_ops_per_second,
                         io_write_ops_per_second, max_processes, cpu_usec, memory_peak_bytes, io_read_bytes,
-                        io_write_bytes, uid, gid, working_dir, env_names, has_stdin, name, labels)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        io_write_bytes, uid, gid, working_dir, env_names, has_stdin, name, labels, stop_signal)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """
             ).execute(
                 arguments: StatementArguments(
@@ -172,6 +173,7 @@ final class JobStore: Sendable {
                             Self.json(status.environmentNames), status.hasStandardInput, status.name,
                             String(
                                 decoding: (try? JSONEncoder().encode(status.labels)) ?? Data("{}".utf8), as: UTF8.self),
+                            Int64(status.stopSignal),
                         ]))
         }
     }
@@ -342,7 +344,7 @@ final class JobStore: Sendable {
             hasStandardInput: row["has_stdin"] as Bool? ?? false, name: row["name"] as String? ?? "",
             labels: (row["labels"] as String?).flatMap {
                 try? JSONDecoder().decode([String: String].self, from: Data($0.utf8))
-            } ?? [:])
+            } ?? [:], stopSignal: Int32(clamping: row["stop_signal"] as Int64? ?? Int64(SIGTERM)))
     }
 
     /// The underlying database error, in full, for the log.

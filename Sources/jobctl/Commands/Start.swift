@@ -28,6 +28,7 @@ struct JobCommandLine: ParsableArguments {
         let environment = try spec.variables()
         let standardInput = try spec.standardInput(readingOwnStdin: readingOwnStdin)
         let labels = try JobSpecOptions.pairs(spec.labels, flag: "--label")
+        let stopSignal = try spec.stopSignalNumber()
         return .with {
             if let standardInput { $0.stdin = standardInput }
             $0.command = command
@@ -37,6 +38,7 @@ struct JobCommandLine: ParsableArguments {
             $0.workingDir = spec.workdir ?? ""
             $0.name = spec.name ?? ""
             $0.labels = labels
+            $0.stopSignal = stopSignal
         }
     }
 }

@@ -308,6 +308,12 @@ public nonisolated struct Jobworker_V1_JobStatus: @unchecked Sendable {
     set {_uniqueStorage()._labels = newValue}
   }
 
+  /// What a stop sends first.
+  public var stopSignal: Int32 {
+    get {_storage._stopSignal}
+    set {_uniqueStorage()._stopSignal = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -364,6 +370,11 @@ public nonisolated struct Jobworker_V1_StartJobRequest: Sendable {
   /// ([prefix/]name, a name of at most 63 letters, digits, -, _ or ., alphanumeric at both ends;
   /// a value may be empty). INVALID_ARGUMENT naming the label otherwise.
   public var labels: Dictionary<String,String> = [:]
+
+  /// The signal StopJob sends first, SIGKILL following after the grace period; 0: SIGTERM. One of
+  /// the signals a job can catch and its init forwards: HUP (1), INT (2), QUIT (3), USR1 (10),
+  /// USR2 (12), TERM (15); INVALID_ARGUMENT otherwise.
+  public var stopSignal: Int32 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -701,7 +712,7 @@ nonisolated extension Jobworker_V1_ResourceUsage: SwiftProtobuf.Message, SwiftPr
 
 nonisolated extension Jobworker_V1_JobStatus: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".JobStatus"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}owner\0\u{1}command\0\u{1}args\0\u{1}state\0\u{1}pid\0\u{3}exit_code\0\u{1}signal\0\u{3}started_at\0\u{3}ended_at\0\u{1}limits\0\u{1}usage\0\u{3}output_bytes\0\u{1}uid\0\u{1}gid\0\u{3}output_truncated\0\u{3}output_dropped_bytes\0\u{3}working_dir\0\u{3}env_names\0\u{3}has_stdin\0\u{1}name\0\u{1}labels\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}owner\0\u{1}command\0\u{1}args\0\u{1}state\0\u{1}pid\0\u{3}exit_code\0\u{1}signal\0\u{3}started_at\0\u{3}ended_at\0\u{1}limits\0\u{1}usage\0\u{3}output_bytes\0\u{1}uid\0\u{1}gid\0\u{3}output_truncated\0\u{3}output_dropped_bytes\0\u{3}working_dir\0\u{3}env_names\0\u{3}has_stdin\0\u{1}name\0\u{1}labels\0\u{3}stop_signal\0")
 
   fileprivate class _StorageClass {
     var _id: String = String()
@@ -726,6 +737,7 @@ nonisolated extension Jobworker_V1_JobStatus: SwiftProtobuf.Message, SwiftProtob
     var _hasStdin_p: Bool = false
     var _name: String = String()
     var _labels: Dictionary<String,String> = [:]
+    var _stopSignal: Int32 = 0
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -758,6 +770,7 @@ nonisolated extension Jobworker_V1_JobStatus: SwiftProtobuf.Message, SwiftProtob
       _hasStdin_p = source._hasStdin_p
       _name = source._name
       _labels = source._labels
+      _stopSignal = source._stopSignal
     }
   }
 
@@ -798,6 +811,7 @@ nonisolated extension Jobworker_V1_JobStatus: SwiftProtobuf.Message, SwiftProtob
         case 20: try { try decoder.decodeSingularBoolField(value: &_storage._hasStdin_p) }()
         case 21: try { try decoder.decodeSingularStringField(value: &_storage._name) }()
         case 22: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &_storage._labels) }()
+        case 23: try { try decoder.decodeSingularInt32Field(value: &_storage._stopSignal) }()
         default: break
         }
       }
@@ -876,6 +890,9 @@ nonisolated extension Jobworker_V1_JobStatus: SwiftProtobuf.Message, SwiftProtob
       if !_storage._labels.isEmpty {
         try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: _storage._labels, fieldNumber: 22)
       }
+      if _storage._stopSignal != 0 {
+        try visitor.visitSingularInt32Field(value: _storage._stopSignal, fieldNumber: 23)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -907,6 +924,7 @@ nonisolated extension Jobworker_V1_JobStatus: SwiftProtobuf.Message, SwiftProtob
         if _storage._hasStdin_p != rhs_storage._hasStdin_p {return false}
         if _storage._name != rhs_storage._name {return false}
         if _storage._labels != rhs_storage._labels {return false}
+        if _storage._stopSignal != rhs_storage._stopSignal {return false}
         return true
       }
       if !storagesAreEqual {return false}
@@ -918,7 +936,7 @@ nonisolated extension Jobworker_V1_JobStatus: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Jobworker_V1_StartJobRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".StartJobRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}command\0\u{1}args\0\u{1}limits\0\u{1}env\0\u{3}working_dir\0\u{1}stdin\0\u{1}name\0\u{1}labels\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}command\0\u{1}args\0\u{1}limits\0\u{1}env\0\u{3}working_dir\0\u{1}stdin\0\u{1}name\0\u{1}labels\0\u{3}stop_signal\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -934,6 +952,7 @@ nonisolated extension Jobworker_V1_StartJobRequest: SwiftProtobuf.Message, Swift
       case 6: try { try decoder.decodeSingularBytesField(value: &self._stdin) }()
       case 7: try { try decoder.decodeSingularStringField(value: &self.name) }()
       case 8: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.labels) }()
+      case 9: try { try decoder.decodeSingularInt32Field(value: &self.stopSignal) }()
       default: break
       }
     }
@@ -968,6 +987,9 @@ nonisolated extension Jobworker_V1_StartJobRequest: SwiftProtobuf.Message, Swift
     if !self.labels.isEmpty {
       try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: self.labels, fieldNumber: 8)
     }
+    if self.stopSignal != 0 {
+      try visitor.visitSingularInt32Field(value: self.stopSignal, fieldNumber: 9)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -980,6 +1002,7 @@ nonisolated extension Jobworker_V1_StartJobRequest: SwiftProtobuf.Message, Swift
     if lhs._stdin != rhs._stdin {return false}
     if lhs.name != rhs.name {return false}
     if lhs.labels != rhs.labels {return false}
+    if lhs.stopSignal != rhs.stopSignal {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
