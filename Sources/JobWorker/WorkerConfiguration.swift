@@ -20,6 +20,11 @@ public struct WorkerConfiguration: Sendable {
     /// (mode 0700) if missing; one worker per directory.
     public var stateDirectory: String
 
+    /// The time limit of a job whose start gives none (nil: none), and the longest one a start
+    /// may give (nil: no bound).
+    public var defaultTimeout: Duration?
+    public var maximumTimeout: Duration?
+
     /// How long `stop` waits after SIGTERM before it sends SIGKILL, when the caller gives none.
     public var defaultGracePeriod: Duration = .seconds(10)
 

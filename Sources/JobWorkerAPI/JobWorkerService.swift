@@ -36,7 +36,8 @@ public struct JobWorkerService: Jobworker_V1_JobWorker.SimpleServiceProtocol {
             workingDirectory: request.workingDir.isEmpty ? nil : request.workingDir,
             limits: ResourceLimits(request.limits), standardInput: request.hasStdin ? [UInt8](request.stdin) : nil,
             name: request.name, labels: request.labels,
-            stopSignal: request.stopSignal == 0 ? SIGTERM : request.stopSignal)
+            stopSignal: request.stopSignal == 0 ? SIGTERM : request.stopSignal,
+            timeout: request.timeoutMs == 0 ? nil : .milliseconds(Int64(clamping: request.timeoutMs)))
         let status = try await blocking.run { try await worker.start(spec, owner: grant.identity.name) }
         return .with { $0.status = Jobworker_V1_JobStatus(status) }
     }

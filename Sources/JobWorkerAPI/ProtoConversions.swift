@@ -37,6 +37,7 @@ extension Jobworker_V1_JobState {
         case .killed: self = .killed
         case .oomKilled: self = .oomKilled
         case .lost: self = .lost
+        case .timedOut: self = .timedOut
         }
     }
 }
@@ -82,6 +83,11 @@ extension Jobworker_V1_JobStatus {
         name = status.name
         labels = status.labels
         stopSignal = status.stopSignal
+        if let timeout = status.timeout {
+            timeoutMs = UInt64(
+                clamping: timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+        }
+        if let deadline = status.deadline { self.deadline = Google_Protobuf_Timestamp(deadline) }
     }
 }
 

@@ -37,6 +37,9 @@ struct JobSpecOptions: ParsableArguments {
         return number
     }
 
+    @Option(help: "Stop the job after this long (500ms, 30s, 5m, 1h); it then ends timed_out.")
+    var timeout: String?
+
     @Option(help: "A name for the job, for people and for filtering (not unique).")
     var name: String?
 
@@ -46,6 +49,9 @@ struct JobSpecOptions: ParsableArguments {
     func validate() throws {
         _ = try Self.pairs(labels, flag: "--label")
         _ = try stopSignalNumber()
+        if let timeout, Wait.duration(timeout) == nil {
+            throw ValidationError("--timeout \(timeout): give a duration such as 500ms, 30s, 5m or 1h")
+        }
     }
 
     /// `KEY=VALUE` pairs as a dictionary (the last of a key wins).

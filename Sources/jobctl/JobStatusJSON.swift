@@ -44,6 +44,8 @@ struct JobStatusJSON: Encodable {
     var hasStdin: Bool
     var name: String
     var labels: [String: String]
+    var timeoutMs: UInt64?
+    var deadline: String?
 
     init(_ status: Jobworker_V1_JobStatus) {
         id = status.id
@@ -61,6 +63,8 @@ struct JobStatusJSON: Encodable {
         hasStdin = status.hasStdin_p
         name = status.name
         labels = status.labels
+        timeoutMs = status.timeoutMs == 0 ? nil : status.timeoutMs
+        deadline = status.hasDeadline ? rfc3339(status.deadline.date) : nil
         let limits = status.limits
         self.limits = Limits(
             cpuMillis: limits.cpuMillis, memoryBytes: limits.memoryBytes,

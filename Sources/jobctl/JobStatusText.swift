@@ -18,6 +18,8 @@ extension Jobworker_V1_JobStatus {
         case .killed: "killed (\(signalName(signal)))"
         case .oomKilled: "out of memory (killed, \(signalName(signal == 0 ? SIGKILL : signal)))"
         case .lost: "lost (the worker can no longer tell how it ended)"
+        case .timedOut:
+            "timed out (" + (signal != 0 ? signalName(signal) : "exited with code \(exitCode)") + ")"
         default: "unknown"
         }
     }
@@ -33,6 +35,7 @@ extension Jobworker_V1_JobStatus {
             switch state {
             case .exited: return exitCode
             case .stopped, .killed, .oomKilled: return signal != 0 ? 128 + signal : exitCode
+            case .timedOut: return 124  // as timeout(1)
             case .lost:
                 throw CommandFailure(
                     "job \(EscapedText.escaped(id)) was lost: the worker can no longer tell how it ended")
@@ -51,6 +54,9 @@ extension Jobworker_V1_JobStatus {
         if !envNames.isEmpty { lines.append(("Env", envNames.map(EscapedText.escaped).joined(separator: ", "))) }
         if hasStdin_p { lines.append(("Stdin", "from the start request")) }
         if stopSignal != 0 && stopSignal != SIGTERM { lines.append(("Stop", "\(signalName(stopSignal)) first")) }
+        if hasDeadline {
+            lines.append(("Deadline", "\(timestamp(deadline.date)) (timeout \(seconds(Double(timeoutMs) / 1000)))"))
+        }
         if !name.isEmpty { lines.insert(("Name", EscapedText.escaped(name)), at: 1) }
         if !labels.isEmpty {
             let text = labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")
@@ -101,6 +107,7 @@ extension Jobworker_V1_JobState {
         case .killed: "killed"
         case .oomKilled: "oom_killed"
         case .lost: "lost"
+        case .timedOut: "timed_out"
         default: "unspecified"
         }
     }

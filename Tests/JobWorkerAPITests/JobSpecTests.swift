@@ -179,4 +179,31 @@ struct JobSpecTests {
             }
         }
     }
+
+    @Test("timeout_ms stops a sleeping job, which ends TIMED_OUT with its deadline; over --max-timeout is refused")
+    func timeout() async throws {
+        try await withAPI(
+            configure: { $0.maximumTimeout = .seconds(60) },
+            { client in
+                let job = try await client.startJob(
+                    .with {
+                        $0.command = helperPath
+                        $0.args = ["sleep"]
+                        $0.timeoutMs = 300
+                    }, metadata: Caller.alice.metadata
+                ).status
+                #expect(job.timeoutMs == 300 && job.hasDeadline)
+                let final = try await client.waitJob(.with { $0.id = job.id }, metadata: Caller.alice.metadata).status
+                #expect(final.state == .timedOut && final.signal == SIGTERM, "\(final)")
+                #expect(final.deadline == job.deadline)
+                let code = await statusCode {
+                    _ = try await client.startJob(
+                        .with {
+                            $0.command = "/bin/true"
+                            $0.timeoutMs = 61_000
+                        }, metadata: Caller.alice.metadata)
+                }
+                #expect(code == .invalidArgument)
+            })
+    }
 }

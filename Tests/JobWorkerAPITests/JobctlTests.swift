@@ -133,6 +133,14 @@ final class JobctlTests {
         #expect(late.error.contains("did not answer in time"), "\(late)")
         _ = try jobctl("stop", "--grace", "1s", sleeping, daemon: daemon)
         #expect(try jobctl("wait", sleeping, daemon: daemon).status == 128 + 15)
+
+        // run --timeout: stopped at its deadline, timed_out, exit 124 as timeout(1); wait says the same.
+        let timedOut = try jobctl("run", "--timeout", "300ms", "--", helperPath, "sleep", daemon: daemon)
+        #expect(timedOut.status == 124, "\(timedOut)")
+        let last = try jobctl("list", "--state", "timed_out", daemon: daemon)
+        let lastID = String(try #require(last.text.split(separator: "\n").dropFirst().first?.prefix(36)))
+        #expect(try jobctl("wait", lastID, daemon: daemon).status == 124)
+        #expect(try jobctl("status", lastID, daemon: daemon).text.contains("State:    timed out (SIGTERM)"))
     }
 
     @Test("start prints only the id; status, list, logs and stop show the job; --json parses")

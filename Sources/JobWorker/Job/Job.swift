@@ -25,6 +25,9 @@ final class Job: Sendable {
     let labels: [String: String]
     /// What a stop sends first.
     let stopSignal: Int32
+    /// The time limit, and when it runs out.
+    let timeout: Duration?
+    let deadline: WallClockTime?
     let executablePath: String
     let pid: Int32
     let startedAt: WallClockTime
@@ -64,7 +67,8 @@ final class Job: Sendable {
     init(
         id: JobID, owner: String, command: String, arguments: [String], workingDirectory: String = "/",
         environmentNames: [String] = [], hasStandardInput: Bool = false, name: String = "",
-        labels: [String: String] = [:], stopSignal: Int32 = SIGTERM, executablePath: String,
+        labels: [String: String] = [:], stopSignal: Int32 = SIGTERM, timeout: Duration? = nil,
+        deadline: WallClockTime? = nil, executablePath: String,
         process: any JobProcess, startedAt: WallClockTime, outputPath: String, outputChanged: ChangeSignal,
         limits: ResourceLimits, cgroup: (any JobCgroup)?, user: JobUser, dropRecordPath: String? = nil,
         outputLimit: UInt64? = nil
@@ -82,6 +86,8 @@ final class Job: Sendable {
         self.name = name
         self.labels = labels
         self.stopSignal = stopSignal
+        self.timeout = timeout
+        self.deadline = deadline
         self.executablePath = executablePath
         self.pid = process.pid
         self.startedAt = startedAt
@@ -104,7 +110,8 @@ final class Job: Sendable {
             endedAt: isEnded ? phase.endedAt : nil, outputBytes: outputBytes, limits: limits,
             usage: finalUsage ?? cgroup?.usage() ?? ResourceUsage(), user: user,
             workingDirectory: workingDirectory, environmentNames: environmentNames,
-            hasStandardInput: hasStandardInput, name: name, labels: labels, stopSignal: stopSignal)
+            hasStandardInput: hasStandardInput, name: name, labels: labels, stopSignal: stopSignal, timeout: timeout,
+            deadline: deadline)
         status.outputDroppedBytes =
             finalDropped
             ?? (outputBytes >= (outputLimit ?? .max) ? dropRecordPath.map(StateDirectory.droppedOutputBytes(at:)) : nil)
@@ -120,7 +127,7 @@ final class Job: Sendable {
             state: .running, pid: pid, termination: nil, startedAt: startedAt, endedAt: nil, outputBytes: 0,
             limits: limits, usage: ResourceUsage(), user: user, workingDirectory: workingDirectory,
             environmentNames: environmentNames, hasStandardInput: hasStandardInput, name: name, labels: labels,
-            stopSignal: stopSignal)
+            stopSignal: stopSignal, timeout: timeout, deadline: deadline)
     }
 
     /// True until the job has ended and its final status is known.
@@ -135,18 +142,20 @@ final class Job: Sendable {
 
     /// Asks the job to end: SIGTERM now, SIGKILL once `gracePeriod` has passed (`JobPhase`
     /// says which stop wins when several are asked for).
-    func beginStop(gracePeriod: Duration) {
+    func beginStop(gracePeriod: Duration, isTimeout: Bool = false) {
         transition { phase, process in
             phase.requestStop(
-                gracePeriod: gracePeriod, now: .now, hasExited: process?.hasExited() ?? true, signal: stopSignal)
+                gracePeriod: gracePeriod, now: .now, hasExited: process?.hasExited() ?? true, signal: stopSignal,
+                isTimeout: isTimeout)
         }
     }
 
     /// Takes over a job a previous worker started; a stop it recorded goes on to its deadline.
-    func adopt(recordedStopDeadline: Date?) throws(JobPhase.InvalidTransition) {
+    func adopt(recordedStopDeadline: Date?, timedOut: Bool = false) throws(JobPhase.InvalidTransition) {
         let deadline = recordedStopDeadline.map { ContinuousClock.now + .seconds($0.timeIntervalSinceNow) }
         try transition { phase, process throws(JobPhase.InvalidTransition) in
-            try phase.adopt(recordedStopDeadline: deadline, now: .now, hasExited: process?.hasExited() ?? true)
+            try phase.adopt(
+                recordedStopDeadline: deadline, now: .now, hasExited: process?.hasExited() ?? true, timedOut: timedOut)
         }
     }
 

@@ -51,6 +51,8 @@ struct JobPhase: Sendable, Equatable {
     private(set) var stage: Stage = .running
     /// Whether anyone asked for a stop: a stop request wins over how the process then ended.
     private(set) var stopRequested = false
+    /// Whether that stop was the job's timeout.
+    private(set) var timedOut = false
     /// Whether the worker sent SIGKILL while the process was unreaped: an adopted job that left
     /// no exit record died of it.
     private(set) var killedByWorker = false
@@ -77,9 +79,11 @@ struct JobPhase: Sendable, Equatable {
     /// SIGTERM goes once; of several stops, the earliest deadline holds. A process that has
     /// already exited (`hasExited`, even if unreaped) or a job that has ended is left as it is.
     mutating func requestStop(
-        gracePeriod: Duration, now: ContinuousClock.Instant, hasExited: Bool, signal: Int32 = SIGTERM
+        gracePeriod: Duration, now: ContinuousClock.Instant, hasExited: Bool, signal: Int32 = SIGTERM,
+        isTimeout: Bool = false
     ) -> [Action] {
         isFresh = false
+        if case .running = stage, !hasExited, isTimeout { timedOut = true }
         let deadline = now + gracePeriod
         switch stage {
         case .exited, .ended:
@@ -107,13 +111,17 @@ struct JobPhase: Sendable, Equatable {
     /// A job a previous worker started, taken over by this one. A stop that worker recorded
     /// resumes with its deadline, without a second SIGTERM; a stop recorded before the process
     /// ended counts as a stop however soon after it the process ended.
-    mutating func adopt(recordedStopDeadline: ContinuousClock.Instant?, now: ContinuousClock.Instant, hasExited: Bool)
+    mutating func adopt(
+        recordedStopDeadline: ContinuousClock.Instant?, now: ContinuousClock.Instant, hasExited: Bool,
+        timedOut: Bool = false
+    )
         throws(InvalidTransition) -> [Action]
     {
         guard isFresh, stage == .running else { throw InvalidTransition(transition: "adopt", stage: stage) }
         isFresh = false
         guard let deadline = recordedStopDeadline else { return [] }
         stopRequested = true
+        self.timedOut = timedOut
         guard !hasExited else { return [] }
         stage = .stopping(deadline: deadline)
         guard deadline > now else {
@@ -157,7 +165,8 @@ struct JobPhase: Sendable, Equatable {
     /// The cgroup is gone and its count of OOM kills known: the job has its final state.
     mutating func recordEnd(oomKills: UInt64) throws(InvalidTransition) -> JobState {
         guard stage == .exited else { throw InvalidTransition(transition: "recordEnd", stage: stage) }
-        let state = Self.finalState(termination: termination, stopRequested: stopRequested, oomKills: oomKills)
+        let state = Self.finalState(
+            termination: termination, stopRequested: stopRequested, timedOut: timedOut, oomKills: oomKills)
         stage = .ended(state)
         return state
     }
@@ -166,9 +175,12 @@ struct JobPhase: Sendable, Equatable {
     /// finds ended. A stop request wins: however the process then ended, the job was stopped.
     /// Otherwise a SIGKILL with an OOM kill in the job's cgroup is the OOM killer's; any other
     /// signal is a kill. A job whose end nobody can tell is lost.
-    static func finalState(termination: Termination?, stopRequested: Bool, oomKills: UInt64) -> JobState {
+    static func finalState(termination: Termination?, stopRequested: Bool, timedOut: Bool = false, oomKills: UInt64)
+        -> JobState
+    {
         switch termination {
         case nil: .lost
+        case _ where stopRequested && timedOut: .timedOut
         case _ where stopRequested: .stopped
         case .signaled(SIGKILL) where oomKills > 0: .oomKilled
         case .signaled: .killed

@@ -28,12 +28,17 @@ public struct JobSpec: Sendable, Hashable {
     /// SIGTERM by default; one of the signals a job can catch and its init forwards (HUP, INT,
     /// QUIT, TERM, USR1, USR2).
     public var stopSignal: Int32
+    /// After this much wall-clock time the job is stopped as a stop stops it (its stop signal,
+    /// the grace period, SIGKILL) and ends `timedOut`; nil: the worker's default
+    /// (`WorkerConfiguration.defaultTimeout`), none unless set.
+    public var timeout: Duration?
 
     public init(
         command: String, arguments: [String] = [], environment: [String: String] = [:],
         workingDirectory: String? = nil, limits: ResourceLimits = ResourceLimits(), standardInput: [UInt8]? = nil,
-        name: String = "", labels: [String: String] = [:], stopSignal: Int32 = SIGTERM
+        name: String = "", labels: [String: String] = [:], stopSignal: Int32 = SIGTERM, timeout: Duration? = nil
     ) {
+        self.timeout = timeout
         self.stopSignal = stopSignal
         self.name = name
         self.labels = labels

@@ -12,6 +12,9 @@ public enum JobState: String, Sendable, Hashable, CaseIterable {
     case killed
     /// The kernel's OOM killer ended the job: it reached its memory limit.
     case oomKilled
+    /// The job's timeout passed and it was stopped (as a stop stops it); `termination` says how
+    /// its process then ended.
+    case timedOut
     /// The job was running when a previous worker went away, and this worker cannot tell how it
     /// ended: its process was gone, or was ended with its cgroup at startup.
     case lost
@@ -73,6 +76,9 @@ public struct JobStatus: Sendable, Hashable {
     public var labels: [String: String] = [:]
     /// What a stop sends first (SIGTERM unless the start asked for another).
     public var stopSignal: Int32 = SIGTERM
+    /// The job's time limit, and when it runs out (nil: none).
+    public var timeout: Duration?
+    public var deadline: WallClockTime?
 
     /// Whether output was dropped past the cap.
     public var outputTruncated: Bool { outputDroppedBytes > 0 }

@@ -55,6 +55,14 @@ struct JobLauncher: Sendable {
         try JobSpecValidation.name(spec.name)
         try JobSpecValidation.labels(spec.labels)
         try JobSpecValidation.stopSignal(spec.stopSignal)
+        let timeout = spec.timeout ?? configuration.defaultTimeout
+        if let timeout {
+            guard timeout > .zero else { throw JobWorkerError(.invalidArgument, "timeout must be positive") }
+            if let maximum = configuration.maximumTimeout, timeout > maximum {
+                throw JobWorkerError(
+                    .invalidArgument, "timeout \(timeout) is over the server's maximum of \(maximum)")
+            }
+        }
         let environment = try JobSpecValidation.environment(spec.environment, over: configuration.jobEnvironment)
         let workingDirectory =
             try spec.workingDirectory.map(JobSpecValidation.workingDirectory)
@@ -152,7 +160,7 @@ struct JobLauncher: Sendable {
             id: id, owner: request.owner, command: spec.command, arguments: spec.arguments,
             workingDirectory: workingDirectory, environmentNames: spec.environment.keys.sorted(),
             hasStandardInput: spec.standardInput != nil, name: spec.name, labels: spec.labels,
-            stopSignal: spec.stopSignal,
+            stopSignal: spec.stopSignal, timeout: timeout, deadline: timeout.map { startedAt.advanced(by: $0) },
             executablePath: executablePath, process: process, startedAt: startedAt,
             outputPath: stateDirectory.outputPath(id), outputChanged: outputChanged, limits: limits, cgroup: cgroup,
             user: user, dropRecordPath: parked == nil ? nil : stateDirectory.dropRecordPath(id),
@@ -164,7 +172,29 @@ struct JobLauncher: Sendable {
         try store.insert(job.initialStatus, sequence: sequence, processStartTime: startTime)
         let isShuttingDown = table.publish(job)
         watchExit(of: job, process: process, writeWatch: writeWatch)
+        armTimeout(job)
         return (job, isShuttingDown)
+    }
+
+    /// Stops the job at its deadline, as a stop does, and marks the stop as its timeout (on
+    /// record first, so that a restart in between still ends it `timedOut`). Also for an adopted
+    /// job, at its original deadline (at once if that has passed). Holds the job weakly: a job
+    /// that ended first is simply gone.
+    private func armTimeout(_ job: Job) {
+        guard let deadline = job.deadline else { return }
+        let (store, grace, logger) = (store, configuration.defaultGracePeriod, configuration.logger)
+        Task(executorPreference: configuration.backgroundExecutor) { [weak job] in
+            let wait = deadline.timeIntervalSince(.now)
+            if wait > 0 { try? await Task.sleep(for: .nanoseconds(Int64(min(wait, 1e17) * 1e9))) }
+            guard let job, job.isRunning, !job.isStopping else { return }
+            do throws(JobWorkerError) {
+                try store.recordTimeout(of: job.id)
+                try store.recordStop(of: job.id, deadline: Date().addingTimeInterval(grace.timeInterval))
+            } catch {
+                logger.error("job \(job.id): \(error.logDescription)")
+            }
+            job.beginStop(gracePeriod: grace, isTimeout: true)
+        }
     }
 
     /// Takes over a job a previous run started, whose process is still there: its output goes on
@@ -179,7 +209,7 @@ struct JobLauncher: Sendable {
             id: id, owner: recorded.owner, command: recorded.command, arguments: recorded.arguments,
             workingDirectory: recorded.workingDirectory, environmentNames: recorded.environmentNames,
             hasStandardInput: recorded.hasStandardInput, name: recorded.name, labels: recorded.labels,
-            stopSignal: recorded.stopSignal,
+            stopSignal: recorded.stopSignal, timeout: recorded.timeout, deadline: recorded.deadline,
             executablePath: recorded.executablePath, process: process, startedAt: recorded.startedAt,
             outputPath: stateDirectory.outputPath(id), outputChanged: outputChanged, limits: recorded.limits,
             cgroup: cgroups?.backend.existingCgroup(named: id.description), user: recorded.user,
@@ -187,13 +217,14 @@ struct JobLauncher: Sendable {
         users?.markInUse(recorded.user)
         table.registerAdopted(job)
         do {
-            try job.adopt(recordedStopDeadline: record.stopDeadline)
+            try job.adopt(recordedStopDeadline: record.stopDeadline, timedOut: record.timedOut)
         } catch {
             configuration.logger.error("job \(id): \(error)")  // a fresh job: cannot happen
         }
         do {
             let writeWatch = try monitor.onWrite(to: job.outputPath) { outputChanged.signal() }
             watchExit(of: job, process: process, writeWatch: writeWatch)
+            armTimeout(job)
         } catch {
             configuration.logger.error("cannot watch adopted job \(id): \(error.logDescription); ending it")
             job.killEverything()

@@ -137,7 +137,9 @@ final class JobStore: Sendable {
                             + CAST(round((ended_at - CAST(ended_at AS INTEGER)) * 1e9) AS INTEGER)
                     """)
         }
-        migrator.registerMigration("v7: working directory, environment names, stdin, name, labels, stop signal") { db in
+        migrator.registerMigration(
+            "v7: working directory, environment names, stdin, name, labels, stop signal, timeout"
+        ) { db in
             // What the start request set: its working directory, the names (never the values)
             // of the environment variables it added, as JSON, and whether it gave stdin bytes
             // (never the bytes). Older records: "/", none, no.
@@ -147,6 +149,10 @@ final class JobStore: Sendable {
             try db.execute(sql: "ALTER TABLE job ADD COLUMN name TEXT NOT NULL DEFAULT ''")
             try db.execute(sql: "ALTER TABLE job ADD COLUMN labels TEXT")  // a JSON object
             try db.execute(sql: "ALTER TABLE job ADD COLUMN stop_signal INTEGER NOT NULL DEFAULT 15")
+            // The time limit (ms) and its end (ns since 1970), and whether the stop under way is it.
+            try db.execute(sql: "ALTER TABLE job ADD COLUMN timeout_ms INTEGER")
+            try db.execute(sql: "ALTER TABLE job ADD COLUMN deadline_ns INTEGER")
+            try db.execute(sql: "ALTER TABLE job ADD COLUMN timed_out INTEGER NOT NULL DEFAULT 0")
         }
         return migrator
     }()
@@ -162,8 +168,10 @@ final class JobStore: Sendable {
                         started_at, ended_at, started_at_ns, ended_at_ns, output_bytes, cpu_millis, memory_bytes,
                         io_read_bytes_per_second, io_write_bytes_per_second, io_read_ops_per_second,
                         io_write_ops_per_second, max_processes, cpu_usec, memory_peak_bytes, io_read_bytes,
-                        io_write_bytes, uid, gid, working_dir, env_names, has_stdin, name, labels, stop_signal)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        io_write_bytes, uid, gid, working_dir, env_names, has_stdin, name, labels, stop_signal,
+                        timeout_ms, deadline_ns)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
+                        ?, ?)
                     """
             ).execute(
                 arguments: StatementArguments(
@@ -174,6 +182,12 @@ final class JobStore: Sendable {
                             String(
                                 decoding: (try? JSONEncoder().encode(status.labels)) ?? Data("{}".utf8), as: UTF8.self),
                             Int64(status.stopSignal),
+                            status.timeout.map {
+                                Int64(
+                                    clamping: $0.components.seconds * 1000 + $0.components.attoseconds
+                                        / 1_000_000_000_000_000)
+                            },
+                            status.deadline?.nanosecondsSince1970,
                         ]))
         }
     }
@@ -194,6 +208,15 @@ final class JobStore: Sendable {
                     WHERE id = ?
                     """
             ).execute(arguments: StatementArguments(values + [Int64(clamping: status.outputDroppedBytes), id]))
+        }
+    }
+
+    /// Records that the stop under way is the job's timeout (its end is then TIMED_OUT, also when
+    /// a restarted worker records it). Before `recordStop`.
+    func recordTimeout(of id: JobID) throws(JobWorkerError) {
+        try write("recording the timeout of job \(id)") { db in
+            try db.cachedStatement(sql: "UPDATE job SET timed_out = 1 WHERE id = ? AND stop_deadline IS NULL")
+                .execute(arguments: [id.description])
         }
     }
 
@@ -236,6 +259,8 @@ final class JobStore: Sendable {
         var status: JobStatus
         var processStartTime: UInt64?
         var stopDeadline: Date?
+        /// Whether that stop is the job's timeout.
+        var timedOut = false
     }
 
     /// Every recorded job, oldest first, and the last sequence number used.
@@ -247,7 +272,8 @@ final class JobStore: Sendable {
                     Record(
                         status: try Self.status(from: row),
                         processStartTime: (row["process_start_time"] as Int64?).map { UInt64(max(0, $0)) },
-                        stopDeadline: (row["stop_deadline"] as Double?).map(Date.init(timeIntervalSince1970:)))
+                        stopDeadline: (row["stop_deadline"] as Double?).map(Date.init(timeIntervalSince1970:)),
+                        timedOut: row["timed_out"] as Bool? ?? false)
                 }
                 return (records, rows.last?["sequence"] ?? 0)
             }
@@ -344,7 +370,9 @@ final class JobStore: Sendable {
             hasStandardInput: row["has_stdin"] as Bool? ?? false, name: row["name"] as String? ?? "",
             labels: (row["labels"] as String?).flatMap {
                 try? JSONDecoder().decode([String: String].self, from: Data($0.utf8))
-            } ?? [:], stopSignal: Int32(clamping: row["stop_signal"] as Int64? ?? Int64(SIGTERM)))
+            } ?? [:], stopSignal: Int32(clamping: row["stop_signal"] as Int64? ?? Int64(SIGTERM)),
+            timeout: (row["timeout_ms"] as Int64?).map { Duration.milliseconds($0) },
+            deadline: (row["deadline_ns"] as Int64?).map(WallClockTime.init(nanosecondsSince1970:)))
     }
 
     /// The underlying database error, in full, for the log.

@@ -46,7 +46,8 @@ struct Recovery {
             // The same rule as a live job's end; its cgroup (and OOM count) went with the host's
             // or the previous worker's end.
             status.state = JobPhase.finalState(
-                termination: termination, stopRequested: record.stopDeadline != nil, oomKills: 0)
+                termination: termination, stopRequested: record.stopDeadline != nil, timedOut: record.timedOut,
+                oomKills: 0)
             status.termination = termination
             if termination != nil {
                 var recordInfo = stat()

@@ -39,6 +39,10 @@ struct JobCommandLine: ParsableArguments {
             $0.name = spec.name ?? ""
             $0.labels = labels
             $0.stopSignal = stopSignal
+            if let timeout = spec.timeout.flatMap(Wait.duration) {
+                $0.timeoutMs = UInt64(
+                    timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+            }
         }
     }
 }

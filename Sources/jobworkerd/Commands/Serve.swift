@@ -83,6 +83,10 @@ struct Serve: AsyncParsableCommand {
             "Most output a job's log keeps (1Gi); past it the job keeps running and further bytes are dropped and counted (0: no cap)."
     )
     var maxOutputBytes = "1Gi"
+    @Option(help: "The time limit of jobs whose start gives none: 30s, 5m, 2h, 1d (0: none).")
+    var defaultTimeout = "0"
+    @Option(help: "The longest time limit a start may give (0: no bound); a start above it is INVALID_ARGUMENT.")
+    var maxTimeout = "0"
     @Option(help: "Seconds between SIGTERM and SIGKILL when a stop request gives none.")
     var gracePeriod = 10
     @Option(help: "Delete finished jobs and their output this long after they ended: 7d, 12h, 30m (0: keep them).")
@@ -213,6 +217,13 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("--max-request-bytes: \"\(maxRequestBytes)\" is not a size from 64Ki to 1Gi")
         }
         _ = try connectionLimits()
+        let timeouts = (
+            try Self.duration(defaultTimeout, flag: "--default-timeout"),
+            try Self.duration(maxTimeout, flag: "--max-timeout")
+        )
+        if let fallback = timeouts.0, let maximum = timeouts.1, fallback > maximum {
+            throw ValidationError("--default-timeout \(defaultTimeout) is over --max-timeout \(maxTimeout)")
+        }
         guard HostAndPort(listen) != nil else {
             throw ValidationError("--listen: \"\(listen)\" is not HOST:PORT")
         }
@@ -306,6 +317,8 @@ struct Serve: AsyncParsableCommand {
         var configuration = WorkerConfiguration(stateDirectory: stateDir)
         configuration.logger = logger
         configuration.defaultGracePeriod = .seconds(gracePeriod)
+        configuration.defaultTimeout = try Self.duration(defaultTimeout, flag: "--default-timeout")
+        configuration.maximumTimeout = try Self.duration(maxTimeout, flag: "--max-timeout")
         configuration.maximumRunningJobs = maxRunningJobs
         configuration.maximumRunningJobsPerOwner = maxRunningJobsPerOwner <= 0 ? nil : maxRunningJobsPerOwner
         configuration.startRatePerOwner =

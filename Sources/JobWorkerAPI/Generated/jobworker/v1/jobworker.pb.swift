@@ -61,6 +61,9 @@ public nonisolated enum Jobworker_V1_JobState: SwiftProtobuf.Enum, Swift.CaseIte
 
   /// The server can no longer tell what became of it.
   case lost // = 6
+
+  /// Its timeout passed and it was stopped; exit_code or signal say how its process ended.
+  case timedOut // = 7
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -76,6 +79,7 @@ public nonisolated enum Jobworker_V1_JobState: SwiftProtobuf.Enum, Swift.CaseIte
     case 4: self = .killed
     case 5: self = .oomKilled
     case 6: self = .lost
+    case 7: self = .timedOut
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -89,6 +93,7 @@ public nonisolated enum Jobworker_V1_JobState: SwiftProtobuf.Enum, Swift.CaseIte
     case .killed: return 4
     case .oomKilled: return 5
     case .lost: return 6
+    case .timedOut: return 7
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -102,6 +107,7 @@ public nonisolated enum Jobworker_V1_JobState: SwiftProtobuf.Enum, Swift.CaseIte
     .killed,
     .oomKilled,
     .lost,
+    .timedOut,
   ]
 
 }
@@ -314,6 +320,21 @@ public nonisolated struct Jobworker_V1_JobStatus: @unchecked Sendable {
     set {_uniqueStorage()._stopSignal = newValue}
   }
 
+  /// The job's time limit (0: none), and when it runs out (unset without one).
+  public var timeoutMs: UInt64 {
+    get {_storage._timeoutMs}
+    set {_uniqueStorage()._timeoutMs = newValue}
+  }
+
+  public var deadline: SwiftProtobuf.Google_Protobuf_Timestamp {
+    get {_storage._deadline ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_uniqueStorage()._deadline = newValue}
+  }
+  /// Returns true if `deadline` has been explicitly set.
+  public var hasDeadline: Bool {_storage._deadline != nil}
+  /// Clears the value of `deadline`. Subsequent reads from it will return its default value.
+  public mutating func clearDeadline() {_uniqueStorage()._deadline = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -375,6 +396,12 @@ public nonisolated struct Jobworker_V1_StartJobRequest: Sendable {
   /// the signals a job can catch and its init forwards: HUP (1), INT (2), QUIT (3), USR1 (10),
   /// USR2 (12), TERM (15); INVALID_ARGUMENT otherwise.
   public var stopSignal: Int32 = 0
+
+  /// After this many milliseconds of wall-clock time the job is stopped as StopJob stops it (its
+  /// stop signal, the grace period, SIGKILL) and ends TIMED_OUT; 0: the server's default
+  /// (jobworkerd --default-timeout, none unless set); above --max-timeout INVALID_ARGUMENT. The
+  /// deadline is on record: a job adopted after a server restart still ends at it.
+  public var timeoutMs: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -602,7 +629,7 @@ public nonisolated struct Jobworker_V1_ListJobsResponse: Sendable {
 fileprivate nonisolated let _protobuf_package = "jobworker.v1"
 
 nonisolated extension Jobworker_V1_JobState: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0JOB_STATE_UNSPECIFIED\0\u{1}JOB_STATE_RUNNING\0\u{1}JOB_STATE_EXITED\0\u{1}JOB_STATE_STOPPED\0\u{1}JOB_STATE_KILLED\0\u{1}JOB_STATE_OOM_KILLED\0\u{1}JOB_STATE_LOST\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0JOB_STATE_UNSPECIFIED\0\u{1}JOB_STATE_RUNNING\0\u{1}JOB_STATE_EXITED\0\u{1}JOB_STATE_STOPPED\0\u{1}JOB_STATE_KILLED\0\u{1}JOB_STATE_OOM_KILLED\0\u{1}JOB_STATE_LOST\0\u{1}JOB_STATE_TIMED_OUT\0")
 }
 
 nonisolated extension Jobworker_V1_ResourceLimits: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
@@ -712,7 +739,7 @@ nonisolated extension Jobworker_V1_ResourceUsage: SwiftProtobuf.Message, SwiftPr
 
 nonisolated extension Jobworker_V1_JobStatus: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".JobStatus"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}owner\0\u{1}command\0\u{1}args\0\u{1}state\0\u{1}pid\0\u{3}exit_code\0\u{1}signal\0\u{3}started_at\0\u{3}ended_at\0\u{1}limits\0\u{1}usage\0\u{3}output_bytes\0\u{1}uid\0\u{1}gid\0\u{3}output_truncated\0\u{3}output_dropped_bytes\0\u{3}working_dir\0\u{3}env_names\0\u{3}has_stdin\0\u{1}name\0\u{1}labels\0\u{3}stop_signal\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}owner\0\u{1}command\0\u{1}args\0\u{1}state\0\u{1}pid\0\u{3}exit_code\0\u{1}signal\0\u{3}started_at\0\u{3}ended_at\0\u{1}limits\0\u{1}usage\0\u{3}output_bytes\0\u{1}uid\0\u{1}gid\0\u{3}output_truncated\0\u{3}output_dropped_bytes\0\u{3}working_dir\0\u{3}env_names\0\u{3}has_stdin\0\u{1}name\0\u{1}labels\0\u{3}stop_signal\0\u{3}timeout_ms\0\u{1}deadline\0")
 
   fileprivate class _StorageClass {
     var _id: String = String()
@@ -738,6 +765,8 @@ nonisolated extension Jobworker_V1_JobStatus: SwiftProtobuf.Message, SwiftProtob
     var _name: String = String()
     var _labels: Dictionary<String,String> = [:]
     var _stopSignal: Int32 = 0
+    var _timeoutMs: UInt64 = 0
+    var _deadline: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -771,6 +800,8 @@ nonisolated extension Jobworker_V1_JobStatus: SwiftProtobuf.Message, SwiftProtob
       _name = source._name
       _labels = source._labels
       _stopSignal = source._stopSignal
+      _timeoutMs = source._timeoutMs
+      _deadline = source._deadline
     }
   }
 
@@ -812,6 +843,8 @@ nonisolated extension Jobworker_V1_JobStatus: SwiftProtobuf.Message, SwiftProtob
         case 21: try { try decoder.decodeSingularStringField(value: &_storage._name) }()
         case 22: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &_storage._labels) }()
         case 23: try { try decoder.decodeSingularInt32Field(value: &_storage._stopSignal) }()
+        case 24: try { try decoder.decodeSingularUInt64Field(value: &_storage._timeoutMs) }()
+        case 25: try { try decoder.decodeSingularMessageField(value: &_storage._deadline) }()
         default: break
         }
       }
@@ -893,6 +926,12 @@ nonisolated extension Jobworker_V1_JobStatus: SwiftProtobuf.Message, SwiftProtob
       if _storage._stopSignal != 0 {
         try visitor.visitSingularInt32Field(value: _storage._stopSignal, fieldNumber: 23)
       }
+      if _storage._timeoutMs != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._timeoutMs, fieldNumber: 24)
+      }
+      try { if let v = _storage._deadline {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 25)
+      } }()
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -925,6 +964,8 @@ nonisolated extension Jobworker_V1_JobStatus: SwiftProtobuf.Message, SwiftProtob
         if _storage._name != rhs_storage._name {return false}
         if _storage._labels != rhs_storage._labels {return false}
         if _storage._stopSignal != rhs_storage._stopSignal {return false}
+        if _storage._timeoutMs != rhs_storage._timeoutMs {return false}
+        if _storage._deadline != rhs_storage._deadline {return false}
         return true
       }
       if !storagesAreEqual {return false}
@@ -936,7 +977,7 @@ nonisolated extension Jobworker_V1_JobStatus: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Jobworker_V1_StartJobRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".StartJobRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}command\0\u{1}args\0\u{1}limits\0\u{1}env\0\u{3}working_dir\0\u{1}stdin\0\u{1}name\0\u{1}labels\0\u{3}stop_signal\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}command\0\u{1}args\0\u{1}limits\0\u{1}env\0\u{3}working_dir\0\u{1}stdin\0\u{1}name\0\u{1}labels\0\u{3}stop_signal\0\u{3}timeout_ms\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -953,6 +994,7 @@ nonisolated extension Jobworker_V1_StartJobRequest: SwiftProtobuf.Message, Swift
       case 7: try { try decoder.decodeSingularStringField(value: &self.name) }()
       case 8: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.labels) }()
       case 9: try { try decoder.decodeSingularInt32Field(value: &self.stopSignal) }()
+      case 10: try { try decoder.decodeSingularUInt64Field(value: &self.timeoutMs) }()
       default: break
       }
     }
@@ -990,6 +1032,9 @@ nonisolated extension Jobworker_V1_StartJobRequest: SwiftProtobuf.Message, Swift
     if self.stopSignal != 0 {
       try visitor.visitSingularInt32Field(value: self.stopSignal, fieldNumber: 9)
     }
+    if self.timeoutMs != 0 {
+      try visitor.visitSingularUInt64Field(value: self.timeoutMs, fieldNumber: 10)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1003,6 +1048,7 @@ nonisolated extension Jobworker_V1_StartJobRequest: SwiftProtobuf.Message, Swift
     if lhs.name != rhs.name {return false}
     if lhs.labels != rhs.labels {return false}
     if lhs.stopSignal != rhs.stopSignal {return false}
+    if lhs.timeoutMs != rhs.timeoutMs {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
