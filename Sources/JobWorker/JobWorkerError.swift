@@ -26,6 +26,8 @@ public struct JobWorkerError: Error, Sendable, Equatable, CustomStringConvertibl
         public static let jobNotFound = Code("jobNotFound")
         /// The worker runs as many jobs as it may (`WorkerConfiguration.maximumRunningJobs`).
         public static let resourceExhausted = Code("resourceExhausted")
+        /// The job has ended: what was asked for needs a running job (a signal).
+        public static let jobEnded = Code("jobEnded")
         /// The worker is shutting down and accepts no new jobs.
         public static let shuttingDown = Code("shuttingDown")
         /// The host refused a system call the worker needs (out of descriptors, memory, ...).

@@ -222,6 +222,29 @@ public final class Worker: Sendable {
         job.beginStop(gracePeriod: gracePeriod)
     }
 
+    /// The signals `signal(_:_:)` sends: those a user sends a job, by name.
+    public static let userSignals: [Int32: String] = [
+        SIGHUP: "HUP", SIGINT: "INT", SIGQUIT: "QUIT", SIGUSR1: "USR1", SIGUSR2: "USR2", SIGTERM: "TERM",
+        SIGKILL: "KILL", SIGCONT: "CONT", SIGSTOP: "STOP", SIGWINCH: "WINCH", SIGALRM: "ALRM",
+    ]
+
+    /// Sends one signal to the job's process group (through its init): one of `userSignals`,
+    /// else `invalidArgument`; `jobEnded` once its process has ended. Not a stop: the job's end
+    /// is recorded as however it then ends.
+    public func signal(_ id: JobID, _ number: Int32) throws(JobWorkerError) -> JobStatus {
+        guard Self.userSignals[number] != nil else {
+            let names = Self.userSignals.sorted { $0.key < $1.key }.map(\.value).joined(separator: ", ")
+            throw JobWorkerError(.invalidArgument, "signal \(number): one of \(names)")
+        }
+        switch try table.entry(id) {
+        case .recorded:
+            throw JobWorkerError(.jobEnded, "job \(id) has ended")
+        case .live(let job):
+            guard job.send(signal: number) else { throw JobWorkerError(.jobEnded, "job \(id) has ended") }
+            return job.status
+        }
+    }
+
     /// The job's current status.
     public func status(of id: JobID) throws(JobWorkerError) -> JobStatus {
         switch try table.entry(id) {
@@ -291,6 +314,8 @@ public final class Worker: Sendable {
     public func shutdown(gracePeriod: Duration? = nil, leavingJobsRunning: Bool = false) async {
         guard let jobs = await table.beginShutdown() else { return }
         retentionTimer?.cancel()
+        // Left running, a job's timeout is the next worker's to keep; stopped, its stop is under way.
+        launcher.timeouts.cancelAll()
         let grace = gracePeriod ?? configuration.defaultGracePeriod
         await withTaskGroup(of: Void.self) { group in
             for job in jobs where !(leavingJobsRunning && job.isProcessAlive && !job.isStopping) {

@@ -13,6 +13,7 @@ extension Jobworker_V1_StopJobRequest: NamesJob { var jobID: String { id } }
 extension Jobworker_V1_GetJobStatusRequest: NamesJob { var jobID: String { id } }
 extension Jobworker_V1_StreamJobOutputRequest: NamesJob { var jobID: String { id } }
 extension Jobworker_V1_WaitJobRequest: NamesJob { var jobID: String { id } }
+extension Jobworker_V1_SignalJobRequest: NamesJob { var jobID: String { id } }
 extension Jobworker_V1_StartJobResponse: NamesJob { var jobID: String { status.id } }
 
 /// Records every RPC in the server log once it has finished: caller identity and role, method,

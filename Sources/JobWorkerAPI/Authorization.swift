@@ -44,6 +44,7 @@ public struct AuthorizationPolicy: Sendable {
         let all = [
             Method.StartJob.descriptor, Method.StopJob.descriptor, Method.GetJobStatus.descriptor,
             Method.StreamJobOutput.descriptor, Method.ListJobs.descriptor, Method.WaitJob.descriptor,
+            Method.SignalJob.descriptor,
         ]
         let reading = [
             Method.GetJobStatus.descriptor, Method.StreamJobOutput.descriptor, Method.ListJobs.descriptor,

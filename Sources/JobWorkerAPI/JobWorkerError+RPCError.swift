@@ -11,6 +11,7 @@ extension JobWorkerError: RPCErrorConvertible {
         switch code {
         case .invalidArgument, .commandNotFound, .permissionDenied, .execFailed: .invalidArgument
         case .jobNotFound: .notFound
+        case .jobEnded: .failedPrecondition
         case .resourceExhausted: .resourceExhausted
         case .shuttingDown: .unavailable
         default: .internalError

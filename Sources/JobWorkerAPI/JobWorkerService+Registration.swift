@@ -64,6 +64,13 @@ extension JobWorkerService {
             StreamingServerResponse(single: try await listJobs(request: try await .single(request), context: context))
         }
         router.registerHandler(
+            forMethod: Method.SignalJob.descriptor,
+            deserializer: RequestDeserializer<Jobworker_V1_SignalJobRequest>(limit: requestLimits.otherBytes),
+            serializer: ProtobufSerializer<Jobworker_V1_SignalJobResponse>()
+        ) { request, context in
+            StreamingServerResponse(single: try await signalJob(request: try await .single(request), context: context))
+        }
+        router.registerHandler(
             forMethod: Method.WaitJob.descriptor,
             deserializer: RequestDeserializer<Jobworker_V1_WaitJobRequest>(limit: requestLimits.otherBytes),
             serializer: ProtobufSerializer<Jobworker_V1_WaitJobResponse>()

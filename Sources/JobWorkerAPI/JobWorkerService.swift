@@ -101,6 +101,14 @@ public struct JobWorkerService: Jobworker_V1_JobWorker.SimpleServiceProtocol {
         }
     }
 
+    public func signalJob(request: Jobworker_V1_SignalJobRequest, context: ServerContext) async throws
+        -> Jobworker_V1_SignalJobResponse
+    {
+        let job = try await visibleJob(request.id, context)
+        let status = try await blocking.run { try worker.signal(job.id, request.signal) }
+        return .with { $0.status = Jobworker_V1_JobStatus(status) }
+    }
+
     public func waitJob(request: Jobworker_V1_WaitJobRequest, context: ServerContext) async throws
         -> Jobworker_V1_WaitJobResponse
     {

@@ -25,13 +25,8 @@ struct JobSpecOptions: ParsableArguments {
     /// The --stop-signal as a number (0: the server's default, SIGTERM).
     func stopSignalNumber() throws -> Int32 {
         guard let stopSignal else { return 0 }
-        let names: [String: Int32] = [
-            "HUP": SIGHUP, "INT": SIGINT, "QUIT": SIGQUIT, "TERM": SIGTERM, "USR1": SIGUSR1, "USR2": SIGUSR2,
-        ]
-        let word =
-            stopSignal.uppercased().hasPrefix("SIG")
-            ? String(stopSignal.uppercased().dropFirst(3)) : stopSignal.uppercased()
-        guard let number = names[word] ?? Int32(stopSignal) else {
+        let names = Signal.names.filter { ["HUP", "INT", "QUIT", "TERM", "USR1", "USR2"].contains($0.key) }
+        guard let number = Signal.number(stopSignal, among: names) else {
             throw ValidationError("--stop-signal \(stopSignal): one of TERM, INT, HUP, QUIT, USR1, USR2")
         }
         return number

@@ -234,7 +234,15 @@ static int spawn_job(const struct job *job, int output_pipe, pid_t *pid, jw_spaw
 
 static int forwarded(int signal_number) {
     return signal_number == SIGTERM || signal_number == SIGINT || signal_number == SIGHUP ||
-           signal_number == SIGQUIT || signal_number == SIGUSR1 || signal_number == SIGUSR2;
+           signal_number == SIGQUIT || signal_number == SIGUSR1 || signal_number == SIGUSR2 ||
+           signal_number == SIGWINCH || signal_number == SIGALRM || signal_number == SIGCONT ||
+           signal_number == SIGTSTP;
+}
+
+/// What the job gets for a signal the init received: SIGSTOP for SIGTSTP (no process can
+/// receive SIGSTOP on another's behalf: the worker asks for it with SIGTSTP), else the same.
+static int signal_for_job(int signal_number) {
+    return signal_number == SIGTSTP ? SIGSTOP : signal_number;
 }
 
 /// Forwards signals, copies output and reaps children until the job has ended; returns its wait
@@ -258,8 +266,8 @@ static int supervise(pid_t job, int signals, struct output *output) {
         int signal_number = (int)info.ssi_signo;
         if (forwarded(signal_number)) {
             // To the job's process group; if the job has not called setsid yet, to the job.
-            if (kill(-job, signal_number) < 0) {
-                kill(job, signal_number);
+            if (kill(-job, signal_for_job(signal_number)) < 0) {
+                kill(job, signal_for_job(signal_number));
             }
             continue;
         }

@@ -3,6 +3,10 @@ import GRPCInProcessTransport
 import JobWorkerAPI
 import Testing
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 @Suite("Authorization matrix", .timeLimit(.minutes(2)))
 struct AuthorizationTests {
     typealias Client = Jobworker_V1_JobWorker.Client<InProcessTransport.Client>
@@ -28,6 +32,14 @@ struct AuthorizationTests {
         result["WaitJob"] = await statusCode {
             _ = try await client.waitJob(.with { $0.id = id }, metadata: caller.metadata)
         }
+        // The job has ended (the matrix waits for it): a permitted signal is FAILED_PRECONDITION.
+        result["SignalJob"] = await statusCode {
+            _ = try await client.signalJob(
+                .with {
+                    $0.id = id
+                    $0.signal = SIGUSR1
+                }, metadata: caller.metadata)
+        }
         return result
     }
 
@@ -35,18 +47,18 @@ struct AuthorizationTests {
         "each role gets exactly its codes on its own job and on another user's",
         arguments: [
             // caller, whose job, expected codes (nil = OK)
-            (Caller.admin, Caller.bob, [RPCError.Code?](repeating: nil, count: 6)),
-            (Caller.alice, Caller.alice, [nil, nil, nil, nil, nil, nil]),
-            (Caller.alice, Caller.bob, [.notFound, .notFound, .notFound, nil, nil, .notFound]),
-            (Caller.viewer, Caller.bob, [nil, nil, .permissionDenied, .permissionDenied, nil, nil]),
-            (Caller.stranger, Caller.bob, [RPCError.Code?](repeating: .permissionDenied, count: 6)),
+            (Caller.admin, Caller.bob, [nil, nil, nil, nil, nil, nil, .failedPrecondition]),
+            (Caller.alice, Caller.alice, [nil, nil, nil, nil, nil, nil, .failedPrecondition]),
+            (Caller.alice, Caller.bob, [.notFound, .notFound, .notFound, nil, nil, .notFound, .notFound]),
+            (Caller.viewer, Caller.bob, [nil, nil, .permissionDenied, .permissionDenied, nil, nil, .permissionDenied]),
+            (Caller.stranger, Caller.bob, [RPCError.Code?](repeating: .permissionDenied, count: 7)),
         ])
     func matrix(caller: Caller, owner: Caller, expected: [RPCError.Code?]) async throws {
         try await withAPI { client in
             // The job ends by itself, so streams end and every RPC returns.
             let job = try await client.startHelper("echo-args", "hello", as: owner)
             let actual = await codes(client, as: caller, job: job.id)
-            let names = ["GetJobStatus", "StreamJobOutput", "StopJob", "StartJob", "ListJobs", "WaitJob"]
+            let names = ["GetJobStatus", "StreamJobOutput", "StopJob", "StartJob", "ListJobs", "WaitJob", "SignalJob"]
             for (name, code) in zip(names, expected) {
                 #expect(actual[name] == code, "\(caller) calling \(name) on \(owner)'s job")
             }

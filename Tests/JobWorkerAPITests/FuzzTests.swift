@@ -35,6 +35,10 @@ struct FuzzTests {
             }.serializedBytes(),
             "ListJobs": [],
             "WaitJob": try Jobworker_V1_WaitJobRequest.with { $0.id = job }.serializedBytes(),
+            "SignalJob": try Jobworker_V1_SignalJobRequest.with {
+                $0.id = job
+                $0.signal = 10
+            }.serializedBytes(),
         ]
     }
 

@@ -113,6 +113,16 @@ final class JobctlTests {
         #expect(object["labels"] as? [String: String] == ["kind": "batch", "run": tag])
         _ = try jobctl("stop", "--grace", "1s", otherID, daemon: daemon)
 
+        // Signals whose effect does not depend on the job having installed a handler yet (the
+        // handlers themselves are tested through the API, after the job says it is ready).
+        let signalled = try jobctl("start", "--", helperPath, "sleep", daemon: daemon).text
+            .trimmingCharacters(in: .newlines)
+        #expect(try jobctl("signal", signalled, "SIGCONT", daemon: daemon).status == 0)
+        #expect(try jobctl("signal", signalled, "9", daemon: daemon).status == 0)
+        #expect(try jobctl("wait", signalled, daemon: daemon).status == 128 + 9)
+        #expect(try jobctl("signal", signalled, "HUP", daemon: daemon).status == 1)  // ended
+        #expect(try jobctl("signal", signalled, "BOGUS", daemon: daemon).status == 2)
+
         let usr1 = try jobctl("start", "--stop-signal", "USR1", "--", helperPath, "name-signal", daemon: daemon)
         let usr1ID = usr1.text.trimmingCharacters(in: .newlines)
         #expect(try jobctl("status", usr1ID, daemon: daemon).text.contains("Stop:     SIGUSR1 first"))

@@ -28,6 +28,7 @@ let allMethods: [MethodDescriptor] = [
     Jobworker_V1_JobWorker.Method.StartJob.descriptor, Jobworker_V1_JobWorker.Method.StopJob.descriptor,
     Jobworker_V1_JobWorker.Method.GetJobStatus.descriptor, Jobworker_V1_JobWorker.Method.StreamJobOutput.descriptor,
     Jobworker_V1_JobWorker.Method.ListJobs.descriptor, Jobworker_V1_JobWorker.Method.WaitJob.descriptor,
+    Jobworker_V1_JobWorker.Method.SignalJob.descriptor,
 ]
 
 extension GRPCClient {

@@ -159,6 +159,16 @@ final class Job: Sendable {
         }
     }
 
+    /// Sends `number` to the job, under the lock (the process is unreaped there); false if the
+    /// process has ended.
+    func send(signal number: Int32) -> Bool {
+        state.withLock { state in
+            guard state.phase.isAlive, let process = state.process else { return false }
+            process.signal(number)
+            return true
+        }
+    }
+
     /// SIGKILLs the job's process and everything in its cgroup, including processes that left
     /// the process group.
     func killEverything() {

@@ -15,7 +15,9 @@ protocol JobProcess: Sendable {
     var pid: Int32 { get }
     /// The pidfd's number, for the event monitor's registration; owned by the process.
     var pidfdNumber: Int32 { get }
-    /// Delivers a stop signal (SIGTERM or SIGKILL) to the job.
+    /// Delivers a signal to the job (its process group, through its init when it has one).
+    /// SIGSTOP, which an init cannot catch to forward, goes to an init as SIGTSTP, and the init
+    /// stops the job.
     func signal(_ number: Int32)
     /// Whether the process has exited (its pidfd is readable), reaped or not.
     func hasExited() -> Bool
@@ -68,7 +70,7 @@ final class SupervisedProcess: JobProcess {
     var pidfdNumber: Int32 { parked.pidfdNumber }
 
     func signal(_ number: Int32) {
-        kill(-pid, number)
+        kill(-pid, number == SIGSTOP ? SIGTSTP : number)
     }
 
     func reap(killedByWorker: Bool) -> Termination? {
@@ -98,7 +100,7 @@ final class AdoptedProcess: JobProcess {
 
     /// Through the pidfd, which cannot reach another process; the init forwards it to the job.
     func signal(_ number: Int32) {
-        _ = linux_pidfd_send_signal(pidfd.rawValue, number)
+        _ = linux_pidfd_send_signal(pidfd.rawValue, number == SIGSTOP ? SIGTSTP : number)
     }
 
     func reap(killedByWorker: Bool) -> Termination? {

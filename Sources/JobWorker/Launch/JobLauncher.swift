@@ -20,6 +20,8 @@ struct JobLauncher: Sendable {
     let sandbox: JobSandbox
     /// The uids jobs get one each, with `JobUsers.pool`.
     let users: JobUserPool?
+    /// The jobs' armed timeouts.
+    let timeouts = TimeoutTimers()
 
     private var table: JobTable { end.table }
     private var store: JobStore { end.store }
@@ -182,11 +184,14 @@ struct JobLauncher: Sendable {
     /// that ended first is simply gone.
     private func armTimeout(_ job: Job) {
         guard let deadline = job.deadline else { return }
-        let (store, grace, logger) = (store, configuration.defaultGracePeriod, configuration.logger)
-        Task(executorPreference: configuration.backgroundExecutor) { [weak job] in
+        let (store, grace, logger, timeouts, id) = (
+            store, configuration.defaultGracePeriod, configuration.logger, timeouts, job.id
+        )
+        let timer = Task(executorPreference: configuration.backgroundExecutor) { [weak job] in
             let wait = deadline.timeIntervalSince(.now)
             if wait > 0 { try? await Task.sleep(for: .nanoseconds(Int64(min(wait, 1e17) * 1e9))) }
-            guard let job, job.isRunning, !job.isStopping else { return }
+            timeouts.remove(id)
+            guard !Task.isCancelled, let job, job.isRunning, !job.isStopping else { return }
             do throws(JobWorkerError) {
                 try store.recordTimeout(of: job.id)
                 try store.recordStop(of: job.id, deadline: Date().addingTimeInterval(grace.timeInterval))
@@ -195,6 +200,7 @@ struct JobLauncher: Sendable {
             }
             job.beginStop(gracePeriod: grace, isTimeout: true)
         }
+        timeouts.add(timer, for: id)
     }
 
     /// Takes over a job a previous run started, whose process is still there: its output goes on

@@ -112,6 +112,19 @@ public enum Jobworker_V1_JobWorker: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "SignalJob" metadata.
+        public enum SignalJob: Sendable {
+            /// Request type for "SignalJob".
+            public typealias Input = Jobworker_V1_SignalJobRequest
+            /// Response type for "SignalJob".
+            public typealias Output = Jobworker_V1_SignalJobResponse
+            /// Descriptor for "SignalJob".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "jobworker.v1.JobWorker"),
+                method: "SignalJob",
+                type: .unary
+            )
+        }
         /// Descriptors for all methods in the "jobworker.v1.JobWorker" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             StartJob.descriptor,
@@ -119,7 +132,8 @@ public enum Jobworker_V1_JobWorker: Sendable {
             GetJobStatus.descriptor,
             StreamJobOutput.descriptor,
             ListJobs.descriptor,
-            WaitJob.descriptor
+            WaitJob.descriptor,
+            SignalJob.descriptor
         ]
     }
 }
@@ -266,6 +280,26 @@ extension Jobworker_V1_JobWorker {
             request: GRPCCore.StreamingServerRequest<Jobworker_V1_WaitJobRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Jobworker_V1_WaitJobResponse>
+
+        /// Handle the "SignalJob" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Sends one signal to the job's process group: HUP, INT, QUIT, USR1, USR2, TERM, KILL, CONT,
+        /// > STOP, WINCH or ALRM (by number); others INVALID_ARGUMENT. FAILED_PRECONDITION once the job has
+        /// > ended. Not a stop: the job ends as it then ends. Authorized like StopJob.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Jobworker_V1_SignalJobRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Jobworker_V1_SignalJobResponse` messages.
+        func signalJob(
+            request: GRPCCore.StreamingServerRequest<Jobworker_V1_SignalJobRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Jobworker_V1_SignalJobResponse>
     }
 
     /// Service protocol for the "jobworker.v1.JobWorker" service.
@@ -396,6 +430,26 @@ extension Jobworker_V1_JobWorker {
             request: GRPCCore.ServerRequest<Jobworker_V1_WaitJobRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Jobworker_V1_WaitJobResponse>
+
+        /// Handle the "SignalJob" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Sends one signal to the job's process group: HUP, INT, QUIT, USR1, USR2, TERM, KILL, CONT,
+        /// > STOP, WINCH or ALRM (by number); others INVALID_ARGUMENT. FAILED_PRECONDITION once the job has
+        /// > ended. Not a stop: the job ends as it then ends. Authorized like StopJob.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Jobworker_V1_SignalJobRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Jobworker_V1_SignalJobResponse` message.
+        func signalJob(
+            request: GRPCCore.ServerRequest<Jobworker_V1_SignalJobRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Jobworker_V1_SignalJobResponse>
     }
 
     /// Simple service protocol for the "jobworker.v1.JobWorker" service.
@@ -525,6 +579,26 @@ extension Jobworker_V1_JobWorker {
             request: Jobworker_V1_WaitJobRequest,
             context: GRPCCore.ServerContext
         ) async throws -> Jobworker_V1_WaitJobResponse
+
+        /// Handle the "SignalJob" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Sends one signal to the job's process group: HUP, INT, QUIT, USR1, USR2, TERM, KILL, CONT,
+        /// > STOP, WINCH or ALRM (by number); others INVALID_ARGUMENT. FAILED_PRECONDITION once the job has
+        /// > ended. Not a stop: the job ends as it then ends. Authorized like StopJob.
+        ///
+        /// - Parameters:
+        ///   - request: A `Jobworker_V1_SignalJobRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Jobworker_V1_SignalJobResponse` to respond with.
+        func signalJob(
+            request: Jobworker_V1_SignalJobRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Jobworker_V1_SignalJobResponse
     }
 }
 
@@ -598,6 +672,17 @@ extension Jobworker_V1_JobWorker.StreamingServiceProtocol {
                 )
             }
         )
+        router.registerHandler(
+            forMethod: Jobworker_V1_JobWorker.Method.SignalJob.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Jobworker_V1_SignalJobRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Jobworker_V1_SignalJobResponse>(),
+            handler: { request, context in
+                try await self.signalJob(
+                    request: request,
+                    context: context
+                )
+            }
+        )
     }
 }
 
@@ -664,6 +749,17 @@ extension Jobworker_V1_JobWorker.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Jobworker_V1_WaitJobResponse> {
         let response = try await self.waitJob(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func signalJob(
+        request: GRPCCore.StreamingServerRequest<Jobworker_V1_SignalJobRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Jobworker_V1_SignalJobResponse> {
+        let response = try await self.signalJob(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -749,6 +845,19 @@ extension Jobworker_V1_JobWorker.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Jobworker_V1_WaitJobResponse> {
         return GRPCCore.ServerResponse<Jobworker_V1_WaitJobResponse>(
             message: try await self.waitJob(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func signalJob(
+        request: GRPCCore.ServerRequest<Jobworker_V1_SignalJobRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Jobworker_V1_SignalJobResponse> {
+        return GRPCCore.ServerResponse<Jobworker_V1_SignalJobResponse>(
+            message: try await self.signalJob(
                 request: request.message,
                 context: context
             ),
@@ -915,6 +1024,31 @@ extension Jobworker_V1_JobWorker {
             deserializer: some GRPCCore.MessageDeserializer<Jobworker_V1_WaitJobResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Jobworker_V1_WaitJobResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "SignalJob" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Sends one signal to the job's process group: HUP, INT, QUIT, USR1, USR2, TERM, KILL, CONT,
+        /// > STOP, WINCH or ALRM (by number); others INVALID_ARGUMENT. FAILED_PRECONDITION once the job has
+        /// > ended. Not a stop: the job ends as it then ends. Authorized like StopJob.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Jobworker_V1_SignalJobRequest` message.
+        ///   - serializer: A serializer for `Jobworker_V1_SignalJobRequest` messages.
+        ///   - deserializer: A deserializer for `Jobworker_V1_SignalJobResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func signalJob<Result>(
+            request: GRPCCore.ClientRequest<Jobworker_V1_SignalJobRequest>,
+            serializer: some GRPCCore.MessageSerializer<Jobworker_V1_SignalJobRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Jobworker_V1_SignalJobResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Jobworker_V1_SignalJobResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -1148,6 +1282,42 @@ extension Jobworker_V1_JobWorker {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "SignalJob" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Sends one signal to the job's process group: HUP, INT, QUIT, USR1, USR2, TERM, KILL, CONT,
+        /// > STOP, WINCH or ALRM (by number); others INVALID_ARGUMENT. FAILED_PRECONDITION once the job has
+        /// > ended. Not a stop: the job ends as it then ends. Authorized like StopJob.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Jobworker_V1_SignalJobRequest` message.
+        ///   - serializer: A serializer for `Jobworker_V1_SignalJobRequest` messages.
+        ///   - deserializer: A deserializer for `Jobworker_V1_SignalJobResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func signalJob<Result>(
+            request: GRPCCore.ClientRequest<Jobworker_V1_SignalJobRequest>,
+            serializer: some GRPCCore.MessageSerializer<Jobworker_V1_SignalJobRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Jobworker_V1_SignalJobResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Jobworker_V1_SignalJobResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Jobworker_V1_JobWorker.Method.SignalJob.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -1330,6 +1500,37 @@ extension Jobworker_V1_JobWorker.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Jobworker_V1_WaitJobRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Jobworker_V1_WaitJobResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "SignalJob" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Sends one signal to the job's process group: HUP, INT, QUIT, USR1, USR2, TERM, KILL, CONT,
+    /// > STOP, WINCH or ALRM (by number); others INVALID_ARGUMENT. FAILED_PRECONDITION once the job has
+    /// > ended. Not a stop: the job ends as it then ends. Authorized like StopJob.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Jobworker_V1_SignalJobRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func signalJob<Result>(
+        request: GRPCCore.ClientRequest<Jobworker_V1_SignalJobRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Jobworker_V1_SignalJobResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.signalJob(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Jobworker_V1_SignalJobRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Jobworker_V1_SignalJobResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -1538,6 +1739,41 @@ extension Jobworker_V1_JobWorker.ClientProtocol {
             metadata: metadata
         )
         return try await self.waitJob(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "SignalJob" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Sends one signal to the job's process group: HUP, INT, QUIT, USR1, USR2, TERM, KILL, CONT,
+    /// > STOP, WINCH or ALRM (by number); others INVALID_ARGUMENT. FAILED_PRECONDITION once the job has
+    /// > ended. Not a stop: the job ends as it then ends. Authorized like StopJob.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func signalJob<Result>(
+        _ message: Jobworker_V1_SignalJobRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Jobworker_V1_SignalJobResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Jobworker_V1_SignalJobRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.signalJob(
             request: request,
             options: options,
             onResponse: handleResponse
