@@ -46,6 +46,10 @@ case "load-client":
     RuntimeTuning.apply(eventLoops: 1)  // as jobctl
     try await runLoadClient(Array(CommandLine.arguments.dropFirst(2)))
     exit(0)
+case "spec-starts":
+    RuntimeTuning.apply()  // as jobworkerd
+    try await runSpecStartBenchmark(Array(CommandLine.arguments.dropFirst(2)))
+    exit(0)
 case "streaming":
     RuntimeTuning.apply()  // as jobworkerd
     try await runStreamingBenchmark(Array(CommandLine.arguments.dropFirst(2)))
