@@ -293,6 +293,34 @@ public final class Worker: Sendable {
         list().filter(filter.matches)
     }
 
+    /// One page of `list(matching:)`: at most `limit` jobs older than the job `cursor` (from the
+    /// newest when nil), and the cursor of the next page (nil on the last). A cursor is a job,
+    /// not an offset, so pages hold still while jobs start (they come before the first page) and
+    /// end; `invalidArgument` for a cursor job no longer listed (deleted by retention).
+    public func list(matching filter: JobFilter, after cursor: JobID?, limit: Int) throws(JobWorkerError) -> (
+        jobs: [JobStatus], next: JobID?
+    ) {
+        var entries = table.entries()[...]
+        if let cursor {
+            guard let index = entries.firstIndex(where: { $0.id == cursor }) else {
+                throw JobWorkerError(.invalidArgument, "the page token's job is no longer listed: list from the start")
+            }
+            entries = entries[(index + 1)...]
+        }
+        var page: [JobStatus] = []
+        for entry in entries {
+            let status =
+                switch entry {
+                case .recorded(let status): status
+                case .live(let job): job.status
+                }
+            guard filter.matches(status) else { continue }
+            if page.count == limit { return (page, page.last?.id) }
+            page.append(status)
+        }
+        return (page, nil)
+    }
+
     /// Every job's status, this run's and the recorded ones of previous runs, newest first.
     public func list() -> [JobStatus] {
         table.entries().map { entry in

@@ -103,6 +103,7 @@ final class JobctlTests {
         #expect(try listed("-l", "run=\(tag)") == [id, otherID])
         #expect(try listed("-l", "run=\(tag)", "--state", "running") == [otherID])
         #expect(try listed("--name", "report \(tag)") == [id])
+        #expect(try listed("-l", "run=\(tag)", "--limit", "1") == [otherID])  // newest first
         #expect(try jobctl("list", "--state", "sleeping", daemon: daemon).status == 2)
         let status = try jobctl("status", id, daemon: daemon)
         #expect(status.text.contains("Name:     report \(tag)"), "\(status)")

@@ -63,6 +63,13 @@ final class JobTable: Sendable {
     enum Entry {
         case live(Job)
         case recorded(JobStatus)
+
+        var id: JobID {
+            switch self {
+            case .live(let job): job.id
+            case .recorded(let status): status.id
+            }
+        }
     }
 
     let contents = Mutex(Contents())

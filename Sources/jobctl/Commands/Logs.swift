@@ -81,6 +81,7 @@ struct List: AsyncParsableCommand {
     var labels: [String] = []
     @Option(help: "Only jobs of this owner (admins and viewers).") var owner: String?
     @Option(help: "Only jobs of this name.") var name: String?
+    @Option(help: "List at most this many jobs (default: all, fetched a page at a time).") var limit: Int?
 
     /// The --state words as states (a usage error for another word).
     private func states() throws -> [Jobworker_V1_JobState] {
@@ -94,6 +95,7 @@ struct List: AsyncParsableCommand {
     }
 
     func validate() throws {
+        if let limit, limit < 1 { throw ValidationError("--limit: give at least 1") }
         _ = try states()
         _ = try JobSpecOptions.pairs(labels, flag: "--label")
     }
@@ -110,7 +112,17 @@ struct List: AsyncParsableCommand {
             }
         }
         let jobs = try await connection.connection().withClient { client in
-            try await client.listJobs(request, options: Connection.prompt).jobs
+            // Page after page until the last (or the limit): the server sends at most 1,000 a page.
+            var jobs: [Jobworker_V1_JobStatus] = []
+            var page = request
+            page.pageSize = UInt32(min(limit ?? 1000, 1000))
+            while true {
+                let response = try await client.listJobs(page, options: Connection.prompt)
+                jobs += response.jobs
+                if response.nextPageToken.isEmpty || jobs.count >= (limit ?? .max) { break }
+                page.pageToken = response.nextPageToken
+            }
+            return Array(jobs.prefix(limit ?? .max))
         }
         if json {
             print(try JobStatusJSON.encode(jobs))

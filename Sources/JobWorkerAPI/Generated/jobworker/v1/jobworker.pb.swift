@@ -570,6 +570,15 @@ public nonisolated struct Jobworker_V1_ListJobsRequest: Sendable {
   /// Clears the value of `filter`. Subsequent reads from it will return its default value.
   public mutating func clearFilter() {self._filter = nil}
 
+  /// Jobs per page: 0 means 100; more than 1,000 means 1,000.
+  public var pageSize: UInt32 = 0
+
+  /// The next_page_token of the previous page; empty for the first. Pages are a cursor, not an
+  /// offset: paging through while jobs start lists every job that existed at the first call once
+  /// (jobs started since come before the first page). INVALID_ARGUMENT for a token whose job has
+  /// been deleted meanwhile.
+  public var pageToken: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -653,6 +662,9 @@ public nonisolated struct Jobworker_V1_ListJobsResponse: Sendable {
 
   /// Newest first.
   public var jobs: [Jobworker_V1_JobStatus] = []
+
+  /// Empty on the last page.
+  public var nextPageToken: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1373,7 +1385,7 @@ nonisolated extension Jobworker_V1_JobFilter: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Jobworker_V1_ListJobsRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ListJobsRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}filter\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}filter\0\u{3}page_size\0\u{3}page_token\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1382,6 +1394,8 @@ nonisolated extension Jobworker_V1_ListJobsRequest: SwiftProtobuf.Message, Swift
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularMessageField(value: &self._filter) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.pageSize) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.pageToken) }()
       default: break
       }
     }
@@ -1395,11 +1409,19 @@ nonisolated extension Jobworker_V1_ListJobsRequest: SwiftProtobuf.Message, Swift
     try { if let v = self._filter {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
     } }()
+    if self.pageSize != 0 {
+      try visitor.visitSingularUInt32Field(value: self.pageSize, fieldNumber: 2)
+    }
+    if !self.pageToken.isEmpty {
+      try visitor.visitSingularStringField(value: self.pageToken, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Jobworker_V1_ListJobsRequest, rhs: Jobworker_V1_ListJobsRequest) -> Bool {
     if lhs._filter != rhs._filter {return false}
+    if lhs.pageSize != rhs.pageSize {return false}
+    if lhs.pageToken != rhs.pageToken {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1540,7 +1562,7 @@ nonisolated extension Jobworker_V1_WaitJobResponse: SwiftProtobuf.Message, Swift
 
 nonisolated extension Jobworker_V1_ListJobsResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ListJobsResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}jobs\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}jobs\0\u{3}next_page_token\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1549,6 +1571,7 @@ nonisolated extension Jobworker_V1_ListJobsResponse: SwiftProtobuf.Message, Swif
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeRepeatedMessageField(value: &self.jobs) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.nextPageToken) }()
       default: break
       }
     }
@@ -1558,11 +1581,15 @@ nonisolated extension Jobworker_V1_ListJobsResponse: SwiftProtobuf.Message, Swif
     if !self.jobs.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.jobs, fieldNumber: 1)
     }
+    if !self.nextPageToken.isEmpty {
+      try visitor.visitSingularStringField(value: self.nextPageToken, fieldNumber: 2)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Jobworker_V1_ListJobsResponse, rhs: Jobworker_V1_ListJobsResponse) -> Bool {
     if lhs.jobs != rhs.jobs {return false}
+    if lhs.nextPageToken != rhs.nextPageToken {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
