@@ -50,7 +50,7 @@ func benchmarkRecords(
             var options = CallOptions.defaults
             options.maxResponseMessageBytes = 64 << 20
             for _ in 0..<50 {
-                try await listLatency.measure { listed = try await jobs.listJobs(.init(), options: options).jobs.count }
+                try await listLatency.measure { listed = try await listAll(jobs, options: options).count }
             }
         }
     }
@@ -72,7 +72,7 @@ func benchmarkRecords(
     try await serve(second, serverCertificate: serverCertificate, caPEM: caPEM) { address in
         try await withGRPCClient(transport: TLSClientTransport.make(to: address, credentials: credentials)) {
             grpcClient in
-            let jobs = try await Jobworker_V1_JobWorker.Client(wrapping: grpcClient).listJobs(.init()).jobs
+            let jobs = try await listAll(Jobworker_V1_JobWorker.Client(wrapping: grpcClient), options: .defaults)
             restart = clock.now - began
             precondition(jobs.count == 1050, "listed \(jobs.count) after the restart")
             precondition(jobs.filter { $0.state == .running }.count == 50, "not 50 adopted")
@@ -82,7 +82,7 @@ func benchmarkRecords(
 
     print("\n| job records | p50 ms | p99 ms |")
     print("|---|---|---|")
-    row("ListJobs over mTLS, 10,000 jobs in history", listLatency.summary)
+    row("ListJobs over mTLS, all 10,000 jobs in history, in pages of 1,000", listLatency.summary)
     print(
         String(
             format:
@@ -137,5 +137,19 @@ private func serve(
         defer { server.beginGracefulShutdown() }
         let port = await transport.listeningAddress?.ipv4?.port ?? 0
         try await body(HostAndPort(host: "127.0.0.1", port: port))
+    }
+}
+
+/// Every job, a page of 1,000 at a time, as `jobctl list` fetches them.
+private func listAll(_ jobs: Jobworker_V1_JobWorker.Client<some ClientTransport>, options: CallOptions) async throws
+    -> [Jobworker_V1_JobStatus]
+{
+    var all: [Jobworker_V1_JobStatus] = []
+    var request = Jobworker_V1_ListJobsRequest.with { $0.pageSize = 1000 }
+    while true {
+        let page = try await jobs.listJobs(request, options: options)
+        all += page.jobs
+        guard !page.nextPageToken.isEmpty else { return all }
+        request.pageToken = page.nextPageToken
     }
 }
