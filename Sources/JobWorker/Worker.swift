@@ -288,11 +288,6 @@ public final class Worker: Sendable {
         return JobOutput(path: path, offset: offset, changed: changed, tally: readers)
     }
 
-    /// The statuses of the jobs `filter` matches, newest first.
-    public func list(matching filter: JobFilter) -> [JobStatus] {
-        list().filter(filter.matches)
-    }
-
     /// One page of `list(matching:)`: at most `limit` jobs older than the job `cursor` (from the
     /// newest when nil), and the cursor of the next page (nil on the last). A cursor is a job,
     /// not an offset, so pages hold still while jobs start (they come before the first page) and

@@ -1,4 +1,5 @@
 import Foundation
+import JobWorker
 
 /// Text a tenant chose (arguments, names, messages, certificate names), made safe to show on a
 /// terminal or write into a one-line log record.

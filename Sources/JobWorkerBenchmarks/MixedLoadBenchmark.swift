@@ -12,39 +12,14 @@ import Logging
 func runMixedLoadBenchmark(_ arguments: [String]) async throws {
     let seconds = arguments.first.flatMap(Int.init) ?? 20
     let root = arguments.firstIndex(of: "--state-dir").map { arguments[$0 + 1] } ?? "/dev/shm"
-    let directory = root + "/jobworker-mixed-\(getpid())"
-    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(atPath: directory) }
-    var configuration = benchmarkConfiguration(stateDirectory: directory + "/state")
-    configuration.cgroupParentName = "jobworker-mixed-\(getpid())"
-    configuration.logger = Logger(label: "bench") { _ in SwiftLogNoOpLogHandler() }
-    let blocking = BlockingWorkExecutor()  // as jobworkerd: the service's and the worker's
-    configuration.backgroundExecutor = blocking
-    let worker = try await Worker(configuration: configuration)
-    await worker.waitUntilInitsParked()
-
-    let authority = try CertificateAuthority.create()
-    let serverCertificate = try authority.issueServerCertificate(dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"])
-    try authority.issueClientCertificate(name: "bench", role: "admin").write(to: directory, name: "bench")
-    try authority.root.write(to: directory, name: "ca")
-    let transport = try TLSServerTransport(
-        host: "127.0.0.1", port: 0, certificateChainPEM: try serverCertificate.certificatePEM,
-        privateKeyPEM: serverCertificate.privateKeyPEM, clientCAPEM: try authority.root.certificatePEM)
-    let resolver = transport.identityResolver
     let serverSide = (
         starts: ServerLatencyInterceptor(method: Jobworker_V1_JobWorker.Method.StartJob.descriptor),
         statuses: ServerLatencyInterceptor(method: Jobworker_V1_JobWorker.Method.GetJobStatus.descriptor)
     )
-    try await withGRPCServer(
-        transport: transport, services: [JobWorkerService(worker: worker, blocking: blocking)],
-        interceptors: [
-            AuditInterceptor(logger: configuration.logger, resolver: resolver),
-            AuthorizationInterceptor(resolver: resolver), StreamQuotaInterceptor(), serverSide.starts,
-            serverSide.statuses,
-        ]
+    try await withBenchmarkServer(
+        name: "mixed", root: root, extraInterceptors: [serverSide.starts, serverSide.statuses]
     ) { server in
-        defer { server.beginGracefulShutdown() }
-        let port = await transport.listeningAddress?.ipv4?.port ?? 0
+        let (port, worker, directory) = (server.port, server.worker, server.directory)
         let output = try await worker.start(
             command: "/usr/bin/head", arguments: ["-c", "\(64 << 20)", "/dev/zero"], owner: "bench")
         _ = try await worker.waitUntilEnded(output.id)
@@ -92,7 +67,6 @@ func runMixedLoadBenchmark(_ arguments: [String]) async throws {
                 loaded.statuses.percentile(0.99), loaded.starts.percentile(0.99) / idle.starts.percentile(0.99)))
         print("Inits prepared on demand (the pool ran dry): \(worker.initsPreparedOnDemand)")
     }
-    await worker.shutdown(gracePeriod: .zero)
 }
 
 /// What `load-clients` printed: "start NS", "status NS" and "streamed BYTES" lines.

@@ -10,26 +10,6 @@ import Logging
 /// previous job has ended; p50 and p99 of N each.
 func runSpecStartBenchmark(_ arguments: [String]) async throws {
     let count = arguments.first.flatMap(Int.init) ?? 500
-    let directory = "/dev/shm/jobworker-spec-\(getpid())"
-    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(atPath: directory) }
-    var configuration = benchmarkConfiguration(stateDirectory: directory + "/state")
-    configuration.cgroupParentName = "jobworker-spec-\(getpid())"
-    configuration.logger = Logger(label: "bench") { _ in SwiftLogNoOpLogHandler() }
-    let blocking = BlockingWorkExecutor()
-    configuration.backgroundExecutor = blocking
-    let worker = try await Worker(configuration: configuration)
-    await worker.waitUntilInitsParked()
-
-    let authority = try CertificateAuthority.create()
-    let serverCertificate = try authority.issueServerCertificate(dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"])
-    let client = try authority.issueClientCertificate(name: "bench", role: "admin")
-    let transport = try TLSServerTransport(
-        host: "127.0.0.1", port: 0, certificateChainPEM: try serverCertificate.certificatePEM,
-        privateKeyPEM: serverCertificate.privateKeyPEM, clientCAPEM: try authority.root.certificatePEM)
-    let credentials = ClientCredentials(
-        certificateChainPEM: try client.certificatePEM, privateKeyPEM: client.privateKeyPEM,
-        serverCAPEM: try authority.root.certificatePEM)
     let bare = measuredStartRequest
     var full = measuredStartRequest
     full.env = Dictionary(uniqueKeysWithValues: (0..<20).map { ("VARIABLE_\($0)", String(repeating: "v", count: 40)) })
@@ -39,12 +19,8 @@ func runSpecStartBenchmark(_ arguments: [String]) async throws {
     full.workingDir = "/tmp"
     full.timeoutMs = 60_000
     let requests = [bare, full]
-    try await withGRPCServer(
-        transport: transport, services: [JobWorkerService(worker: worker, blocking: blocking)],
-        interceptors: [AuthorizationInterceptor(resolver: transport.identityResolver)]
-    ) { server in
-        defer { server.beginGracefulShutdown() }
-        let port = await transport.listeningAddress?.ipv4?.port ?? 0
+    try await withBenchmarkServer(name: "spec") { server in
+        let (port, worker, credentials) = (server.port, server.worker, server.credentials)
         var samples = [Samples(), Samples()]
         try await withGRPCClient(
             transport: try TLSClientTransport.make(
@@ -67,5 +43,4 @@ func runSpecStartBenchmark(_ arguments: [String]) async throws {
                 format: "\nFull spec p50 / bare p50: %.3f× (goal ≤ 1.15×)",
                 samples[1].percentile(0.5) / samples[0].percentile(0.5)))
     }
-    await worker.shutdown(gracePeriod: .zero)
 }

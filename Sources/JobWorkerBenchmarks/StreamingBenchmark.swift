@@ -21,35 +21,10 @@ func runStreamingBenchmark(_ arguments: [String]) async throws {
     let mebibytes = arguments.first.flatMap(Int.init) ?? 1024
     let bytes = UInt64(mebibytes) << 20
     let root = arguments.firstIndex(of: "--state-dir").map { arguments[$0 + 1] } ?? "/dev/shm"
-    let directory = root + "/jobworker-streaming-\(getpid())"
-    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(atPath: directory) }
-    var configuration = benchmarkConfiguration(stateDirectory: directory + "/state")
-    configuration.cgroupParentName = "jobworker-streaming-\(getpid())"
-    configuration.logger = Logger(label: "bench") { _ in SwiftLogNoOpLogHandler() }
-    configuration.maximumOutputBytes = nil
-    let blocking = BlockingWorkExecutor()
-    configuration.backgroundExecutor = blocking
-    let worker = try await Worker(configuration: configuration)
-
-    let authority = try CertificateAuthority.create()
-    let serverCertificate = try authority.issueServerCertificate(dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"])
-    try authority.issueClientCertificate(name: "bench", role: "admin").write(to: directory, name: "bench")
-    try authority.root.write(to: directory, name: "ca")
-    try serverCertificate.write(to: directory, name: "server")
-    let transport = try TLSServerTransport(
-        host: "127.0.0.1", port: 0, certificateChainPEM: try serverCertificate.certificatePEM,
-        privateKeyPEM: serverCertificate.privateKeyPEM, clientCAPEM: try authority.root.certificatePEM)
-    let resolver = transport.identityResolver
-    try await withGRPCServer(
-        transport: transport, services: [JobWorkerService(worker: worker, blocking: blocking)],
-        interceptors: [
-            AuditInterceptor(logger: configuration.logger, resolver: resolver),
-            AuthorizationInterceptor(resolver: resolver), StreamQuotaInterceptor(),
-        ]
-    ) { server in
-        defer { server.beginGracefulShutdown() }
-        let port = await transport.listeningAddress?.ipv4?.port ?? 0
+    // Output uncapped: the job writes MIB MiB whatever the server's default cap.
+    let uncapped: (inout WorkerConfiguration) -> Void = { $0.maximumOutputBytes = nil }
+    try await withBenchmarkServer(name: "streaming", root: root, configure: uncapped) { server in
+        let (port, worker, directory) = (server.port, server.worker, server.directory)
         let writer = ["-c", "\(bytes)", "/dev/zero"]
         // A log in tmpfs (the default state directory here) is charged to the job that writes
         // it: the writing job gets room for it, so that its memory limit does not pace it.
@@ -108,7 +83,6 @@ func runStreamingBenchmark(_ arguments: [String]) async throws {
                 format: "| the live reader receiving (last byte %.0f ms after the job's end) | %.0f | |",
                 lastByteAfterEnd, received / readerSeconds / 1e6))
     }
-    await worker.shutdown(gracePeriod: .zero)
 }
 
 /// MB/s of one of the Python anchors, run on the benchmark's certificates.

@@ -152,7 +152,7 @@ struct JobLauncher: Sendable {
             process = ChildProcess(pid: launched.pid, pidfd: launched.pidfd)
         }
         output.closeNow()  // the job holds its own
-        standardInput = nil  // so does its stdin
+        standardInput.take()?.closeNow()  // so does its stdin
         rollback.push {
             process.signal(SIGKILL)
             _ = process.reap(killedByWorker: true)

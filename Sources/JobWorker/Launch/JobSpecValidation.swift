@@ -69,7 +69,7 @@ struct JobSpecValidation {
         guard name.utf8.count <= maximumNameBytes else {
             throw JobWorkerError(.invalidArgument, "name is \(name.utf8.count) bytes (at most \(maximumNameBytes))")
         }
-        guard !name.unicodeScalars.contains(where: isControlOrFormat) else {
+        guard !name.unicodeScalars.contains(where: { $0.properties.generalCategory.isControlOrFormat }) else {
             throw JobWorkerError(.invalidArgument, "name \(name.debugDescription) holds control characters")
         }
     }
@@ -117,13 +117,6 @@ struct JobSpecValidation {
                 guard let first = bytes.first, let last = bytes.last, bytes.count <= 63 else { return false }
                 return lower(first) && lower(last) && bytes.allSatisfy { lower($0) || $0 == UInt8(ascii: "-") }
             }
-    }
-
-    private static func isControlOrFormat(_ scalar: Unicode.Scalar) -> Bool {
-        switch scalar.properties.generalCategory {
-        case .control, .format, .lineSeparator, .paragraphSeparator: true
-        default: false
-        }
     }
 
     /// The stop signals a job may choose: those it can catch and its init forwards.

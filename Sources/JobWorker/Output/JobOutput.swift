@@ -77,41 +77,32 @@ private final class OutputReader {
     }
 
     func next() async throws -> [UInt8]? {
-        guard !isFinished else { return nil }
-        do {
-            try openIfNeeded()
-            while true {
-                try Task.checkCancellation()
-                // Taken before the read: if the job had already ended then, EOF is final.
-                let before = changed.snapshot
-                let chunk = try readChunk()
-                if !chunk.isEmpty {
-                    offset += UInt64(chunk.count)
-                    return chunk
-                }
-                if before.isFinished {
-                    try checkOffsetWithinOutput()
-                    release()
-                    return nil
-                }
-                await changed.wait(whileGenerationIs: before.generation)
-            }
-        } catch {
-            release()
-            throw error
+        try await whenReadable { () throws(JobWorkerError) -> [UInt8]? in
+            let chunk = try readChunk()
+            offset += UInt64(chunk.count)
+            return chunk.isEmpty ? nil : chunk
         }
     }
 
     func waitForBytes(atMost maximum: Int) async throws -> Int? {
+        try await whenReadable { () throws(JobWorkerError) -> Int? in
+            var info = stat()
+            try systemCall("reading the output log's size") { fstat(descriptorNumber, &info) }
+            return UInt64(info.st_size) > offset ? Int(min(UInt64(maximum), UInt64(info.st_size) - offset)) : nil
+        }
+    }
+
+    /// The first result of `attempt` (nil: nothing readable at the cursor yet), sleeping on the
+    /// job's change signal between attempts; nil once the job has ended and nothing is left.
+    private func whenReadable<Result>(_ attempt: () throws(JobWorkerError) -> Result?) async throws -> Result? {
         guard !isFinished else { return nil }
         do {
             try openIfNeeded()
             while true {
                 try Task.checkCancellation()
+                // Taken before the attempt: if the job had already ended then, EOF is final.
                 let before = changed.snapshot
-                var info = stat()
-                try systemCall("reading the output log's size") { fstat(descriptorNumber, &info) }
-                if UInt64(info.st_size) > offset { return Int(min(UInt64(maximum), UInt64(info.st_size) - offset)) }
+                if let result = try attempt() { return result }
                 if before.isFinished {
                     try checkOffsetWithinOutput()
                     release()

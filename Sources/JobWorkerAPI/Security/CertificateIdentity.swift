@@ -1,4 +1,5 @@
 import Foundation
+import JobWorker
 import X509
 
 /// Why a verified client certificate carries no usable identity: the call is UNAUTHENTICATED
@@ -68,13 +69,5 @@ extension Identity {
             return "is not in Unicode normalization form C: \(EscapedText.quoted(value))"
         }
         return nil
-    }
-}
-
-extension Unicode.GeneralCategory {
-    /// C0 and C1 controls, and the invisible formatting characters (bidirectional overrides,
-    /// zero-width joiners) that make text read differently from what it is.
-    var isControlOrFormat: Bool {
-        self == .control || self == .format || self == .lineSeparator || self == .paragraphSeparator
     }
 }
