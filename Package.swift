@@ -53,6 +53,7 @@ let package = Package(
                 "CJobLauncher", "CLinuxEvents", "CSeccompProfile",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]),
         // PID 1 of every job's PID namespace; starts the job with CJobLauncher. Plain static C:
         // `-nostartfiles` keeps swiftc's swiftrt.o (and with it the Swift runtime) out, so the

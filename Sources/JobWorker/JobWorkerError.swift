@@ -28,6 +28,8 @@ public struct JobWorkerError: Error, Sendable, Equatable, CustomStringConvertibl
         public static let resourceExhausted = Code("resourceExhausted")
         /// The job has ended: what was asked for needs a running job (a signal).
         public static let jobEnded = Code("jobEnded")
+        /// A start's client token is already taken by a job started from a different spec.
+        public static let alreadyExists = Code("alreadyExists")
         /// The worker is shutting down and accepts no new jobs.
         public static let shuttingDown = Code("shuttingDown")
         /// The host refused a system call the worker needs (out of descriptors, memory, ...).

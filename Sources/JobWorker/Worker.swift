@@ -182,8 +182,30 @@ public final class Worker: Sendable {
     /// Starts the job `spec` describes on behalf of `owner`; as `start(command:…)`, with the
     /// spec's environment and working directory. A working directory the job's user cannot
     /// enter is `invalidArgument` naming it.
+    ///
+    /// With a client token, a start whose owner already has a job with that token returns that
+    /// job's current status and starts nothing (`alreadyExists` if the spec differs); a start
+    /// with the same token under way is waited for.
     public func start(_ spec: JobSpec, owner: String) async throws(JobWorkerError) -> JobStatus {
-        let (job, isShuttingDown) = try await launcher.start(JobLauncher.Request(spec: spec, owner: owner))
+        var clientToken: JobStore.RecordedClientToken?
+        if let token = spec.clientToken {
+            try JobSpecValidation.clientToken(token)
+            let claimed = JobStore.RecordedClientToken(
+                key: JobTable.ClientTokenKey(owner: owner, token: token), fingerprint: spec.fingerprint)
+            switch try await table.claim(claimed.key, fingerprint: claimed.fingerprint) {
+            case .existing(let id): return try status(of: id)
+            case .claimed: clientToken = claimed
+            }
+        }
+        let job: Job
+        let isShuttingDown: Bool
+        do {
+            (job, isShuttingDown) = try await launcher.start(
+                JobLauncher.Request(spec: spec, owner: owner, clientToken: clientToken))
+        } catch {
+            if let clientToken { table.releaseClaim(clientToken.key) }
+            throw error
+        }
         if isShuttingDown {
             beginStop(job, gracePeriod: .zero)
         }
@@ -316,6 +338,23 @@ public final class Worker: Sendable {
         return (page, nil)
     }
 
+    /// The jobs matching `filter`, then each of their starts and ends as it happens (see
+    /// `JobWatch`). A change matches when the status it brings does: a watcher of running jobs
+    /// sees them start, not end.
+    public func watch(matching filter: JobFilter) -> JobWatch {
+        let (entries, subscription) = table.subscribe(filter, backlog: configuration.watchBacklog)
+        // Read outside the table's lock: a running job's status reads its cgroup.
+        let statuses = entries.map { entry in
+            switch entry {
+            case .recorded(let status): status
+            case .live(let job): job.status
+            }
+        }
+        return JobWatch(
+            current: statuses.filter(filter.matches), subscription: subscription,
+            endedInSnapshot: Set(statuses.lazy.filter { $0.state != .running }.map(\.id)))
+    }
+
     /// Every job's status, this run's and the recorded ones of previous runs, newest first.
     public func list() -> [JobStatus] {
         table.entries().map { entry in
@@ -349,6 +388,7 @@ public final class Worker: Sendable {
                 }
             }
         }
+        table.endWatchers()  // after the ends of the jobs this shutdown stopped
         monitor.shutdown()
         await inits?.shutdown()
         _ = devNull.withLock { $0.take() }

@@ -104,6 +104,10 @@ public struct WorkerConfiguration: Sendable {
     /// When finished jobs, their records and their output are deleted.
     public var retention = RetentionPolicy()
 
+    /// How many changes a job watcher (`Worker.watch`) may fall behind before it is ended with
+    /// `resourceExhausted`: a watcher that stops reading costs at most this many statuses.
+    public var watchBacklog = 1024
+
     /// The free space the state directory's file system must keep: a start below it fails with
     /// `.resourceExhausted`, so that a full disk is a clear refusal rather than failing writes
     /// of records and output. nil: no floor.

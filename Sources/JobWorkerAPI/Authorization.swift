@@ -44,11 +44,11 @@ public struct AuthorizationPolicy: Sendable {
         let all = [
             Method.StartJob.descriptor, Method.StopJob.descriptor, Method.GetJobStatus.descriptor,
             Method.StreamJobOutput.descriptor, Method.ListJobs.descriptor, Method.WaitJob.descriptor,
-            Method.SignalJob.descriptor,
+            Method.SignalJob.descriptor, Method.WatchJobs.descriptor,
         ]
         let reading = [
             Method.GetJobStatus.descriptor, Method.StreamJobOutput.descriptor, Method.ListJobs.descriptor,
-            Method.WaitJob.descriptor,
+            Method.WaitJob.descriptor, Method.WatchJobs.descriptor,
         ]
         return [
             .admin: Dictionary(uniqueKeysWithValues: all.map { ($0, JobScope.all) }),

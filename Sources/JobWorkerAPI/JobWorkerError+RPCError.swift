@@ -12,6 +12,7 @@ extension JobWorkerError: RPCErrorConvertible {
         case .invalidArgument, .commandNotFound, .permissionDenied, .execFailed: .invalidArgument
         case .jobNotFound: .notFound
         case .jobEnded: .failedPrecondition
+        case .alreadyExists: .alreadyExists
         case .resourceExhausted: .resourceExhausted
         case .shuttingDown: .unavailable
         default: .internalError

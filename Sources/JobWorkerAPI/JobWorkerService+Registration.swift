@@ -77,6 +77,17 @@ extension JobWorkerService {
         ) { request, context in
             StreamingServerResponse(single: try await waitJob(request: try await .single(request), context: context))
         }
+        router.registerHandler(
+            forMethod: Method.WatchJobs.descriptor,
+            deserializer: RequestDeserializer<Jobworker_V1_WatchJobsRequest>(limit: requestLimits.otherBytes),
+            serializer: ProtobufSerializer<Jobworker_V1_WatchJobsResponse>()
+        ) { request, context in
+            let single = try await ServerRequest.single(request)
+            return StreamingServerResponse(of: Jobworker_V1_WatchJobsResponse.self) { writer in
+                try await watchJobs(request: single.message, response: writer, context: context)
+                return [:]
+            }
+        }
     }
 }
 

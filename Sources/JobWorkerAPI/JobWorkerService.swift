@@ -37,7 +37,8 @@ public struct JobWorkerService: Jobworker_V1_JobWorker.SimpleServiceProtocol {
             limits: ResourceLimits(request.limits), standardInput: request.hasStdin ? [UInt8](request.stdin) : nil,
             name: request.name, labels: request.labels,
             stopSignal: request.stopSignal == 0 ? SIGTERM : request.stopSignal,
-            timeout: request.timeoutMs == 0 ? nil : .milliseconds(Int64(clamping: request.timeoutMs)))
+            timeout: request.timeoutMs == 0 ? nil : .milliseconds(Int64(clamping: request.timeoutMs)),
+            clientToken: request.clientToken.isEmpty ? nil : request.clientToken)
         let status = try await blocking.run { try await worker.start(spec, owner: grant.identity.name) }
         return .with { $0.status = Jobworker_V1_JobStatus(status) }
     }
@@ -136,13 +137,7 @@ public struct JobWorkerService: Jobworker_V1_JobWorker.SimpleServiceProtocol {
     public func listJobs(request: Jobworker_V1_ListJobsRequest, context: ServerContext) async throws
         -> Jobworker_V1_ListJobsResponse
     {
-        let grant = try context.grant
-        var filter = try JobFilter(request.filter)
-        if grant.scope == .own {
-            // A user sees its own jobs; asking for another owner's gets none.
-            if let owner = filter.owner, !owner.utf8.elementsEqual(grant.identity.name.utf8) { return .init() }
-            filter.owner = grant.identity.name
-        }
+        guard let filter = try visibleJobs(request.filter, context) else { return .init() }
         let size = request.pageSize == 0 ? 100 : Int(min(request.pageSize, 1000))
         let cursor: JobID?
         if request.pageToken.isEmpty {
@@ -159,6 +154,50 @@ public struct JobWorkerService: Jobworker_V1_JobWorker.SimpleServiceProtocol {
             $0.jobs = page.jobs.map(Jobworker_V1_JobStatus.init)
             $0.nextPageToken = page.next?.description ?? ""
         }
+    }
+
+    public func watchJobs(
+        request: Jobworker_V1_WatchJobsRequest, response: RPCWriter<Jobworker_V1_WatchJobsResponse>,
+        context: ServerContext
+    ) async throws {
+        guard let filter = try visibleJobs(request.filter, context) else {
+            // Another owner's jobs, for a caller who sees only its own: none now, none ever.
+            try await context.cancellation.cancelled
+            return
+        }
+        // The snapshot reads the running jobs' cgroups.
+        let watch = try await blocking.run { worker.watch(matching: filter) }
+        // As for an output stream: a watcher that went away is known by the context's
+        // cancellation, and a watch of jobs that never change would otherwise wait forever.
+        do {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    for try await status in watch {
+                        try await response.write(.with { $0.status = Jobworker_V1_JobStatus(status) })
+                    }
+                }
+                group.addTask {
+                    try await context.cancellation.cancelled
+                    throw CancellationError()
+                }
+                defer { group.cancelAll() }
+                try await group.next()
+            }
+        } catch is CancellationError {
+            throw RPCError(code: .cancelled, message: "the watch was cancelled")
+        }
+    }
+
+    /// The filter of a listing or watch, narrowed to the caller's own jobs when its grant covers
+    /// only those; nil when it asks for another owner's jobs, of which it may see none.
+    private func visibleJobs(_ request: Jobworker_V1_JobFilter, _ context: ServerContext) throws -> JobFilter? {
+        let grant = try context.grant
+        var filter = try JobFilter(request)
+        if grant.scope == .own {
+            if let owner = filter.owner, !owner.utf8.elementsEqual(grant.identity.name.utf8) { return nil }
+            filter.owner = grant.identity.name
+        }
+        return filter
     }
 
     /// The status of a job the caller may see: INVALID_ARGUMENT for a malformed id, NOT_FOUND for

@@ -93,5 +93,5 @@ struct Connection {
 extension RPCError {
     /// Whether the status came from the server's handler (it then has a message for the user)
     /// rather than from the transport.
-    fileprivate var isServerVerdict: Bool { cause == nil && !message.isEmpty }
+    var isServerVerdict: Bool { cause == nil && !message.isEmpty }
 }

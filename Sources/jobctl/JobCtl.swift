@@ -16,7 +16,9 @@ struct JobCtl: AsyncParsableCommand {
             JOBCTL_CA. Without them jobctl uses 127.0.0.1:50051 and the admin certificate of the development \
             PKI that `jobworkerd --dev` created (in /var/lib/jobworker/dev-pki, or JOBCTL_DEV_PKI).
             """,
-        subcommands: [Start.self, Run.self, Logs.self, Stop.self, Status.self, List.self, Wait.self, Signal.self])
+        subcommands: [
+            Start.self, Run.self, Logs.self, Stop.self, Status.self, List.self, Watch.self, Wait.self, Signal.self,
+        ])
 
     /// The connection flags may also come before the command (`jobctl --server H:P list`);
     /// each command declares them too, and reads them there.

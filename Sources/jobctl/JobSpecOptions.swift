@@ -41,6 +41,12 @@ struct JobSpecOptions: ParsableArguments {
     @Option(name: [.customShort("l"), .customLong("label")], help: "A label KEY=VALUE (repeatable).")
     var labels: [String] = []
 
+    @Option(
+        help:
+            "Start the job at most once: a start with a token the server still keeps for you returns that job (the same command and flags) instead of starting another."
+    )
+    var clientToken: String?
+
     func validate() throws {
         _ = try Self.pairs(labels, flag: "--label")
         _ = try stopSignalNumber()

@@ -92,9 +92,15 @@ struct JobStatusJSON: Encodable {
         try encode(statuses.map(JobStatusJSON.init))
     }
 
-    private static func encode(_ value: some Encodable) throws -> String {
+    /// One status as a JSON object on one line, for a stream of them (JSON lines).
+    static func encodeLine(_ status: Jobworker_V1_JobStatus) throws -> String {
+        try encode(JobStatusJSON(status), pretty: false)
+    }
+
+    private static func encode(_ value: some Encodable, pretty: Bool = true) throws -> String {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        encoder.outputFormatting =
+            pretty ? [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes] : [.sortedKeys, .withoutEscapingSlashes]
         encoder.keyEncodingStrategy = .convertToSnakeCase
         return String(decoding: try encoder.encode(value), as: UTF8.self)
     }

@@ -29,7 +29,7 @@ struct HeaderIdentityResolver: IdentityResolver {
 }
 
 /// A caller, as the tests' resolver sees it.
-struct Caller: Sendable, CustomStringConvertible {
+struct Caller: Sendable, Hashable, CustomStringConvertible {
     var name: String
     var role: String
 

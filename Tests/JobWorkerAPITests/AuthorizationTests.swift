@@ -40,6 +40,20 @@ struct AuthorizationTests {
                     $0.signal = SIGUSR1
                 }, metadata: caller.metadata)
         }
+        // A watch of every job the caller may see: OK if it shows the job, NOT_FOUND (as for a
+        // lookup) if it shows other jobs but not that one. Decided without a timeout: once the
+        // watch is in place (its first message came), the caller starts a job of its own, and
+        // the job's start arrives after the whole snapshot.
+        result["WatchJobs"] = await statusCode {
+            try await client.watchJobs(.init(), metadata: caller.metadata) { response in
+                var marker: String?
+                for try await message in response.messages {
+                    if message.status.id == id { return }
+                    if message.status.id == marker { throw RPCError(code: .notFound, message: "not in the watch") }
+                    if marker == nil { marker = try await client.startHelper("exit", "0", as: caller).id }
+                }
+            }
+        }
         return result
     }
 
@@ -47,18 +61,24 @@ struct AuthorizationTests {
         "each role gets exactly its codes on its own job and on another user's",
         arguments: [
             // caller, whose job, expected codes (nil = OK)
-            (Caller.admin, Caller.bob, [nil, nil, nil, nil, nil, nil, .failedPrecondition]),
-            (Caller.alice, Caller.alice, [nil, nil, nil, nil, nil, nil, .failedPrecondition]),
-            (Caller.alice, Caller.bob, [.notFound, .notFound, .notFound, nil, nil, .notFound, .notFound]),
-            (Caller.viewer, Caller.bob, [nil, nil, .permissionDenied, .permissionDenied, nil, nil, .permissionDenied]),
-            (Caller.stranger, Caller.bob, [RPCError.Code?](repeating: .permissionDenied, count: 7)),
+            (Caller.admin, Caller.bob, [nil, nil, nil, nil, nil, nil, .failedPrecondition, nil]),
+            (Caller.alice, Caller.alice, [nil, nil, nil, nil, nil, nil, .failedPrecondition, nil]),
+            (Caller.alice, Caller.bob, [.notFound, .notFound, .notFound, nil, nil, .notFound, .notFound, .notFound]),
+            (
+                Caller.viewer, Caller.bob,
+                [nil, nil, .permissionDenied, .permissionDenied, nil, nil, .permissionDenied, nil]
+            ),
+            (Caller.stranger, Caller.bob, [RPCError.Code?](repeating: .permissionDenied, count: 8)),
         ])
     func matrix(caller: Caller, owner: Caller, expected: [RPCError.Code?]) async throws {
         try await withAPI { client in
             // The job ends by itself, so streams end and every RPC returns.
             let job = try await client.startHelper("echo-args", "hello", as: owner)
             let actual = await codes(client, as: caller, job: job.id)
-            let names = ["GetJobStatus", "StreamJobOutput", "StopJob", "StartJob", "ListJobs", "WaitJob", "SignalJob"]
+            let names = [
+                "GetJobStatus", "StreamJobOutput", "StopJob", "StartJob", "ListJobs", "WaitJob", "SignalJob",
+                "WatchJobs",
+            ]
             for (name, code) in zip(names, expected) {
                 #expect(actual[name] == code, "\(caller) calling \(name) on \(owner)'s job")
             }

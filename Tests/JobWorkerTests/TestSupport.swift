@@ -36,6 +36,17 @@ enum Privileges {
     static let reason = "requires root, cgroups and namespaces (runs always under CI=true)"
 }
 
+/// A worker on `directory` as the tests run one: the host's real cgroups and namespaces when the
+/// tests may, under a parent cgroup of its own so that parallel tests never touch each other's jobs.
+func testConfiguration(_ directory: String) -> WorkerConfiguration {
+    var configuration = WorkerConfiguration(stateDirectory: directory)
+    configuration.resourceControl = Privileges.canUseCgroups ? .cgroups : .disabled
+    configuration.isolation = Privileges.canUseCgroups ? .namespaces : .none
+    configuration.cgroupParentName = "jobworker-test-\(JobID().shortDescription)"
+    if !Privileges.isRoot { configuration.jobUsers = .worker }  // only root may start jobs as another user
+    return configuration
+}
+
 /// Runs `body` with a new worker, always shutting it down and removing its state afterwards.
 /// The worker uses the host's real cgroups when the tests may, each worker under a parent cgroup
 /// of its own so that parallel tests never touch each other's jobs.
@@ -44,11 +55,7 @@ func withWorker<Result>(
     _ body: (Worker) async throws -> Result
 ) async throws -> Result {
     let directory = try makeStateDirectory()
-    var configuration = WorkerConfiguration(stateDirectory: directory)
-    configuration.resourceControl = Privileges.canUseCgroups ? .cgroups : .disabled
-    configuration.isolation = Privileges.canUseCgroups ? .namespaces : .none
-    configuration.cgroupParentName = "jobworker-test-\(JobID().shortDescription)"
-    if !Privileges.isRoot { configuration.jobUsers = .worker }  // only root may start jobs as another user
+    var configuration = testConfiguration(directory)
     configure(&configuration)
     let worker = try await Worker(configuration: configuration)
     do {

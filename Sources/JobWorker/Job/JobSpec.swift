@@ -32,12 +32,18 @@ public struct JobSpec: Sendable, Hashable {
     /// the grace period, SIGKILL) and ends `timedOut`; nil: the worker's default
     /// (`WorkerConfiguration.defaultTimeout`), none unless set.
     public var timeout: Duration?
+    /// Makes the start idempotent: a start whose owner already has a job with this token (among
+    /// the jobs the worker still keeps, across restarts) returns that job and starts nothing; the
+    /// same token with a different spec is `alreadyExists`. At most 128 bytes, printable; nil: none.
+    public var clientToken: String?
 
     public init(
         command: String, arguments: [String] = [], environment: [String: String] = [:],
         workingDirectory: String? = nil, limits: ResourceLimits = ResourceLimits(), standardInput: [UInt8]? = nil,
-        name: String = "", labels: [String: String] = [:], stopSignal: Int32 = SIGTERM, timeout: Duration? = nil
+        name: String = "", labels: [String: String] = [:], stopSignal: Int32 = SIGTERM, timeout: Duration? = nil,
+        clientToken: String? = nil
     ) {
+        self.clientToken = clientToken
         self.timeout = timeout
         self.stopSignal = stopSignal
         self.name = name

@@ -33,6 +33,8 @@ struct JobLauncher: Sendable {
     struct Request: Sendable {
         var spec: JobSpec
         var owner: String
+        /// The client token the start claimed (`JobTable.claim`), kept with the job's record.
+        var clientToken: JobStore.RecordedClientToken?
     }
 
     /// Starts the job; returns it once its program has exec'd inside its cgroup, recorded and
@@ -171,8 +173,9 @@ struct JobLauncher: Sendable {
         rollback.push { [table] in table.withdraw(id) }
         // Recorded before anyone can see it: unrecorded, the job would be lost on a restart
         // while its caller believes in it.
-        try store.insert(job.initialStatus, sequence: sequence, processStartTime: startTime)
-        let isShuttingDown = table.publish(job)
+        try store.insert(
+            job.initialStatus, sequence: sequence, processStartTime: startTime, clientToken: request.clientToken)
+        let isShuttingDown = table.publish(job, clientToken: request.clientToken?.key)
         watchExit(of: job, process: process, writeWatch: writeWatch)
         armTimeout(job)
         return (job, isShuttingDown)

@@ -59,6 +59,20 @@ struct JobSpecValidation {
         return path
     }
 
+    /// The longest client token, in bytes.
+    static let maximumClientTokenBytes = 128
+
+    /// Checks a client token: not empty, printable, at most 128 bytes.
+    static func clientToken(_ token: String) throws(JobWorkerError) {
+        guard !token.isEmpty, token.utf8.count <= maximumClientTokenBytes else {
+            throw JobWorkerError(
+                .invalidArgument, "client token is \(token.utf8.count) bytes (1 to \(maximumClientTokenBytes))")
+        }
+        guard !token.unicodeScalars.contains(where: { $0.properties.generalCategory.isControlOrFormat }) else {
+            throw JobWorkerError(.invalidArgument, "client token \(token.debugDescription) holds control characters")
+        }
+    }
+
     /// The longest name, in bytes.
     static let maximumNameBytes = 128
     /// The most labels a job may carry.

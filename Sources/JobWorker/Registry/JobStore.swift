@@ -154,12 +154,28 @@ final class JobStore: Sendable {
             try db.execute(sql: "ALTER TABLE job ADD COLUMN deadline_ns INTEGER")
             try db.execute(sql: "ALTER TABLE job ADD COLUMN timed_out INTEGER NOT NULL DEFAULT 0")
         }
+        migrator.registerMigration("v8: client tokens") { db in
+            // A start's idempotency token and the SHA-256 of its spec (`JobSpec.fingerprint`):
+            // a retry after a restart still finds its job. One job per owner and token.
+            try db.execute(sql: "ALTER TABLE job ADD COLUMN client_token TEXT")
+            try db.execute(sql: "ALTER TABLE job ADD COLUMN request_fingerprint BLOB")
+            try db.execute(
+                sql: "CREATE UNIQUE INDEX job_client_token ON job (owner, client_token) WHERE client_token IS NOT NULL")
+        }
         return migrator
     }()
 
+    /// A job's client token as recorded, scoped to its owner, and its spec's fingerprint.
+    struct RecordedClientToken: Sendable {
+        var key: JobTable.ClientTokenKey
+        var fingerprint: [UInt8]
+    }
+
     /// Records a job that has just started, at `sequence` in the order of starts (the worker's
     /// list order, which a restarted worker restores).
-    func insert(_ status: JobStatus, sequence: Int64, processStartTime: UInt64?) throws(JobWorkerError) {
+    func insert(
+        _ status: JobStatus, sequence: Int64, processStartTime: UInt64?, clientToken: RecordedClientToken? = nil
+    ) throws(JobWorkerError) {
         try write("recording job \(status.id)") { db in
             // Cached: parsing the statement cost as much as running it.
             try db.cachedStatement(
@@ -169,9 +185,9 @@ final class JobStore: Sendable {
                         io_read_bytes_per_second, io_write_bytes_per_second, io_read_ops_per_second,
                         io_write_ops_per_second, max_processes, cpu_usec, memory_peak_bytes, io_read_bytes,
                         io_write_bytes, uid, gid, working_dir, env_names, has_stdin, name, labels, stop_signal,
-                        timeout_ms, deadline_ns)
+                        timeout_ms, deadline_ns, client_token, request_fingerprint)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
-                        ?, ?)
+                        ?, ?, ?, ?)
                     """
             ).execute(
                 arguments: StatementArguments(
@@ -187,7 +203,8 @@ final class JobStore: Sendable {
                                     clamping: $0.components.seconds * 1000 + $0.components.attoseconds
                                         / 1_000_000_000_000_000)
                             },
-                            status.deadline?.nanosecondsSince1970,
+                            status.deadline?.nanosecondsSince1970, clientToken?.key.token,
+                            clientToken.map { Data($0.fingerprint) },
                         ]))
         }
     }
@@ -261,6 +278,8 @@ final class JobStore: Sendable {
         var stopDeadline: Date?
         /// Whether that stop is the job's timeout.
         var timedOut = false
+        /// The start's client token, if it gave one.
+        var clientToken: RecordedClientToken?
     }
 
     /// Every recorded job, oldest first, and the last sequence number used.
@@ -273,7 +292,8 @@ final class JobStore: Sendable {
                         status: try Self.status(from: row),
                         processStartTime: (row["process_start_time"] as Int64?).map { UInt64(max(0, $0)) },
                         stopDeadline: (row["stop_deadline"] as Double?).map(Date.init(timeIntervalSince1970:)),
-                        timedOut: row["timed_out"] as Bool? ?? false)
+                        timedOut: row["timed_out"] as Bool? ?? false,
+                        clientToken: Self.clientToken(from: row))
                 }
                 return (records, rows.last?["sequence"] ?? 0)
             }
@@ -373,6 +393,14 @@ final class JobStore: Sendable {
             } ?? [:], stopSignal: Int32(clamping: row["stop_signal"] as Int64? ?? Int64(SIGTERM)),
             timeout: (row["timeout_ms"] as Int64?).map { Duration.milliseconds($0) },
             deadline: (row["deadline_ns"] as Int64?).map(WallClockTime.init(nanosecondsSince1970:)))
+    }
+
+    private static func clientToken(from row: Row) -> RecordedClientToken? {
+        guard let token = row["client_token"] as String?, let fingerprint = row["request_fingerprint"] as Data? else {
+            return nil
+        }
+        return RecordedClientToken(
+            key: JobTable.ClientTokenKey(owner: row["owner"], token: token), fingerprint: [UInt8](fingerprint))
     }
 
     /// The underlying database error, in full, for the log.

@@ -31,6 +31,32 @@ final class JobTable: Sendable {
         /// Per owner: start tokens, while the owner's bucket is not full.
         var startTokens: [String: StartTokens] = [:]
         var isShuttingDown = false
+        /// Client tokens in use, per owner: by a start under way, or by a job still kept.
+        var clientTokens: [ClientTokenKey: ClientTokenClaim] = [:]
+        var clientTokenOfJob: [JobID: ClientTokenKey] = [:]
+        /// Job watchers, fed each start and end under this lock; none after `endWatchers`.
+        var watchers: [Int: JobChangeSubscription] = [:]
+        var nextWatcherID = 0
+        var watchersEnded = false
+
+        /// Every job, newest first.
+        func entries() -> [Entry] {
+            order.reversed().compactMap { id -> Entry? in
+                jobs[id].map(Entry.live) ?? history[id].map(Entry.recorded)
+            }
+        }
+
+        /// Hands a change to every watcher, and drops those whose reader has stopped.
+        mutating func offerToWatchers(_ status: JobStatus) {
+            for (id, watcher) in watchers {
+                if watcher.isTerminated { watchers[id] = nil } else { watcher.offer(status) }
+            }
+        }
+
+        /// Forgets the client token of a job no longer kept (retention deleted it).
+        mutating func releaseClientToken(of id: JobID) {
+            if let key = clientTokenOfJob.removeValue(forKey: id) { clientTokens[key] = nil }
+        }
 
         mutating func changeLoad(of owner: String, by change: Int) {
             let load = ownerLoad[owner, default: 0] + change
@@ -57,6 +83,26 @@ final class JobTable: Sendable {
         mutating func recomputeEarliestFinishedEnd() {
             earliestFinishedEnd = history.values.map { $0.endedAt ?? $0.startedAt }.min()
         }
+    }
+
+    /// A client token, scoped to its owner: two owners may use the same token.
+    struct ClientTokenKey: Hashable, Sendable {
+        var owner: String
+        var token: String
+    }
+
+    /// Who holds a client token, and the fingerprint of the spec it was given with.
+    enum ClientTokenClaim {
+        case starting(fingerprint: [UInt8])
+        case job(JobID, fingerprint: [UInt8])
+    }
+
+    /// What a start with a client token is to do.
+    enum ClientTokenOutcome {
+        /// Go on: the token is the start's until it publishes its job or gives up.
+        case claimed
+        /// Start nothing: the token's job is this one.
+        case existing(JobID)
     }
 
     /// A job of this run, or the record of one from a previous run.
@@ -96,7 +142,52 @@ final class JobTable: Sendable {
             for (status, bytes) in zip(recovery.history, allocated) {
                 contents.addFinished(status, allocatedBytes: bytes)
             }
+            for (id, token) in recovery.clientTokens {
+                contents.clientTokens[token.key] = .job(id, fingerprint: token.fingerprint)
+                contents.clientTokenOfJob[id] = token.key
+            }
         }
+    }
+
+    /// Claims `key` for a start with the spec `fingerprint`: the job already holding it, the
+    /// claim, or `alreadyExists` for a different spec. A start with the same token and spec under
+    /// way is waited for (a client's retry racing its first try), then decides.
+    func claim(_ key: ClientTokenKey, fingerprint: [UInt8]) async throws(JobWorkerError) -> ClientTokenOutcome {
+        while true {
+            let before = startsChanged.snapshot
+            let outcome = try contents.withLock { contents throws(JobWorkerError) -> ClientTokenOutcome? in
+                let held: [UInt8]
+                switch contents.clientTokens[key] {
+                case nil:
+                    guard !contents.isShuttingDown else {
+                        throw JobWorkerError(.shuttingDown, "the worker is shutting down")
+                    }
+                    contents.clientTokens[key] = .starting(fingerprint: fingerprint)
+                    return .claimed
+                case .starting(let other):
+                    held = other
+                    if held == fingerprint { return nil }
+                case .job(let id, let other):
+                    held = other
+                    if held == fingerprint { return .existing(id) }
+                }
+                throw JobWorkerError(
+                    .alreadyExists,
+                    "client token \(key.token.debugDescription) was given with a different request: use a new token for a new job"
+                )
+            }
+            if let outcome { return outcome }
+            await startsChanged.wait(whileGenerationIs: before.generation)
+            if Task.isCancelled { throw JobWorkerError(.shuttingDown, "the start was cancelled") }
+        }
+    }
+
+    /// Gives up the claim of a start that failed: a retry starts afresh.
+    func releaseClaim(_ key: ClientTokenKey) {
+        contents.withLock { contents in
+            if case .starting = contents.clientTokens[key] { contents.clientTokens[key] = nil }
+        }
+        startsChanged.signal()
     }
 
     /// Reserves a running slot for `owner`'s start, or refuses it: past the server's limit, the
@@ -164,11 +255,18 @@ final class JobTable: Sendable {
 
     /// Makes a recorded job visible and turns its reservation into its running slot, in one
     /// step. Returns whether the worker began shutting down meanwhile.
-    func publish(_ job: Job) -> Bool {
+    func publish(_ job: Job, clientToken: ClientTokenKey? = nil) -> Bool {
         let isShuttingDown = contents.withLock { contents in
+            if let key = clientToken, case .starting(let fingerprint) = contents.clientTokens[key] {
+                contents.clientTokens[key] = .job(job.id, fingerprint: fingerprint)
+                contents.clientTokenOfJob[job.id] = key
+            }
             contents.startsUnderWay -= 1
             contents.jobs[job.id] = job
             contents.running.insert(job.id)
+            if !contents.watchers.isEmpty {
+                contents.offerToWatchers(job.initialStatus)
+            }
             return contents.isShuttingDown
         }
         startsChanged.signal()
@@ -196,6 +294,7 @@ final class JobTable: Sendable {
         contents.withLock { contents in
             contents.jobs[final.id] = nil
             contents.addFinished(final, allocatedBytes: allocatedBytes)
+            contents.offerToWatchers(final)
         }
         jobEnded.signal()
     }
@@ -210,11 +309,35 @@ final class JobTable: Sendable {
 
     /// Every job, newest first.
     func entries() -> [Entry] {
-        contents.withLock { contents in
-            contents.order.reversed().compactMap { id -> Entry? in
-                contents.jobs[id].map(Entry.live) ?? contents.history[id].map(Entry.recorded)
+        contents.withLock { $0.entries() }
+    }
+
+    /// Every job, newest first, and a subscription to every start and end from this moment on,
+    /// taken in one step: each change is either in the entries or in the subscription, never in
+    /// both or neither. A subscription whose reader stopped is dropped at the next change.
+    func subscribe(_ filter: JobFilter, backlog: Int) -> (entries: [Entry], changes: JobChangeSubscription) {
+        let (entries, subscription) = contents.withLock { contents in
+            defer { contents.nextWatcherID += 1 }
+            let subscription = JobChangeSubscription(id: contents.nextWatcherID, filter: filter, backlog: backlog)
+            if contents.watchersEnded {
+                subscription.end(.shuttingDown)
+            } else {
+                contents.watchers[subscription.id] = subscription
             }
+            return (contents.entries(), subscription)
         }
+        return (entries, subscription)
+    }
+
+    /// Ends every watcher after the changes already queued, and refuses new ones: the last
+    /// changes of a shutdown are the ends of the jobs it stopped.
+    func endWatchers() {
+        let watchers = contents.withLock { contents in
+            contents.watchersEnded = true
+            defer { contents.watchers.removeAll() }
+            return Array(contents.watchers.values)
+        }
+        for watcher in watchers { watcher.end(.shuttingDown) }
     }
 
     /// Refuses new starts from now on, waits for the starts under way to be published or given

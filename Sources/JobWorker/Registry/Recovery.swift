@@ -20,6 +20,8 @@ struct Recovery {
     /// Every recorded job, oldest first.
     var order: [JobID] = []
     var lastSequence: Int64 = 0
+    /// The client tokens of the recorded jobs, with their specs' fingerprints.
+    var clientTokens: [(id: JobID, token: JobStore.RecordedClientToken)] = []
 
     static func plan(store: JobStore, stateDirectory: StateDirectory, logger: Logger) throws(JobWorkerError)
         -> Recovery
@@ -30,6 +32,7 @@ struct Recovery {
         var lost = 0
         for record in records {
             recovery.order.append(record.status.id)
+            if let token = record.clientToken { recovery.clientTokens.append((record.status.id, token)) }
             guard record.status.state == .running else {
                 recovery.history.append(record.status)
                 continue

@@ -45,7 +45,10 @@ struct Retention: Sendable {
                     total[status.owner, default: 0] -= contents.allocatedOutputBytes[status.id] ?? 0
                 }
             }
-            for id in doomed { contents.removeFinished(id) }
+            for id in doomed {
+                contents.removeFinished(id)
+                contents.releaseClientToken(of: id)
+            }
             if !doomed.isEmpty { contents.order.removeAll { doomed.contains($0) } }
             contents.recomputeEarliestFinishedEnd()
             return Array(doomed)

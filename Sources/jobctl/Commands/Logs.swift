@@ -75,42 +75,16 @@ struct List: AsyncParsableCommand {
 
     @OptionGroup var connection: ConnectionOptions
     @Flag(help: "Print the list as a JSON array of statuses.") var json = false
-    @Option(help: "Only jobs in this state (repeatable): running, exited, stopped, killed, oom_killed, lost.")
-    var state: [String] = []
-    @Option(name: [.customShort("l"), .customLong("label")], help: "Only jobs with this label KEY=VALUE (repeatable).")
-    var labels: [String] = []
-    @Option(help: "Only jobs of this owner (admins and viewers).") var owner: String?
-    @Option(help: "Only jobs of this name.") var name: String?
+    @OptionGroup(title: "Filters") var filter: JobFilterOptions
     @Option(help: "List at most this many jobs (default: all, fetched a page at a time).") var limit: Int?
-
-    /// The --state words as states (a usage error for another word).
-    private func states() throws -> [Jobworker_V1_JobState] {
-        try state.map { word in
-            guard let state = Jobworker_V1_JobState.allCases.first(where: { $0.word == word && $0 != .unspecified })
-            else {
-                throw ValidationError("--state \(word): not one of running, exited, stopped, killed, oom_killed, lost")
-            }
-            return state
-        }
-    }
 
     func validate() throws {
         if let limit, limit < 1 { throw ValidationError("--limit: give at least 1") }
-        _ = try states()
-        _ = try JobSpecOptions.pairs(labels, flag: "--label")
     }
 
     func run() async throws {
-        let states = try states()
-        let labelPairs = try JobSpecOptions.pairs(labels, flag: "--label")
-        let request = Jobworker_V1_ListJobsRequest.with {
-            $0.filter = .with {
-                $0.states = states
-                $0.labels = labelPairs
-                $0.owner = owner ?? ""
-                $0.name = name ?? ""
-            }
-        }
+        let filter = try filter.filter()
+        let request = Jobworker_V1_ListJobsRequest.with { $0.filter = filter }
         let jobs = try await connection.connection().withClient { client in
             // Page after page until the last (or the limit): the server sends at most 1,000 a page.
             var jobs: [Jobworker_V1_JobStatus] = []
@@ -128,19 +102,9 @@ struct List: AsyncParsableCommand {
             print(try JobStatusJSON.encode(jobs))
             return
         }
-        let rows =
-            [["ID", "OWNER", "STATE", "AGE", "COMMAND"]]
-            + jobs.map { job in
-                [
-                    EscapedText.escaped(job.id), EscapedText.escaped(job.owner), job.outcome,
-                    job.hasStartedAt ? age(of: job.startedAt.date) : "-", job.commandLine,
-                ]
-            }
-        let widths = (0..<4).map { column in rows.map { $0[column].count }.max() ?? 0 }
-        for row in rows {
-            let padded = zip(row.prefix(4), widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }
-            print((padded + [row[4]]).joined(separator: "   "))
-        }
+        var table = JobRowsText(fitting: jobs)
+        print(table.headerLine())
+        for job in jobs { print(table.row(job)) }
     }
 }
 

@@ -39,6 +39,7 @@ struct JobCommandLine: ParsableArguments {
             $0.name = spec.name ?? ""
             $0.labels = labels
             $0.stopSignal = stopSignal
+            $0.clientToken = spec.clientToken ?? ""
             if let timeout = spec.timeout.flatMap(Wait.duration) {
                 $0.timeoutMs = UInt64(
                     timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)

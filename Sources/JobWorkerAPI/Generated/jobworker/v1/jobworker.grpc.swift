@@ -125,6 +125,19 @@ public enum Jobworker_V1_JobWorker: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "WatchJobs" metadata.
+        public enum WatchJobs: Sendable {
+            /// Request type for "WatchJobs".
+            public typealias Input = Jobworker_V1_WatchJobsRequest
+            /// Response type for "WatchJobs".
+            public typealias Output = Jobworker_V1_WatchJobsResponse
+            /// Descriptor for "WatchJobs".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "jobworker.v1.JobWorker"),
+                method: "WatchJobs",
+                type: .serverStreaming
+            )
+        }
         /// Descriptors for all methods in the "jobworker.v1.JobWorker" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             StartJob.descriptor,
@@ -133,7 +146,8 @@ public enum Jobworker_V1_JobWorker: Sendable {
             StreamJobOutput.descriptor,
             ListJobs.descriptor,
             WaitJob.descriptor,
-            SignalJob.descriptor
+            SignalJob.descriptor,
+            WatchJobs.descriptor
         ]
     }
 }
@@ -300,6 +314,29 @@ extension Jobworker_V1_JobWorker {
             request: GRPCCore.StreamingServerRequest<Jobworker_V1_SignalJobRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Jobworker_V1_SignalJobResponse>
+
+        /// Handle the "WatchJobs" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > First the current status of every matching job the caller may see (newest first), then one
+        /// > message for every change of state of a matching job: started (RUNNING), ended (its final
+        /// > state); per job in that order. Until the client cancels. A watcher that falls more than
+        /// > 1,024 changes behind (it reads slower than jobs start and end) is ended with
+        /// > RESOURCE_EXHAUSTED, so that it never slows the server: watch again, which starts with the
+        /// > current statuses. UNAVAILABLE when the server shuts down. Authorized like ListJobs.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Jobworker_V1_WatchJobsRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Jobworker_V1_WatchJobsResponse` messages.
+        func watchJobs(
+            request: GRPCCore.StreamingServerRequest<Jobworker_V1_WatchJobsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Jobworker_V1_WatchJobsResponse>
     }
 
     /// Service protocol for the "jobworker.v1.JobWorker" service.
@@ -450,6 +487,29 @@ extension Jobworker_V1_JobWorker {
             request: GRPCCore.ServerRequest<Jobworker_V1_SignalJobRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Jobworker_V1_SignalJobResponse>
+
+        /// Handle the "WatchJobs" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > First the current status of every matching job the caller may see (newest first), then one
+        /// > message for every change of state of a matching job: started (RUNNING), ended (its final
+        /// > state); per job in that order. Until the client cancels. A watcher that falls more than
+        /// > 1,024 changes behind (it reads slower than jobs start and end) is ended with
+        /// > RESOURCE_EXHAUSTED, so that it never slows the server: watch again, which starts with the
+        /// > current statuses. UNAVAILABLE when the server shuts down. Authorized like ListJobs.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Jobworker_V1_WatchJobsRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Jobworker_V1_WatchJobsResponse` messages.
+        func watchJobs(
+            request: GRPCCore.ServerRequest<Jobworker_V1_WatchJobsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Jobworker_V1_WatchJobsResponse>
     }
 
     /// Simple service protocol for the "jobworker.v1.JobWorker" service.
@@ -599,6 +659,30 @@ extension Jobworker_V1_JobWorker {
             request: Jobworker_V1_SignalJobRequest,
             context: GRPCCore.ServerContext
         ) async throws -> Jobworker_V1_SignalJobResponse
+
+        /// Handle the "WatchJobs" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > First the current status of every matching job the caller may see (newest first), then one
+        /// > message for every change of state of a matching job: started (RUNNING), ended (its final
+        /// > state); per job in that order. Until the client cancels. A watcher that falls more than
+        /// > 1,024 changes behind (it reads slower than jobs start and end) is ended with
+        /// > RESOURCE_EXHAUSTED, so that it never slows the server: watch again, which starts with the
+        /// > current statuses. UNAVAILABLE when the server shuts down. Authorized like ListJobs.
+        ///
+        /// - Parameters:
+        ///   - request: A `Jobworker_V1_WatchJobsRequest` message.
+        ///   - response: A response stream of `Jobworker_V1_WatchJobsResponse` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        func watchJobs(
+            request: Jobworker_V1_WatchJobsRequest,
+            response: GRPCCore.RPCWriter<Jobworker_V1_WatchJobsResponse>,
+            context: GRPCCore.ServerContext
+        ) async throws
     }
 }
 
@@ -678,6 +762,17 @@ extension Jobworker_V1_JobWorker.StreamingServiceProtocol {
             serializer: GRPCProtobuf.ProtobufSerializer<Jobworker_V1_SignalJobResponse>(),
             handler: { request, context in
                 try await self.signalJob(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Jobworker_V1_JobWorker.Method.WatchJobs.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Jobworker_V1_WatchJobsRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Jobworker_V1_WatchJobsResponse>(),
+            handler: { request, context in
+                try await self.watchJobs(
                     request: request,
                     context: context
                 )
@@ -764,6 +859,17 @@ extension Jobworker_V1_JobWorker.ServiceProtocol {
             context: context
         )
         return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func watchJobs(
+        request: GRPCCore.StreamingServerRequest<Jobworker_V1_WatchJobsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Jobworker_V1_WatchJobsResponse> {
+        let response = try await self.watchJobs(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return response
     }
 }
 
@@ -862,6 +968,23 @@ extension Jobworker_V1_JobWorker.SimpleServiceProtocol {
                 context: context
             ),
             metadata: [:]
+        )
+    }
+
+    public func watchJobs(
+        request: GRPCCore.ServerRequest<Jobworker_V1_WatchJobsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Jobworker_V1_WatchJobsResponse> {
+        return GRPCCore.StreamingServerResponse<Jobworker_V1_WatchJobsResponse>(
+            metadata: [:],
+            producer: { writer in
+                try await self.watchJobs(
+                    request: request.message,
+                    response: writer,
+                    context: context
+                )
+                return [:]
+            }
         )
     }
 }
@@ -1049,6 +1172,34 @@ extension Jobworker_V1_JobWorker {
             deserializer: some GRPCCore.MessageDeserializer<Jobworker_V1_SignalJobResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Jobworker_V1_SignalJobResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "WatchJobs" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > First the current status of every matching job the caller may see (newest first), then one
+        /// > message for every change of state of a matching job: started (RUNNING), ended (its final
+        /// > state); per job in that order. Until the client cancels. A watcher that falls more than
+        /// > 1,024 changes behind (it reads slower than jobs start and end) is ended with
+        /// > RESOURCE_EXHAUSTED, so that it never slows the server: watch again, which starts with the
+        /// > current statuses. UNAVAILABLE when the server shuts down. Authorized like ListJobs.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Jobworker_V1_WatchJobsRequest` message.
+        ///   - serializer: A serializer for `Jobworker_V1_WatchJobsRequest` messages.
+        ///   - deserializer: A deserializer for `Jobworker_V1_WatchJobsResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func watchJobs<Result>(
+            request: GRPCCore.ClientRequest<Jobworker_V1_WatchJobsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Jobworker_V1_WatchJobsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Jobworker_V1_WatchJobsResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Jobworker_V1_WatchJobsResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -1318,6 +1469,43 @@ extension Jobworker_V1_JobWorker {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "WatchJobs" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > First the current status of every matching job the caller may see (newest first), then one
+        /// > message for every change of state of a matching job: started (RUNNING), ended (its final
+        /// > state); per job in that order. Until the client cancels. A watcher that falls more than
+        /// > 1,024 changes behind (it reads slower than jobs start and end) is ended with
+        /// > RESOURCE_EXHAUSTED, so that it never slows the server: watch again, which starts with the
+        /// > current statuses. UNAVAILABLE when the server shuts down. Authorized like ListJobs.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Jobworker_V1_WatchJobsRequest` message.
+        ///   - serializer: A serializer for `Jobworker_V1_WatchJobsRequest` messages.
+        ///   - deserializer: A deserializer for `Jobworker_V1_WatchJobsResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func watchJobs<Result>(
+            request: GRPCCore.ClientRequest<Jobworker_V1_WatchJobsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Jobworker_V1_WatchJobsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Jobworker_V1_WatchJobsResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Jobworker_V1_WatchJobsResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.serverStreaming(
+                request: request,
+                descriptor: Jobworker_V1_JobWorker.Method.WatchJobs.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -1531,6 +1719,38 @@ extension Jobworker_V1_JobWorker.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Jobworker_V1_SignalJobRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Jobworker_V1_SignalJobResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "WatchJobs" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > First the current status of every matching job the caller may see (newest first), then one
+    /// > message for every change of state of a matching job: started (RUNNING), ended (its final
+    /// > state); per job in that order. Until the client cancels. A watcher that falls more than
+    /// > 1,024 changes behind (it reads slower than jobs start and end) is ended with
+    /// > RESOURCE_EXHAUSTED, so that it never slows the server: watch again, which starts with the
+    /// > current statuses. UNAVAILABLE when the server shuts down. Authorized like ListJobs.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Jobworker_V1_WatchJobsRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func watchJobs<Result>(
+        request: GRPCCore.ClientRequest<Jobworker_V1_WatchJobsRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Jobworker_V1_WatchJobsResponse>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        try await self.watchJobs(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Jobworker_V1_WatchJobsRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Jobworker_V1_WatchJobsResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -1774,6 +1994,42 @@ extension Jobworker_V1_JobWorker.ClientProtocol {
             metadata: metadata
         )
         return try await self.signalJob(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "WatchJobs" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > First the current status of every matching job the caller may see (newest first), then one
+    /// > message for every change of state of a matching job: started (RUNNING), ended (its final
+    /// > state); per job in that order. Until the client cancels. A watcher that falls more than
+    /// > 1,024 changes behind (it reads slower than jobs start and end) is ended with
+    /// > RESOURCE_EXHAUSTED, so that it never slows the server: watch again, which starts with the
+    /// > current statuses. UNAVAILABLE when the server shuts down. Authorized like ListJobs.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func watchJobs<Result>(
+        _ message: Jobworker_V1_WatchJobsRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Jobworker_V1_WatchJobsResponse>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Jobworker_V1_WatchJobsRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.watchJobs(
             request: request,
             options: options,
             onResponse: handleResponse

@@ -342,73 +342,105 @@ public nonisolated struct Jobworker_V1_JobStatus: @unchecked Sendable {
   fileprivate var _storage = _StorageClass.defaultInstance
 }
 
-public nonisolated struct Jobworker_V1_StartJobRequest: Sendable {
+public nonisolated struct Jobworker_V1_StartJobRequest: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
   /// An absolute path, or a name looked up in the job's PATH. Never run through a shell.
-  public var command: String = String()
+  public var command: String {
+    get {_storage._command}
+    set {_uniqueStorage()._command = newValue}
+  }
 
   /// Arguments, passed verbatim.
-  public var args: [String] = []
+  public var args: [String] {
+    get {_storage._args}
+    set {_uniqueStorage()._args = newValue}
+  }
 
   /// Unset, or 0 in a field: the server's default.
   public var limits: Jobworker_V1_ResourceLimits {
-    get {_limits ?? Jobworker_V1_ResourceLimits()}
-    set {_limits = newValue}
+    get {_storage._limits ?? Jobworker_V1_ResourceLimits()}
+    set {_uniqueStorage()._limits = newValue}
   }
   /// Returns true if `limits` has been explicitly set.
-  public var hasLimits: Bool {self._limits != nil}
+  public var hasLimits: Bool {_storage._limits != nil}
   /// Clears the value of `limits`. Subsequent reads from it will return its default value.
-  public mutating func clearLimits() {self._limits = nil}
+  public mutating func clearLimits() {_uniqueStorage()._limits = nil}
 
   /// Added to the server's clean job environment (a name given here replaces the server's, PATH
   /// included; a bare command is looked up in this PATH). Names match [A-Za-z_][A-Za-z0-9_]*,
   /// values hold no NUL; at most 256 entries and 128 KiB in all. INVALID_ARGUMENT naming the
   /// entry otherwise.
-  public var env: Dictionary<String,String> = [:]
+  public var env: Dictionary<String,String> {
+    get {_storage._env}
+    set {_uniqueStorage()._env = newValue}
+  }
 
   /// An absolute path in the job's view of the filesystem; empty: "/". A path that is not a
   /// directory the job's user can enter is INVALID_ARGUMENT naming it.
-  public var workingDir: String = String()
+  public var workingDir: String {
+    get {_storage._workingDir}
+    set {_uniqueStorage()._workingDir = newValue}
+  }
 
   /// Fed to the job's standard input, then end-of-file; at most 1 MiB (INVALID_ARGUMENT beyond).
   /// Unset: stdin is /dev/null.
   public var stdin: Data {
-    get {_stdin ?? Data()}
-    set {_stdin = newValue}
+    get {_storage._stdin ?? Data()}
+    set {_uniqueStorage()._stdin = newValue}
   }
   /// Returns true if `stdin` has been explicitly set.
-  public var hasStdin: Bool {self._stdin != nil}
+  public var hasStdin: Bool {_storage._stdin != nil}
   /// Clears the value of `stdin`. Subsequent reads from it will return its default value.
-  public mutating func clearStdin() {self._stdin = nil}
+  public mutating func clearStdin() {_uniqueStorage()._stdin = nil}
 
   /// For people and for filtering, not unique: at most 128 bytes, printable.
-  public var name: String = String()
+  public var name: String {
+    get {_storage._name}
+    set {_uniqueStorage()._name = newValue}
+  }
 
   /// For people and for filtering: at most 64; keys and values in Kubernetes label syntax
   /// ([prefix/]name, a name of at most 63 letters, digits, -, _ or ., alphanumeric at both ends;
   /// a value may be empty). INVALID_ARGUMENT naming the label otherwise.
-  public var labels: Dictionary<String,String> = [:]
+  public var labels: Dictionary<String,String> {
+    get {_storage._labels}
+    set {_uniqueStorage()._labels = newValue}
+  }
 
   /// The signal StopJob sends first, SIGKILL following after the grace period; 0: SIGTERM. One of
   /// the signals a job can catch and its init forwards: HUP (1), INT (2), QUIT (3), USR1 (10),
   /// USR2 (12), TERM (15); INVALID_ARGUMENT otherwise.
-  public var stopSignal: Int32 = 0
+  public var stopSignal: Int32 {
+    get {_storage._stopSignal}
+    set {_uniqueStorage()._stopSignal = newValue}
+  }
 
   /// After this many milliseconds of wall-clock time the job is stopped as StopJob stops it (its
   /// stop signal, the grace period, SIGKILL) and ends TIMED_OUT; 0: the server's default
   /// (jobworkerd --default-timeout, none unless set); above --max-timeout INVALID_ARGUMENT. The
   /// deadline is on record: a job adopted after a server restart still ends at it.
-  public var timeoutMs: UInt64 = 0
+  public var timeoutMs: UInt64 {
+    get {_storage._timeoutMs}
+    set {_uniqueStorage()._timeoutMs = newValue}
+  }
+
+  /// Makes the start idempotent (at most 128 bytes, printable): if the caller already has a job
+  /// started with this token, among the jobs the server still keeps, StartJob returns that job's
+  /// current status and starts nothing; the same token with a different request is
+  /// ALREADY_EXISTS. A retry racing the first try waits for it. Kept across server restarts.
+  public var clientToken: String {
+    get {_storage._clientToken}
+    set {_uniqueStorage()._clientToken = newValue}
+  }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
-  fileprivate var _limits: Jobworker_V1_ResourceLimits? = nil
-  fileprivate var _stdin: Data? = nil
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 public nonisolated struct Jobworker_V1_StartJobResponse: Sendable {
@@ -639,6 +671,48 @@ public nonisolated struct Jobworker_V1_WaitJobResponse: Sendable {
   // methods supported on all messages.
 
   /// Final: the job has ended.
+  public var status: Jobworker_V1_JobStatus {
+    get {_status ?? Jobworker_V1_JobStatus()}
+    set {_status = newValue}
+  }
+  /// Returns true if `status` has been explicitly set.
+  public var hasStatus: Bool {self._status != nil}
+  /// Clears the value of `status`. Subsequent reads from it will return its default value.
+  public mutating func clearStatus() {self._status = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _status: Jobworker_V1_JobStatus? = nil
+}
+
+public nonisolated struct Jobworker_V1_WatchJobsRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var filter: Jobworker_V1_JobFilter {
+    get {_filter ?? Jobworker_V1_JobFilter()}
+    set {_filter = newValue}
+  }
+  /// Returns true if `filter` has been explicitly set.
+  public var hasFilter: Bool {self._filter != nil}
+  /// Clears the value of `filter`. Subsequent reads from it will return its default value.
+  public mutating func clearFilter() {self._filter = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _filter: Jobworker_V1_JobFilter? = nil
+}
+
+public nonisolated struct Jobworker_V1_WatchJobsResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
   public var status: Jobworker_V1_JobStatus {
     get {_status ?? Jobworker_V1_JobStatus()}
     set {_status = newValue}
@@ -1024,78 +1098,139 @@ nonisolated extension Jobworker_V1_JobStatus: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Jobworker_V1_StartJobRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".StartJobRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}command\0\u{1}args\0\u{1}limits\0\u{1}env\0\u{3}working_dir\0\u{1}stdin\0\u{1}name\0\u{1}labels\0\u{3}stop_signal\0\u{3}timeout_ms\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}command\0\u{1}args\0\u{1}limits\0\u{1}env\0\u{3}working_dir\0\u{1}stdin\0\u{1}name\0\u{1}labels\0\u{3}stop_signal\0\u{3}timeout_ms\0\u{3}client_token\0")
+
+  fileprivate class _StorageClass {
+    var _command: String = String()
+    var _args: [String] = []
+    var _limits: Jobworker_V1_ResourceLimits? = nil
+    var _env: Dictionary<String,String> = [:]
+    var _workingDir: String = String()
+    var _stdin: Data? = nil
+    var _name: String = String()
+    var _labels: Dictionary<String,String> = [:]
+    var _stopSignal: Int32 = 0
+    var _timeoutMs: UInt64 = 0
+    var _clientToken: String = String()
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _command = source._command
+      _args = source._args
+      _limits = source._limits
+      _env = source._env
+      _workingDir = source._workingDir
+      _stdin = source._stdin
+      _name = source._name
+      _labels = source._labels
+      _stopSignal = source._stopSignal
+      _timeoutMs = source._timeoutMs
+      _clientToken = source._clientToken
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularStringField(value: &self.command) }()
-      case 2: try { try decoder.decodeRepeatedStringField(value: &self.args) }()
-      case 3: try { try decoder.decodeSingularMessageField(value: &self._limits) }()
-      case 4: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.env) }()
-      case 5: try { try decoder.decodeSingularStringField(value: &self.workingDir) }()
-      case 6: try { try decoder.decodeSingularBytesField(value: &self._stdin) }()
-      case 7: try { try decoder.decodeSingularStringField(value: &self.name) }()
-      case 8: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.labels) }()
-      case 9: try { try decoder.decodeSingularInt32Field(value: &self.stopSignal) }()
-      case 10: try { try decoder.decodeSingularUInt64Field(value: &self.timeoutMs) }()
-      default: break
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularStringField(value: &_storage._command) }()
+        case 2: try { try decoder.decodeRepeatedStringField(value: &_storage._args) }()
+        case 3: try { try decoder.decodeSingularMessageField(value: &_storage._limits) }()
+        case 4: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &_storage._env) }()
+        case 5: try { try decoder.decodeSingularStringField(value: &_storage._workingDir) }()
+        case 6: try { try decoder.decodeSingularBytesField(value: &_storage._stdin) }()
+        case 7: try { try decoder.decodeSingularStringField(value: &_storage._name) }()
+        case 8: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &_storage._labels) }()
+        case 9: try { try decoder.decodeSingularInt32Field(value: &_storage._stopSignal) }()
+        case 10: try { try decoder.decodeSingularUInt64Field(value: &_storage._timeoutMs) }()
+        case 11: try { try decoder.decodeSingularStringField(value: &_storage._clientToken) }()
+        default: break
+        }
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    if !self.command.isEmpty {
-      try visitor.visitSingularStringField(value: self.command, fieldNumber: 1)
-    }
-    if !self.args.isEmpty {
-      try visitor.visitRepeatedStringField(value: self.args, fieldNumber: 2)
-    }
-    try { if let v = self._limits {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
-    } }()
-    if !self.env.isEmpty {
-      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: self.env, fieldNumber: 4)
-    }
-    if !self.workingDir.isEmpty {
-      try visitor.visitSingularStringField(value: self.workingDir, fieldNumber: 5)
-    }
-    try { if let v = self._stdin {
-      try visitor.visitSingularBytesField(value: v, fieldNumber: 6)
-    } }()
-    if !self.name.isEmpty {
-      try visitor.visitSingularStringField(value: self.name, fieldNumber: 7)
-    }
-    if !self.labels.isEmpty {
-      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: self.labels, fieldNumber: 8)
-    }
-    if self.stopSignal != 0 {
-      try visitor.visitSingularInt32Field(value: self.stopSignal, fieldNumber: 9)
-    }
-    if self.timeoutMs != 0 {
-      try visitor.visitSingularUInt64Field(value: self.timeoutMs, fieldNumber: 10)
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if !_storage._command.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._command, fieldNumber: 1)
+      }
+      if !_storage._args.isEmpty {
+        try visitor.visitRepeatedStringField(value: _storage._args, fieldNumber: 2)
+      }
+      try { if let v = _storage._limits {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+      } }()
+      if !_storage._env.isEmpty {
+        try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: _storage._env, fieldNumber: 4)
+      }
+      if !_storage._workingDir.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._workingDir, fieldNumber: 5)
+      }
+      try { if let v = _storage._stdin {
+        try visitor.visitSingularBytesField(value: v, fieldNumber: 6)
+      } }()
+      if !_storage._name.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._name, fieldNumber: 7)
+      }
+      if !_storage._labels.isEmpty {
+        try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: _storage._labels, fieldNumber: 8)
+      }
+      if _storage._stopSignal != 0 {
+        try visitor.visitSingularInt32Field(value: _storage._stopSignal, fieldNumber: 9)
+      }
+      if _storage._timeoutMs != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._timeoutMs, fieldNumber: 10)
+      }
+      if !_storage._clientToken.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._clientToken, fieldNumber: 11)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Jobworker_V1_StartJobRequest, rhs: Jobworker_V1_StartJobRequest) -> Bool {
-    if lhs.command != rhs.command {return false}
-    if lhs.args != rhs.args {return false}
-    if lhs._limits != rhs._limits {return false}
-    if lhs.env != rhs.env {return false}
-    if lhs.workingDir != rhs.workingDir {return false}
-    if lhs._stdin != rhs._stdin {return false}
-    if lhs.name != rhs.name {return false}
-    if lhs.labels != rhs.labels {return false}
-    if lhs.stopSignal != rhs.stopSignal {return false}
-    if lhs.timeoutMs != rhs.timeoutMs {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._command != rhs_storage._command {return false}
+        if _storage._args != rhs_storage._args {return false}
+        if _storage._limits != rhs_storage._limits {return false}
+        if _storage._env != rhs_storage._env {return false}
+        if _storage._workingDir != rhs_storage._workingDir {return false}
+        if _storage._stdin != rhs_storage._stdin {return false}
+        if _storage._name != rhs_storage._name {return false}
+        if _storage._labels != rhs_storage._labels {return false}
+        if _storage._stopSignal != rhs_storage._stopSignal {return false}
+        if _storage._timeoutMs != rhs_storage._timeoutMs {return false}
+        if _storage._clientToken != rhs_storage._clientToken {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1554,6 +1689,74 @@ nonisolated extension Jobworker_V1_WaitJobResponse: SwiftProtobuf.Message, Swift
   }
 
   public static func ==(lhs: Jobworker_V1_WaitJobResponse, rhs: Jobworker_V1_WaitJobResponse) -> Bool {
+    if lhs._status != rhs._status {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Jobworker_V1_WatchJobsRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".WatchJobsRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}filter\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._filter) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._filter {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Jobworker_V1_WatchJobsRequest, rhs: Jobworker_V1_WatchJobsRequest) -> Bool {
+    if lhs._filter != rhs._filter {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Jobworker_V1_WatchJobsResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".WatchJobsResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._status) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._status {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Jobworker_V1_WatchJobsResponse, rhs: Jobworker_V1_WatchJobsResponse) -> Bool {
     if lhs._status != rhs._status {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true

@@ -1,0 +1,57 @@
+import ArgumentParser
+import Foundation
+import GRPCCore
+import JobWorkerAPI
+
+/// `jobctl watch [filters]`: the jobs you may see, then a row for each start and end as it
+/// happens (as `kubectl get -w` does), or one JSON status a line with `--json`; until interrupted.
+///
+/// A watch the server dropped for falling behind, or a lost connection, is resumed with a note on
+/// stderr: the server sends the current statuses again, then the changes.
+struct Watch: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show the jobs you may see, then each start and end as it happens, until interrupted.")
+
+    @OptionGroup var connection: ConnectionOptions
+    @Flag(help: "Print one JSON status a line (JSON lines) instead of a table.") var json = false
+    @OptionGroup(title: "Filters") var filter: JobFilterOptions
+
+    /// Columns as wide as most jobs need (ids are 36 characters); a wider cell widens its column.
+    static let columnWidths = [36, 12, 16, 4]
+
+    /// How long a lost connection may take to come back before jobctl gives up.
+    static let reconnectTimeout = Duration.seconds(30)
+
+    func run() async throws {
+        let filter = try filter.filter()
+        let request = Jobworker_V1_WatchJobsRequest.with { $0.filter = filter }
+        let connection = try connection.connection()
+        let json = json
+        if !json { print(JobRowsText(minimumWidths: Self.columnWidths).headerLine()) }
+        try await connection.withClient { client in
+            // A prompt answer first: an unreachable server or a denied caller fails within the
+            // deadline, before a stream that has none.
+            _ = try await client.listJobs(.with { $0.pageSize = 1 }, options: Connection.prompt)
+            while true {
+                do {
+                    try await client.watchJobs(request) { response in
+                        var table = JobRowsText(minimumWidths: Self.columnWidths)
+                        for try await message in response.messages {
+                            print(json ? try JobStatusJSON.encodeLine(message.status) : table.row(message.status))
+                            fflush(nil)  // a pipe reader sees each change as it happens
+                        }
+                    }
+                    return  // the server ended the watch without an error: nothing more will come
+                } catch let error as RPCError where error.code == .resourceExhausted && error.isServerVerdict {
+                    Terminal.writeError("jobctl: the server dropped this watch for falling behind; watching again\n")
+                } catch let error as RPCError where error.code == .unavailable {
+                    Terminal.writeError("jobctl: connection to \(connection.address) lost; reconnecting\n")
+                    var options = CallOptions.defaults
+                    options.waitForReady = true
+                    options.timeout = Self.reconnectTimeout
+                    _ = try await client.listJobs(.with { $0.pageSize = 1 }, options: options)
+                }
+            }
+        }
+    }
+}
