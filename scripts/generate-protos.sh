@@ -15,5 +15,5 @@ protoc --proto_path=Protos \
   --plugin=protoc-gen-grpc-swift-2="$bin/protoc-gen-grpc-swift-2" \
   --swift_out="$out" --swift_opt=Visibility=Public \
   --grpc-swift-2_out="$out" --grpc-swift-2_opt=Visibility=Public \
-  jobworker/v1/jobworker.proto
+  jobworker/v1/jobworker.proto grpc/health/v1/health.proto
 echo "generated into $out"

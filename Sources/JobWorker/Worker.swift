@@ -267,6 +267,10 @@ public final class Worker: Sendable {
         }
     }
 
+    /// How many jobs have not ended yet (adopted ones included): for the service manager's status
+    /// line and the logs of a shutdown.
+    public var runningJobCount: Int { table.runningCount }
+
     /// The job's current status.
     public func status(of id: JobID) throws(JobWorkerError) -> JobStatus {
         switch try table.entry(id) {

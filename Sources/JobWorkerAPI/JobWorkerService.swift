@@ -16,15 +16,20 @@ public struct JobWorkerService: Jobworker_V1_JobWorker.SimpleServiceProtocol {
     public let requestLimits: RequestLimits
     /// Where blocking work runs.
     public let blocking: BlockingWorkExecutor
+    /// When it drains, the long calls (output streams, waits, watches) end with UNAVAILABLE, so
+    /// that a shutdown never waits on a client: clients resume (output by offset) elsewhere or
+    /// once the next server is up.
+    public let phase: ServerPhase
 
     /// StartJob beyond the worker's `maximumRunningJobs` is RESOURCE_EXHAUSTED.
     public init(
         worker: Worker, requestLimits: RequestLimits = RequestLimits(),
-        blocking: BlockingWorkExecutor = .shared
+        blocking: BlockingWorkExecutor = .shared, phase: ServerPhase = ServerPhase()
     ) {
         self.worker = worker
         self.requestLimits = requestLimits
         self.blocking = blocking
+        self.phase = phase
     }
 
     public func startJob(request: Jobworker_V1_StartJobRequest, context: ServerContext) async throws
@@ -80,25 +85,13 @@ public struct JobWorkerService: Jobworker_V1_JobWorker.SimpleServiceProtocol {
         let job = try await visibleJob(request.id, context)
         let output = try worker.output(of: job.id, from: request.offset)
         let start = request.offset
-        // gRPC reports a client that went away (a reset stream, a dropped connection) through
-        // the context's cancellation handle, not by cancelling this task. A reader waiting for a
-        // live job's next byte would never notice, and keep its task and descriptor until the
-        // job ended; so the first of "all sent" and "RPC cancelled" ends the other.
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask {
-                var offset = start
-                var reader = output.makeAsyncIterator()
-                while let count = try await reader.waitForBytes(atMost: OutputChunk.maximumDataBytes) {
-                    try await write(try OutputChunk(offset: offset, count: count) { try reader.read(into: $0) })
-                    offset += UInt64(count)
-                }
+        try await untilEnded(context) {
+            var offset = start
+            var reader = output.makeAsyncIterator()
+            while let count = try await reader.waitForBytes(atMost: OutputChunk.maximumDataBytes) {
+                try await write(try OutputChunk(offset: offset, count: count) { try reader.read(into: $0) })
+                offset += UInt64(count)
             }
-            group.addTask {
-                try await context.cancellation.cancelled
-                throw CancellationError()
-            }
-            try await group.next()
-            group.cancelAll()
         }
     }
 
@@ -114,23 +107,12 @@ public struct JobWorkerService: Jobworker_V1_JobWorker.SimpleServiceProtocol {
         -> Jobworker_V1_WaitJobResponse
     {
         let job = try await visibleJob(request.id, context)
-        // As for a live output stream: a client that went away (or whose deadline passed) is
-        // known by the context's cancellation, not by this task's.
-        let final: JobStatus?
+        let final: JobStatus
         do {
-            final = try await withThrowingTaskGroup(of: JobStatus?.self) { group in
-                group.addTask { try await worker.waitUntilEnded(job.id) }
-                group.addTask {
-                    try await context.cancellation.cancelled
-                    throw CancellationError()
-                }
-                defer { group.cancelAll() }
-                return try await group.next() ?? nil
-            }
+            final = try await untilEnded(context) { try await worker.waitUntilEnded(job.id) }
         } catch is CancellationError {
-            final = nil
+            throw RPCError(code: .cancelled, message: "the wait was cancelled")
         }
-        guard let final else { throw RPCError(code: .cancelled, message: "the wait was cancelled") }
         return .with { $0.status = Jobworker_V1_JobStatus(final) }
     }
 
@@ -161,30 +143,51 @@ public struct JobWorkerService: Jobworker_V1_JobWorker.SimpleServiceProtocol {
         context: ServerContext
     ) async throws {
         guard let filter = try visibleJobs(request.filter, context) else {
-            // Another owner's jobs, for a caller who sees only its own: none now, none ever.
-            try await context.cancellation.cancelled
+            // Another owner's jobs, for a caller who sees only its own: none now, none ever; the
+            // call stays open, as a watch does, until the client or the server ends it.
+            do {
+                try await untilEnded(context) { try await Task.sleep(for: .seconds(Int64.max)) }
+            } catch is CancellationError {
+                throw RPCError(code: .cancelled, message: "the watch was cancelled")
+            }
             return
         }
         // The snapshot reads the running jobs' cgroups.
         let watch = try await blocking.run { worker.watch(matching: filter) }
-        // As for an output stream: a watcher that went away is known by the context's
-        // cancellation, and a watch of jobs that never change would otherwise wait forever.
         do {
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask {
-                    for try await status in watch {
-                        try await response.write(.with { $0.status = Jobworker_V1_JobStatus(status) })
-                    }
+            try await untilEnded(context) {
+                for try await status in watch {
+                    try await response.write(.with { $0.status = Jobworker_V1_JobStatus(status) })
                 }
-                group.addTask {
-                    try await context.cancellation.cancelled
-                    throw CancellationError()
-                }
-                defer { group.cancelAll() }
-                try await group.next()
             }
         } catch is CancellationError {
             throw RPCError(code: .cancelled, message: "the watch was cancelled")
+        }
+    }
+
+    /// Runs a long call's `body` until it returns, the client goes away (`CancellationError`) or
+    /// the server drains (UNAVAILABLE). gRPC reports a client that went away (a reset stream, a
+    /// dropped connection, a passed deadline) through the context's cancellation handle, not by
+    /// cancelling the handler's task: a call waiting for a job's next byte or its end would
+    /// otherwise keep its task and descriptor until the job ended.
+    private func untilEnded<Result: Sendable>(
+        _ context: ServerContext, _ body: @escaping @Sendable () async throws -> Result
+    ) async throws -> Result {
+        try await withThrowingTaskGroup(of: Result?.self) { group in
+            group.addTask { try await body() }
+            group.addTask {
+                try await context.cancellation.cancelled
+                throw CancellationError()
+            }
+            group.addTask {
+                await phase.waitUntilDraining()
+                throw RPCError(
+                    code: .unavailable,
+                    message: "the server is shutting down: call again (output: from the next offset)")
+            }
+            defer { group.cancelAll() }
+            guard let result = try await group.next() ?? nil else { throw CancellationError() }
+            return result
         }
     }
 

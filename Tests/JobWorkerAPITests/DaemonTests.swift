@@ -167,15 +167,7 @@ struct DaemonTests {
         of daemon: RunningDaemon,
         _ body: (Jobworker_V1_JobWorker.Client<HTTP2ClientTransport.Posix>) async throws -> Void
     ) async throws {
-        let admin = try ClientCredentials(
-            certificateChainPEM: String(contentsOfFile: daemon.pki + "/admin.pem", encoding: .utf8),
-            privateKeyPEM: String(contentsOfFile: daemon.pki + "/admin-key.pem", encoding: .utf8),
-            serverCAPEM: String(contentsOfFile: daemon.pki + "/ca.pem", encoding: .utf8))
-        try await withGRPCClient(
-            transport: TLSClientTransport.make(to: HostAndPort(daemon.address)!, credentials: admin)
-        ) { grpcClient in
-            try await body(Jobworker_V1_JobWorker.Client(wrapping: grpcClient))
-        }
+        try await daemon.withAdminClient(body)
     }
 
     @Test("--dev serves over mTLS with its own PKI, and SIGTERM stops the jobs and exits 0")
@@ -282,10 +274,10 @@ struct DaemonTests {
         #expect(restarted.stop() == 0)
     }
 
-    @Test("--keep-jobs-on-shutdown: SIGTERM leaves running jobs running, and the next server adopts them")
+    @Test("by default SIGTERM leaves running jobs running, and the next server adopts them")
     func keepJobsOnShutdown() throws {
         let marker = "marker-\(UUID())"
-        let daemon = try RunningDaemon(["--keep-jobs-on-shutdown"])
+        let daemon = try RunningDaemon(leavingJobsRunning: true)
         let job = try jobctl("start", "--", helperPath, "trap-term", marker, daemon: daemon).text
             .trimmingCharacters(in: .newlines)
         #expect(daemon.stop() == 0)

@@ -64,6 +64,33 @@ extension JobctlTests {
     }
 }
 
+extension JobctlTests {
+    @Test("run -i feeds jobctl's own stdin to the job, byte for byte; list --owner filters by owner")
+    func interactiveStdinAndOwner() throws {
+        let process = jobctlProcess(["run", "-i", "--", "/bin/cat"], daemon: daemon)
+        let input = Pipe()
+        let output = Pipe()
+        process.standardInput = input
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let bytes = Data([0, 1, 2, 0xff, 0xfe, 10, 13]) + Data("tail\n".utf8)
+        input.fileHandleForWriting.write(bytes)
+        try input.fileHandleForWriting.close()
+        let echoed = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        #expect(echoed == bytes)
+
+        // The development PKI's admin owns every job started here.
+        let all = try jobctl("list", daemon: daemon).text.split(separator: "\n").dropFirst()
+        let admins = try jobctl("list", "--owner", "admin", daemon: daemon).text.split(separator: "\n").dropFirst()
+        #expect(!all.isEmpty && admins.count == all.count)
+        let nobody = try jobctl("list", "--owner", "nobody-\(UUID())", daemon: daemon)
+        #expect(nobody.status == 0 && nobody.text.split(separator: "\n").count == 1, "\(nobody)")  // the header
+    }
+}
+
 /// A `jobctl watch` running in the background, read a line at a time; interrupted at the end.
 final class WatchProcess {
     let process: Process

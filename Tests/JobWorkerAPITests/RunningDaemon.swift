@@ -1,4 +1,7 @@
 import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2Posix
+import JobWorkerAPI
 import Testing
 
 #if canImport(Glibc)
@@ -14,6 +17,8 @@ final class RunningDaemon {
     /// there at startup (a restarted one is given its predecessor's).
     let cgroupParent: String
     let port: Int
+    /// What it wrote to stderr: its log, the audit trail included.
+    let logPath: String
     private let ownsState: Bool
 
     var pki: String { state + "/dev-pki" }
@@ -23,17 +28,25 @@ final class RunningDaemon {
     /// it listens (the read returns at EOF if the daemon died first).
     ///
     /// `restarting` a daemon uses its state directory and cgroup parent (and leaves the directory
-    /// to it).
-    init(_ arguments: [String] = [], restarting previous: RunningDaemon? = nil) throws {
+    /// to it). A test daemon stops its jobs when it exits (`--stop-jobs-on-exit`), so that none
+    /// outlives its test, unless `leavingJobsRunning` (the server's default) is asked for.
+    init(
+        _ arguments: [String] = [], restarting previous: RunningDaemon? = nil, leavingJobsRunning: Bool = false,
+        environment: [String: String] = [:]
+    ) throws {
         state = previous?.state ?? FileManager.default.temporaryDirectory.appendingPathComponent("jwd-\(UUID())").path
         cgroupParent = previous?.cgroupParent ?? "jobworker-daemon-test-\(UUID().uuidString.prefix(8))"
         ownsState = previous == nil
+        logPath = FileManager.default.temporaryDirectory.appendingPathComponent("jwd-log-\(UUID())").path
         process.executableURL = URL(fileURLWithPath: daemonPath)
         process.arguments =
-            ["--dev", "--state-dir", state, "--listen", "127.0.0.1:0", "--cgroup-parent", cgroupParent] + arguments
+            ["--dev", "--state-dir", state, "--listen", "127.0.0.1:0", "--cgroup-parent", cgroupParent]
+            + (leavingJobsRunning ? [] : ["--stop-jobs-on-exit"]) + arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         let output = Pipe()
         process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         try process.run()
         var text = ""
         var port: Int?
@@ -66,9 +79,26 @@ final class RunningDaemon {
         process.waitUntilExit()
     }
 
+    /// Runs `body` with a client of this daemon, as its development PKI's admin.
+    func withAdminClient(
+        _ body: (Jobworker_V1_JobWorker.Client<HTTP2ClientTransport.Posix>) async throws -> Void
+    ) async throws {
+        let admin = try ClientCredentials(
+            certificateChainPEM: String(contentsOfFile: pki + "/admin.pem", encoding: .utf8),
+            privateKeyPEM: String(contentsOfFile: pki + "/admin-key.pem", encoding: .utf8),
+            serverCAPEM: String(contentsOfFile: pki + "/ca.pem", encoding: .utf8))
+        try await withGRPCClient(transport: TLSClientTransport.make(to: HostAndPort(address)!, credentials: admin)) {
+            try await body(Jobworker_V1_JobWorker.Client(wrapping: $0))
+        }
+    }
+
+    /// Its log so far.
+    var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
     deinit {
         stop()
         if ownsState { try? FileManager.default.removeItem(atPath: state) }
+        try? FileManager.default.removeItem(atPath: logPath)
     }
 }
 

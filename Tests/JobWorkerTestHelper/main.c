@@ -109,6 +109,18 @@ int main(int argc, char **argv) {
         write_pattern(strtoull(argv[2], NULL, 10));
         return 0;
     }
+    if (strcmp(mode, "pattern-fifo-pattern") == 0 && argc == 4) {
+        // SIZE pattern bytes, a wait for a line on the FIFO argv[3], SIZE more, exit 5. With SIZE
+        // a multiple of 251 the second half goes on with the pattern at its offset.
+        unsigned long long size = strtoull(argv[2], NULL, 10);
+        write_pattern(size);
+        FILE *fifo = fopen(argv[3], "r");
+        char line[64];
+        while (fifo != NULL && fgets(line, sizeof(line), fifo) == NULL && errno == EINTR) {
+        }
+        write_pattern(size);
+        return 5;
+    }
     if (strcmp(mode, "all-bytes") == 0) {
         unsigned char bytes[256];
         for (int i = 0; i < 256; i++) {

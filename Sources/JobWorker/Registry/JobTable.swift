@@ -312,6 +312,9 @@ final class JobTable: Sendable {
         contents.withLock { $0.entries() }
     }
 
+    /// Jobs that have not ended yet.
+    var runningCount: Int { contents.withLock { $0.running.count } }
+
     /// Every job, newest first, and a subscription to every start and end from this moment on,
     /// taken in one step: each change is either in the entries or in the subscription, never in
     /// both or neither. A subscription whose reader stopped is dropped at the next change.

@@ -98,9 +98,21 @@ struct Serve: AsyncParsableCommand {
     var retainOutput = "10Gi"
     @Flag(
         help:
-            "On SIGTERM/SIGINT, leave running jobs running for the next jobworkerd on this state directory to adopt (default: stop them)."
+            "On SIGTERM/SIGINT, stop every running job (with its grace period) before exiting, instead of leaving them running for the next jobworkerd on this state directory to adopt."
     )
-    var keepJobsOnShutdown = false
+    var stopJobsOnExit = false
+    /// Leaving jobs running is the default now; the flag that asked for it is still accepted.
+    @Flag(help: .hidden) var keepJobsOnShutdown = false
+    @Option(
+        help:
+            "On SIGTERM/SIGINT: how long calls in flight may take to finish before the server closes their connections (output streams, waits and watches end at once, with UNAVAILABLE; 0: no wait)."
+    )
+    var shutdownGrace = "10s"
+    @Option(
+        help:
+            "On SIGTERM/SIGINT: how long the server goes on answering, NOT_SERVING in its health, before it stops accepting calls (time for load balancers to notice)."
+    )
+    var shutdownDelay = "0"
     @Option(
         help:
             "The cgroup that holds the job cgroups, one per server on a host: at startup a server removes what a previous run left there, and a second server on the same one is refused."
@@ -166,6 +178,12 @@ struct Serve: AsyncParsableCommand {
     var maxStreamsPerIdentity = 128
 
     func validate() throws {
+        if stopJobsOnExit && keepJobsOnShutdown {
+            throw ValidationError("--stop-jobs-on-exit and --keep-jobs-on-shutdown contradict each other")
+        }
+        for (flag, value) in [("--shutdown-grace", shutdownGrace), ("--shutdown-delay", shutdownDelay)] {
+            _ = try Self.duration(value, flag: flag)
+        }
         guard dev || (tlsCert != nil && tlsKey != nil && clientCa != nil) else {
             throw ValidationError("give --tls-cert, --tls-key and --client-ca, or --dev for a development PKI")
         }
@@ -359,20 +377,32 @@ struct Serve: AsyncParsableCommand {
             privateKeyPEM: try String(contentsOfFile: pki?.serverKey ?? tlsKey!, encoding: .utf8),
             clientCAPEM: try String(contentsOfFile: pki?.authority ?? clientCa!, encoding: .utf8), limits: limits)
         let resolver = transport.identityResolver
+        let phase = ServerPhase()
+        let health = HealthService(phase: phase)
+        // Health is for every client of this CA, whatever its role, and is not audited call by
+        // call: the job API's interceptors apply to the job API only.
+        let jobAPI = ConditionalInterceptor<any ServerInterceptor>.Subject.only(
+            services: [Jobworker_V1_JobWorker.descriptor], methods: [])
         let server = GRPCServer(
             transport: transport,
             services: [
                 JobWorkerService(
                     worker: worker, requestLimits: RequestLimits(startJobBytes: limits.maximumRequestBytes),
-                    blocking: blocking)
+                    blocking: blocking, phase: phase),
+                health,
             ],
-            interceptors: [
-                AuditInterceptor(logger: logger, resolver: resolver), AuthorizationInterceptor(resolver: resolver),
-                StreamQuotaInterceptor(limit: maxStreamsPerIdentity),
+            interceptorPipeline: [
+                .apply(AuditInterceptor(logger: logger, resolver: resolver), to: jobAPI),
+                .apply(AuthorizationInterceptor(resolver: resolver), to: jobAPI),
+                .apply(StreamQuotaInterceptor(limit: maxStreamsPerIdentity), to: jobAPI),
             ])
+        let notifier = SystemdNotifier.fromEnvironment(logger: logger)
         let service = APIServerService(
-            server: server, worker: worker, blocking: blocking, grace: .seconds(gracePeriod),
-            keepJobs: keepJobsOnShutdown
+            server: server, worker: worker, blocking: blocking, phase: phase, notifier: notifier,
+            jobGrace: .seconds(gracePeriod),
+            shutdownGrace: try Self.duration(shutdownGrace, flag: "--shutdown-grace") ?? .zero,
+            shutdownDelay: try Self.duration(shutdownDelay, flag: "--shutdown-delay") ?? .zero,
+            leavesJobsRunning: !stopJobsOnExit, logger: logger
         ) {
             let bound = await transport.listeningAddress
             let port = bound?.ipv4?.port ?? bound?.ipv6?.port ?? address.port
@@ -384,30 +414,5 @@ struct Serve: AsyncParsableCommand {
         try await ServiceGroup(
             services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger
         ).run()
-    }
-}
-
-/// Serves until a graceful shutdown, then stops the jobs (or leaves them to the next server).
-struct APIServerService: Service {
-    let server: GRPCServer<TLSServerTransport>
-    let worker: Worker
-    /// Shut down once the worker is.
-    let blocking: BlockingWorkExecutor
-    let grace: Duration
-    /// Leave running jobs running at shutdown (for the next server to adopt).
-    let keepJobs: Bool
-    let onListening: @Sendable () async -> Void
-
-    func run() async throws {
-        try await withGracefulShutdownHandler {
-            try await withThrowingDiscardingTaskGroup { group in
-                group.addTask { try await server.serve() }
-                await onListening()
-            }
-        } onGracefulShutdown: {
-            server.beginGracefulShutdown()
-        }
-        await worker.shutdown(gracePeriod: grace, leavingJobsRunning: keepJobs)
-        await blocking.shutdown()
     }
 }
