@@ -379,20 +379,27 @@ struct Serve: AsyncParsableCommand {
         let resolver = transport.identityResolver
         let phase = ServerPhase()
         let health = HealthService(phase: phase)
-        // Health is for every client of this CA, whatever its role, and is not audited call by
-        // call: the job API's interceptors apply to the job API only.
+        let reflection = ReflectionService()
+        // Health and reflection are for every client of this CA, whatever its role (they say
+        // nothing about jobs); health is not audited call by call (a probe a second would drown
+        // the trail), reflection is. Authorization and the call quota are the job API's.
         let jobAPI = ConditionalInterceptor<any ServerInterceptor>.Subject.only(
             services: [Jobworker_V1_JobWorker.descriptor], methods: [])
+        let audited = ConditionalInterceptor<any ServerInterceptor>.Subject.only(
+            services: [
+                Jobworker_V1_JobWorker.descriptor, Grpc_Reflection_V1_ServerReflection.descriptor,
+                Grpc_Reflection_V1alpha_ServerReflection.descriptor,
+            ], methods: [])
         let server = GRPCServer(
             transport: transport,
             services: [
                 JobWorkerService(
                     worker: worker, requestLimits: RequestLimits(startJobBytes: limits.maximumRequestBytes),
                     blocking: blocking, phase: phase),
-                health,
+                health, reflection.v1, reflection.v1alpha,
             ],
             interceptorPipeline: [
-                .apply(AuditInterceptor(logger: logger, resolver: resolver), to: jobAPI),
+                .apply(AuditInterceptor(logger: logger, resolver: resolver), to: audited),
                 .apply(AuthorizationInterceptor(resolver: resolver), to: jobAPI),
                 .apply(StreamQuotaInterceptor(limit: maxStreamsPerIdentity), to: jobAPI),
             ])
