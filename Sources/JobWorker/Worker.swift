@@ -238,7 +238,7 @@ public final class Worker: Sendable {
             do {
                 try store.recordStop(of: job.id, deadline: Date().addingTimeInterval(gracePeriod.timeInterval))
             } catch {
-                configuration.logger.error("job \(job.id): \(error.logDescription)")
+                configuration.logger.error("job \(job.id): \(error.logDescription)", metadata: ["job": "\(job.id)"])
             }
         }
         job.beginStop(gracePeriod: gracePeriod)

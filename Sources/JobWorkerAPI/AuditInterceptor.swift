@@ -20,9 +20,11 @@ extension Jobworker_V1_StartJobResponse: NamesJob { var jobID: String { status.i
 /// job id, and outcome (OK or the status code). Never request contents beyond the job id, and
 /// never job output.
 ///
-/// Each record is one JSON object on one line (`{"caller":…,"job":…,"method":…,"outcome":…,
-/// "role":…}`): whatever a field holds, escaped by JSON, cannot start a line of its own. A job id
-/// is recorded only once it parses as a job id; anything else is recorded as "malformed".
+/// Each record is the message `rpc` with the fields `caller`, `role`, `method`, `job` and
+/// `outcome` as metadata: with `--log-format json` one JSON object a line, whatever a field holds
+/// escaped by JSON; in text, `key=value` pairs, whose values are checked (a job id is recorded
+/// only once it parses as one, anything else as "malformed"; identities hold no control
+/// characters) so that none can start a line of its own.
 ///
 /// Put it first among the interceptors, before `AuthorizationInterceptor`, so that refused calls
 /// are recorded too.
@@ -122,28 +124,18 @@ private final class AuditRecord: Sendable {
             (fields["caller"], fields["role"]) = ("-", "-")
             fields["refused"] = refusal.reason
         }
-        let line = AuditLine.json(fields)
-        logger.info("\(line)")
+        let metadata = fields.mapValues { Logger.MetadataValue.string($0) }
+        logger.info("rpc", metadata: metadata)
         // The one place an internal failure's detail is logged: the client got a generic
         // message, the operator gets what failed underneath, with the call it broke.
         switch error {
         case let error as JobWorkerError where error.isInternal:
-            logger.error("rpc failed: \(EscapedText.escaped(error.logDescription)) \(line)")
+            logger.error("rpc failed: \(EscapedText.escaped(error.logDescription))", metadata: metadata)
         case let error? where !(error is RPCError) && !(error is any RPCErrorConvertible):
-            logger.error("rpc failed: \(EscapedText.escaped(String(describing: error))) \(line)")
+            logger.error("rpc failed: \(EscapedText.escaped(String(describing: error)))", metadata: metadata)
         default:
             break
         }
-    }
-}
-
-/// One audit record as a single line of JSON, keys sorted.
-enum AuditLine {
-    static func json(_ fields: [String: String]) -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        let data = (try? encoder.encode(fields)) ?? Data("{}".utf8)
-        return String(decoding: data, as: UTF8.self)
     }
 }
 

@@ -15,11 +15,11 @@ final class LogRecords: Sendable {
         Logger(label: "audit-test") { _ in CollectingHandler(sink: self) }
     }
 
-    /// The audit records: the log messages that are one JSON object each, decoded.
+    /// The audit records: the `rpc` messages' fields.
     var auditTrail: [[String: String]] {
         all.compactMap { record in
-            guard let message = record["message"], message.hasPrefix("{") else { return nil }
-            return try? JSONDecoder().decode([String: String].self, from: Data(message.utf8))
+            guard record["message"] == "rpc" else { return nil }
+            return record.filter { $0.key != "message" }
         }
     }
 

@@ -128,7 +128,7 @@ struct HostileClientTests {
                 #expect(code == .invalidArgument)
             }
         }
-        let messages = records.all.compactMap { $0["message"] }
+        let messages = records.all.flatMap { Array($0.values) }  // every field of every record
         #expect(!messages.contains { $0.contains("\n") })
         #expect(records.auditTrail.map { $0["job"] } == ["malformed"])
         #expect(records.auditTrail.first?["outcome"] == "invalidArgument")
@@ -172,7 +172,7 @@ struct HostileClientTests {
                 }
             }
         }
-        let messages = records.all.compactMap { $0["message"] }
+        let messages = records.all.flatMap { Array($0.values) }  // every field of every record
         #expect(!messages.contains { $0.contains("\n") || $0.contains("\u{1B}") })
         #expect(records.auditTrail.count == 3)
         #expect(records.auditTrail.allSatisfy { $0["caller"] == "-" && $0["outcome"] == "unauthenticated" })

@@ -199,7 +199,7 @@ struct JobLauncher: Sendable {
                 try store.recordTimeout(of: job.id)
                 try store.recordStop(of: job.id, deadline: Date().addingTimeInterval(grace.timeInterval))
             } catch {
-                logger.error("job \(job.id): \(error.logDescription)")
+                logger.error("job \(job.id): \(error.logDescription)", metadata: ["job": "\(job.id)"])
             }
             job.beginStop(gracePeriod: grace, isTimeout: true)
         }
@@ -228,7 +228,7 @@ struct JobLauncher: Sendable {
         do {
             try job.adopt(recordedStopDeadline: record.stopDeadline, timedOut: record.timedOut)
         } catch {
-            configuration.logger.error("job \(id): \(error)")  // a fresh job: cannot happen
+            configuration.logger.error("job \(id): \(error)", metadata: ["job": "\(id)"])  // a fresh job: cannot happen
         }
         do {
             let writeWatch = try monitor.onWrite(to: job.outputPath) { outputChanged.signal() }

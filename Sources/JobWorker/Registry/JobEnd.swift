@@ -65,7 +65,7 @@ struct JobEnd: Sendable {
             final = try job.complete(usage: usage, oomKills: oomKills)
         } catch {
             // The end was already fixed (a second call): what follows is idempotent and safe.
-            logger.error("job \(job.id): \(error)")
+            logger.error("job \(job.id): \(error)", metadata: ["job": "\(job.id)"])
             table.freeSlot(of: job)
             job.publishEnd()
             job.markEndRecorded()
@@ -82,7 +82,7 @@ struct JobEnd: Sendable {
                 try store.update(final)
                 stateDirectory.removeExitRecord(for: final.id)
             } catch {
-                logger.error("job \(final.id): \(error.logDescription)")
+                logger.error("job \(final.id): \(error.logDescription)", metadata: ["job": "\(final.id)"])
             }
             table.recordFinished(final, allocatedBytes: stateDirectory.allocatedOutputBytes(of: final.id))
             retention.apply()

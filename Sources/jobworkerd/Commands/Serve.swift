@@ -11,6 +11,12 @@ import ServiceLifecycle
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Serve the jobworker API (the default command).")
 
+    @Option(
+        help:
+            "Log format: text, or json (one object a line: time, level, message and fields such as job, method, caller); default json when stdout is not a terminal."
+    )
+    var logFormat: String?
+
     @Option(help: "Address and port to listen on (port 0: any free port, printed at startup).")
     var listen = "127.0.0.1:50051"
 
@@ -178,6 +184,9 @@ struct Serve: AsyncParsableCommand {
     var maxStreamsPerIdentity = 128
 
     func validate() throws {
+        if let logFormat, !["text", "json"].contains(logFormat) {
+            throw ValidationError("--log-format: \"\(logFormat)\" is neither text nor json")
+        }
         if stopJobsOnExit && keepJobsOnShutdown {
             throw ValidationError("--stop-jobs-on-exit and --keep-jobs-on-shutdown contradict each other")
         }
@@ -327,7 +336,10 @@ struct Serve: AsyncParsableCommand {
     }
 
     func run() async throws {
-        LoggingSystem.bootstrap(StreamLogHandler.standardError)
+        let json = logFormat == "json" || (logFormat == nil && isatty(STDOUT_FILENO) == 0)
+        LoggingSystem.bootstrap { label in
+            json ? JSONLogHandler(label: label) as any LogHandler : StreamLogHandler.standardError(label: label)
+        }
         let logger = Logger(label: "jobworkerd")
         let address = HostAndPort(listen)!
         let pki = try dev ? DevelopmentPKI.ensure(in: stateDir + "/dev-pki") : nil
