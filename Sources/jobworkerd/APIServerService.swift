@@ -4,6 +4,7 @@ import JobWorker
 import JobWorkerAPI
 import Logging
 import ServiceLifecycle
+import UnixSignals
 
 /// Serves until a graceful shutdown, then leaves the running jobs to the next server (or stops
 /// them), in the order an upgrade needs:
@@ -28,6 +29,9 @@ struct APIServerService: Service {
     let shutdownDelay: Duration
     let leavesJobsRunning: Bool
     let logger: Logger
+    /// Where the TLS material is read again at SIGHUP, and what it replaces.
+    let tlsFiles: TLSFiles
+    let credentials: ServerCredentials
     let onListening: @Sendable () async -> Void
 
     func run() async throws {
@@ -35,6 +39,10 @@ struct APIServerService: Service {
             // Each task says whether its end ends the serving: serve() returning (every call
             // done) or the grace for calls in flight passing does; the status reports do not.
             try await withThrowingTaskGroup(of: Bool.self) { group in
+                group.addTask {
+                    await reloadOnHangUp()
+                    return false
+                }
                 group.addTask {
                     try await server.serve()
                     return true
@@ -59,6 +67,7 @@ struct APIServerService: Service {
                     await closeListener()
                     return true
                 }
+
                 defer { group.cancelAll() }
                 while let decisive = try await group.next(), !decisive {}
             }
@@ -72,6 +81,22 @@ struct APIServerService: Service {
         }
         await worker.shutdown(gracePeriod: jobGrace, leavingJobsRunning: leavesJobsRunning)
         await blocking.shutdown()
+    }
+
+    /// SIGHUP (`systemctl reload`, `jobworkerd reload`): the server's certificate, key and client
+    /// CA are read again; new connections get them, open ones and running jobs are untouched. A
+    /// reload that fails keeps the old material and says why.
+    private func reloadOnHangUp() async {
+        for await _ in await UnixSignalsSequence(trapping: .sighup) {
+            notifier?.reloading()
+            do {
+                try tlsFiles.reload(into: credentials)
+                logger.notice("reloaded the TLS certificate, key and client CA: new connections use them")
+            } catch {
+                logger.error("reload failed, keeping the current TLS material: \(error)")
+            }
+            notifier?.ready(runningJobs: worker.runningJobCount)
+        }
     }
 
     /// Once draining has begun: waits out the delay, closes the listener, and returns once the

@@ -7,7 +7,7 @@ struct JobWorkerDaemon: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "jobworkerd",
         abstract: "Run Linux jobs for authenticated clients over gRPC with mutual TLS 1.3.",
-        subcommands: [Serve.self, Certs.self],
+        subcommands: [Serve.self, Certs.self, Reload.self],
         defaultSubcommand: Serve.self)
 
     static func main() async {

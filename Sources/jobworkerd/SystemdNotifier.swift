@@ -65,6 +65,14 @@ final class SystemdNotifier: Sendable {
         send("READY=1\nSTATUS=\(Self.statusLine(runningJobs))\nMAINPID=\(getpid())")
     }
 
+    /// A reload has begun; `ready` ends it.
+    func reloading() {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        let microseconds = Int64(now.tv_sec) * 1_000_000 + Int64(now.tv_nsec) / 1_000
+        send("RELOADING=1\nMONOTONIC_USEC=\(microseconds)\nSTATUS=reloading")
+    }
+
     /// A graceful shutdown has begun.
     func stopping() {
         send("STOPPING=1\nSTATUS=shutting down")

@@ -79,17 +79,14 @@ final class RunningDaemon {
         process.waitUntilExit()
     }
 
+    /// Where and how to reach it: for tasks, which may not hold the daemon itself.
+    var endpoint: DaemonEndpoint { DaemonEndpoint(address: address, pki: pki) }
+
     /// Runs `body` with a client of this daemon, as its development PKI's admin.
     func withAdminClient(
         _ body: (Jobworker_V1_JobWorker.Client<HTTP2ClientTransport.Posix>) async throws -> Void
     ) async throws {
-        let admin = try ClientCredentials(
-            certificateChainPEM: String(contentsOfFile: pki + "/admin.pem", encoding: .utf8),
-            privateKeyPEM: String(contentsOfFile: pki + "/admin-key.pem", encoding: .utf8),
-            serverCAPEM: String(contentsOfFile: pki + "/ca.pem", encoding: .utf8))
-        try await withGRPCClient(transport: TLSClientTransport.make(to: HostAndPort(address)!, credentials: admin)) {
-            try await body(Jobworker_V1_JobWorker.Client(wrapping: $0))
-        }
+        try await endpoint.withAdminClient(body)
     }
 
     /// Its log so far.
@@ -105,4 +102,23 @@ final class RunningDaemon {
 struct DaemonDidNotStart: Error, CustomStringConvertible {
     let output: String
     var description: String { "jobworkerd did not start: \(output)" }
+}
+
+/// A daemon's address and development PKI.
+struct DaemonEndpoint: Sendable {
+    let address: String
+    let pki: String
+
+    /// Runs `body` with a client of the daemon, as its development PKI's admin.
+    func withAdminClient(
+        _ body: (Jobworker_V1_JobWorker.Client<HTTP2ClientTransport.Posix>) async throws -> Void
+    ) async throws {
+        let admin = try ClientCredentials(
+            certificateChainPEM: String(contentsOfFile: pki + "/admin.pem", encoding: .utf8),
+            privateKeyPEM: String(contentsOfFile: pki + "/admin-key.pem", encoding: .utf8),
+            serverCAPEM: String(contentsOfFile: pki + "/ca.pem", encoding: .utf8))
+        try await withGRPCClient(transport: TLSClientTransport.make(to: HostAndPort(address)!, credentials: admin)) {
+            try await body(Jobworker_V1_JobWorker.Client(wrapping: $0))
+        }
+    }
 }

@@ -20,6 +20,8 @@ public final class TLSServerTransport: ServerTransport {
     private let peers: ConnectionIdentities
     /// Connections and requests turned away.
     public let counters: ConnectionCounters
+    /// The TLS material new connections get.
+    public let credentials: ServerCredentials
 
     /// - Parameters:
     ///   - host: the address to listen on, e.g. "127.0.0.1".
@@ -27,27 +29,29 @@ public final class TLSServerTransport: ServerTransport {
     ///   - certificateChainPEM, privateKeyPEM: the server's certificate (EKU serverAuth) and key.
     ///   - clientCAPEM: the only CA whose client certificates are accepted.
     ///   - limits: what clients may hold of the server's connections.
-    public init(
+    public convenience init(
         host: String, port: Int, certificateChainPEM: String, privateKeyPEM: String, clientCAPEM: String,
         limits: ConnectionLimits = ConnectionLimits()
     ) throws {
-        var tls = TLSConfiguration.makeServerConfiguration(
-            certificateChain: try NIOSSLCertificate.fromPEMBytes(Array(certificateChainPEM.utf8)).map {
-                .certificate($0)
-            },
-            privateKey: .privateKey(try NIOSSLPrivateKey(bytes: Array(privateKeyPEM.utf8), format: .pem)))
-        tls.minimumTLSVersion = .tlsv13
-        tls.certificateVerification = .noHostnameVerification
-        tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(Array(clientCAPEM.utf8)))
-        tls.applicationProtocols = ["grpc-exp", "h2"]
+        try self.init(
+            host: host, port: port,
+            credentials: ServerCredentials(
+                certificateChainPEM: certificateChainPEM, privateKeyPEM: privateKeyPEM, clientCAPEM: clientCAPEM),
+            limits: limits)
+    }
+
+    /// - Parameter credentials: the TLS material, which may be replaced while the server runs.
+    public init(host: String, port: Int, credentials: ServerCredentials, limits: ConnectionLimits = ConnectionLimits())
+    {
         let peers = ConnectionIdentities()
         let counters = ConnectionCounters()
         self.peers = peers
         self.counters = counters
+        self.credentials = credentials
         transport = HTTP2ServerTransport.Custom(
             listenerFactory: TLSListenerFactory(
                 eventLoopGroup: MultiThreadedEventLoopGroup.singleton, host: host, port: port,
-                context: try NIOSSLContext(configuration: tls), peers: peers, limits: limits,
+                credentials: credentials, peers: peers, limits: limits,
                 admission: ConnectionAdmission(limits: limits, counters: counters), counters: counters),
             config: Self.config(limits))
     }
@@ -111,7 +115,7 @@ public struct TLSListenerFactory: HTTP2ServerTransport.ListenerFactory {
     public let eventLoopGroup: any EventLoopGroup
     let host: String
     let port: Int
-    let context: NIOSSLContext
+    let credentials: ServerCredentials
     let peers: ConnectionIdentities
     let limits: ConnectionLimits
     let admission: ConnectionAdmission
@@ -121,7 +125,7 @@ public struct TLSListenerFactory: HTTP2ServerTransport.ListenerFactory {
         listenerConfigurator: HTTP2ServerTransport.ListenerConfigurator,
         connectionConfigurator: HTTP2ServerTransport.ConnectionConfigurator
     ) async throws -> NIOAsyncChannel<HTTP2ServerTransport.ConnectionConfigurator.ConnectionChannel, Never> {
-        let (context, peers, limits, admission, counters) = (context, peers, limits, admission, counters)
+        let (credentials, peers, limits, admission, counters) = (credentials, peers, limits, admission, counters)
         return try await ServerBootstrap(group: eventLoopGroup)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             // A burst of connections waits in the kernel's queue rather than in SYN retries
@@ -138,7 +142,7 @@ public struct TLSListenerFactory: HTTP2ServerTransport.ListenerFactory {
                 return channel.eventLoop.makeCompletedFuture {
                     guard admitted else { return }
                     let pipeline = channel.pipeline.syncOperations
-                    try pipeline.addHandler(NIOSSLServerHandler(context: context))
+                    try pipeline.addHandler(NIOSSLServerHandler(context: credentials.current))
                     try pipeline.addHandler(HandshakeDeadline(timeout: limits.handshakeTimeout, counters: counters))
                     let token = ConnectionIdentities.makeToken()
                     try pipeline.addHandler(ConnectionIdentityRecorder(registry: peers, token: token))

@@ -383,11 +383,11 @@ struct Serve: AsyncParsableCommand {
         logger.info(
             "connections: handshake \(limits.handshakeTimeout), idle \(limits.idleTimeout.map { "\($0)" } ?? "never"), age \(limits.maximumAge.map { "\($0)" } ?? "never"); at most \(limits.maximumConnections) (\(limits.maximumConnectionsPerAddress) per address), \(limits.maximumStreamsPerConnection) calls per connection, \(maxStreamsPerIdentity) per identity; requests up to \(limits.maximumRequestBytes) bytes (StartJob), 64Ki (others)"
         )
-        let transport = try TLSServerTransport(
-            host: address.host, port: address.port,
-            certificateChainPEM: try String(contentsOfFile: pki?.serverCertificate ?? tlsCert!, encoding: .utf8),
-            privateKeyPEM: try String(contentsOfFile: pki?.serverKey ?? tlsKey!, encoding: .utf8),
-            clientCAPEM: try String(contentsOfFile: pki?.authority ?? clientCa!, encoding: .utf8), limits: limits)
+        let tlsFiles = TLSFiles(
+            certificateChain: pki?.serverCertificate ?? tlsCert!, privateKey: pki?.serverKey ?? tlsKey!,
+            clientCA: pki?.authority ?? clientCa!)
+        let transport = TLSServerTransport(
+            host: address.host, port: address.port, credentials: try tlsFiles.load(), limits: limits)
         let resolver = transport.identityResolver
         let phase = ServerPhase()
         let health = HealthService(phase: phase)
@@ -421,7 +421,8 @@ struct Serve: AsyncParsableCommand {
             jobGrace: .seconds(gracePeriod),
             shutdownGrace: try Self.duration(shutdownGrace, flag: "--shutdown-grace") ?? .zero,
             shutdownDelay: try Self.duration(shutdownDelay, flag: "--shutdown-delay") ?? .zero,
-            leavesJobsRunning: !stopJobsOnExit, logger: logger
+            leavesJobsRunning: !stopJobsOnExit, logger: logger, tlsFiles: tlsFiles,
+            credentials: transport.credentials
         ) {
             let bound = await transport.listeningAddress
             let port = bound?.ipv4?.port ?? bound?.ipv6?.port ?? address.port
@@ -430,8 +431,41 @@ struct Serve: AsyncParsableCommand {
             if let pki { pki.printInstructions(address: listening) }
             fflush(nil)  // scripts read the port: flush now, not at exit
         }
+        // For `jobworkerd reload`: which process serves this state directory.
+        let pidFile = stateDir + "/jobworkerd.pid"
+        try Data("\(getpid())\n".utf8).write(to: URL(fileURLWithPath: pidFile), options: .atomic)
+        defer { try? FileManager.default.removeItem(atPath: pidFile) }
         try await ServiceGroup(
             services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger
         ).run()
+    }
+}
+
+/// Where the server's TLS material is read from, at startup and at each reload.
+struct TLSFiles: Sendable {
+    let certificateChain: String
+    let privateKey: String
+    let clientCA: String
+
+    func load() throws -> ServerCredentials {
+        let (chain, key, authority) = try read()
+        return try ServerCredentials(certificateChainPEM: chain, privateKeyPEM: key, clientCAPEM: authority)
+    }
+
+    /// Reads the files again; the old material stays if any of them is missing or broken.
+    func reload(into credentials: ServerCredentials) throws {
+        let (chain, key, authority) = try read()
+        try credentials.replace(certificateChainPEM: chain, privateKeyPEM: key, clientCAPEM: authority)
+    }
+
+    private func read() throws -> (String, String, String) {
+        func contents(_ path: String) throws -> String {
+            do {
+                return try String(contentsOfFile: path, encoding: .utf8)
+            } catch {
+                throw CredentialsError(path: path, "cannot be read as text")
+            }
+        }
+        return (try contents(certificateChain), try contents(privateKey), try contents(clientCA))
     }
 }

@@ -1,0 +1,99 @@
+import Foundation
+import JobWorkerAPI
+import JobWorkerTestPrograms
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+@Suite(
+    "Reloading TLS material", .serialized,
+    .enabled(if: canUseCgroups, "runs jobworkerd as root, with cgroups and namespaces (always under CI=true)"),
+    .timeLimit(.minutes(2)))
+struct ReloadTests {
+    @Test(
+        "after SIGHUP a new connection gets the new certificate while a stream on an old one goes on; a broken key keeps it"
+    )
+    func rotatesCertificate() async throws {
+        let socket = try NotifySocket()
+        let daemon = try RunningDaemon(environment: ["NOTIFY_SOCKET": socket.path])
+        _ = try socket.next(containing: "READY=1")
+        let serverPEM = daemon.pki + "/server.pem"
+        let original = try String(contentsOfFile: serverPEM, encoding: .utf8)
+        #expect(try PythonGRPC.run("peer_certificate.py", serverPEM, daemon: daemon) == "same")
+
+        // A stream on a connection opened before the rotation, waiting for the job's second half.
+        let half = 251 * 400
+        let visible = try TestPrograms.makeJobVisibleDirectory()
+        defer { try? FileManager.default.removeItem(atPath: visible) }
+        let fifo = visible + "/fifo"
+        #expect(mkfifo(fifo, 0o644) == 0)
+        let id = try jobctl("start", "--", helperPath, "pattern-fifo-pattern", "\(half)", fifo, daemon: daemon).text
+            .trimmingCharacters(in: .newlines)
+        let output = UpgradeTests.ReceivedOutput()
+        let (firstHalf, gotFirstHalf) = AsyncStream<Void>.makeStream()
+        let endpoint = daemon.endpoint
+        let stream = Task {
+            try await endpoint.withAdminClient { client in
+                try await client.streamJobOutput(.with { $0.id = id }) { response in
+                    for try await message in response.messages {
+                        output.append(message)
+                        if output.count == half { gotFirstHalf.yield() }
+                    }
+                }
+            }
+        }
+        var waiting = firstHalf.makeAsyncIterator()
+        await waiting.next()
+
+        let authority = try CertificateAuthority(
+            certificatePEM: String(contentsOfFile: daemon.pki + "/ca.pem", encoding: .utf8),
+            privateKeyPEM: String(contentsOfFile: daemon.pki + "/ca-key.pem", encoding: .utf8))
+        // As an operator rotates: the new files written aside, then renamed over the old.
+        let staging = daemon.pki + "/staging"
+        try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: false)
+        try authority.issueServerCertificate(dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"])
+            .write(to: staging, name: "server")
+        for name in ["server.pem", "server-key.pem"] {
+            #expect(rename(staging + "/" + name, daemon.pki + "/" + name) == 0)
+        }
+        let rotated = try String(contentsOfFile: serverPEM, encoding: .utf8)
+        #expect(rotated != original)
+        kill(daemon.process.processIdentifier, SIGHUP)
+        _ = try socket.next(containing: "RELOADING=1")
+        _ = try socket.next(containing: "READY=1")
+        #expect(try PythonGRPC.run("peer_certificate.py", serverPEM, daemon: daemon) == "same")
+
+        // A broken key: the reload fails, says why, and the rotated certificate stays.
+        try Data("not a key\n".utf8).write(to: URL(fileURLWithPath: daemon.pki + "/server-key.pem"))
+        let asked = try daemonCommand("reload", "--state-dir", daemon.state)
+        #expect(asked.status == 0, "\(asked)")
+        _ = try socket.next(containing: "RELOADING=1")
+        _ = try socket.next(containing: "READY=1")
+        #expect(try PythonGRPC.run("peer_certificate.py", serverPEM, daemon: daemon) == "same")
+        #expect(daemon.log.contains("reload failed, keeping the current TLS material"), "\(daemon.log.suffix(1500))")
+
+        // The old connection's stream was never interrupted: the rest of the output arrives on it.
+        let gate = try #require(FileHandle(forWritingAtPath: fifo))
+        gate.write(Data("go\n".utf8))
+        try gate.close()
+        try await stream.value
+        #expect(output.count == 2 * half)
+        #expect(output.bytes.enumerated().allSatisfy { $0.element == UInt8($0.offset % 251) })
+    }
+
+    /// Runs `jobworkerd` with `arguments` to its end: its exit status and what it printed.
+    func daemonCommand(_ arguments: String...) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: daemonPath)
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return (process.terminationStatus, output)
+    }
+}
