@@ -53,6 +53,9 @@ public final class Worker: Sendable {
         await inits?.waitUntilParked(configuration.prestartedInits)
     }
 
+    /// How many inits are parked, ready for a start (0 without isolation).
+    public var parkedInits: Int { inits?.parkedCount ?? 0 }
+
     /// How many isolated starts found no parked init and prepared their own (the slow path): a
     /// pool that cannot keep up with the start rate shows here.
     public var initsPreparedOnDemand: Int { inits?.preparedOnDemand ?? 0 }
@@ -187,6 +190,18 @@ public final class Worker: Sendable {
     /// job's current status and starts nothing (`alreadyExists` if the spec differs); a start
     /// with the same token under way is waited for.
     public func start(_ spec: JobSpec, owner: String) async throws(JobWorkerError) -> JobStatus {
+        let began = ContinuousClock.now
+        do {
+            let status = try await startRecorded(spec, owner: owner)
+            WorkerMetrics.jobStarted(nil, after: .now - began)
+            return status
+        } catch {
+            WorkerMetrics.jobStarted(error.code, after: .now - began)
+            throw error
+        }
+    }
+
+    private func startRecorded(_ spec: JobSpec, owner: String) async throws(JobWorkerError) -> JobStatus {
         var clientToken: JobStore.RecordedClientToken?
         if let token = spec.clientToken {
             try JobSpecValidation.clientToken(token)

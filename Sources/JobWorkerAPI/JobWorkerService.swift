@@ -1,3 +1,4 @@
+import CoreMetrics
 import Foundation
 import GRPCCore
 import JobWorker
@@ -20,6 +21,9 @@ public struct JobWorkerService: Jobworker_V1_JobWorker.SimpleServiceProtocol {
     /// that a shutdown never waits on a client: clients resume (output by offset) elsewhere or
     /// once the next server is up.
     public let phase: ServerPhase
+
+    /// Job output sent to readers, all streams together.
+    static let bytesStreamed = Counter(label: "jobworker_output_bytes_streamed_total")
 
     /// StartJob beyond the worker's `maximumRunningJobs` is RESOURCE_EXHAUSTED.
     public init(
@@ -91,6 +95,7 @@ public struct JobWorkerService: Jobworker_V1_JobWorker.SimpleServiceProtocol {
             while let count = try await reader.waitForBytes(atMost: OutputChunk.maximumDataBytes) {
                 try await write(try OutputChunk(offset: offset, count: count) { try reader.read(into: $0) })
                 offset += UInt64(count)
+                Self.bytesStreamed.increment(by: Int64(count))
             }
         }
     }

@@ -17,6 +17,8 @@ final class RunningDaemon {
     /// there at startup (a restarted one is given its predecessor's).
     let cgroupParent: String
     let port: Int
+    /// The operations listener's port (`/metrics`, `/readyz`), unless it was turned off.
+    let opsPort: Int?
     /// What it wrote to stderr: its log, the audit trail included.
     let logPath: String
     private let ownsState: Bool
@@ -41,7 +43,8 @@ final class RunningDaemon {
         process.executableURL = URL(fileURLWithPath: daemonPath)
         process.arguments =
             ["--dev", "--state-dir", state, "--listen", "127.0.0.1:0", "--cgroup-parent", cgroupParent]
-            + (leavingJobsRunning ? [] : ["--stop-jobs-on-exit"]) + arguments
+            + (leavingJobsRunning ? [] : ["--stop-jobs-on-exit"])
+            + (arguments.contains("--ops-listen") ? [] : ["--ops-listen", "127.0.0.1:0"]) + arguments
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         let output = Pipe()
         process.standardOutput = output
@@ -63,6 +66,8 @@ final class RunningDaemon {
             throw DaemonDidNotStart(output: text)
         }
         self.port = port
+        opsPort = text.split(separator: "\n").first { $0.hasPrefix("jobworkerd operations listening on ") }
+            .flatMap { $0.split(separator: ":").last.flatMap { Int($0) } }
     }
 
     /// SIGTERM, and the exit status once it has exited.

@@ -128,6 +128,9 @@ final class InitPool: Sendable {
     /// The PIDs of the parked inits.
     var parkedProcesses: [Int32] { state.withLock { $0.parked.map(\.pid) } }
 
+    /// How many inits are parked now.
+    var parkedCount: Int { state.withLock { $0.parked.count } }
+
     /// The job ids the parked inits carry, the next one taken last.
     var parkedIDs: [JobID] { state.withLock { $0.parked.map(\.id) } }
 

@@ -306,6 +306,8 @@ final class JobStore: Sendable {
     }
 
     private func write(_ what: String, _ body: (Database) throws -> Void) throws(JobWorkerError) {
+        let began = ContinuousClock.now
+        defer { WorkerMetrics.storeWrite(took: .now - began) }
         do {
             try database().write(body)
         } catch let error as JobWorkerError {

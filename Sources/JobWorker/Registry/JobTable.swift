@@ -296,6 +296,7 @@ final class JobTable: Sendable {
             contents.addFinished(final, allocatedBytes: allocatedBytes)
             contents.offerToWatchers(final)
         }
+        WorkerMetrics.jobEnded(final.state)
         jobEnded.signal()
     }
 

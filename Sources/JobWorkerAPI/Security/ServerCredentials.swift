@@ -8,7 +8,7 @@ import X509
 /// was accepted, and connections already open keep theirs. A certificate rotation is a
 /// `replace` (jobworkerd's SIGHUP), never a restart.
 public final class ServerCredentials: Sendable {
-    private let context: Mutex<NIOSSLContext>
+    private let state: Mutex<(context: NIOSSLContext, notValidAfter: Date)>
 
     /// What a handshake is configured with; checked in full before anything is used, so that a
     /// broken file is an error here, never a failed handshake later.
@@ -35,19 +35,26 @@ public final class ServerCredentials: Sendable {
     }
 
     public init(certificateChainPEM: String, privateKeyPEM: String, clientCAPEM: String) throws {
-        context = Mutex(
-            try Self.makeContext(
-                certificateChainPEM: certificateChainPEM, privateKeyPEM: privateKeyPEM, clientCAPEM: clientCAPEM))
+        state = Mutex(
+            (
+                try Self.makeContext(
+                    certificateChainPEM: certificateChainPEM, privateKeyPEM: privateKeyPEM, clientCAPEM: clientCAPEM),
+                try Certificate(pemEncoded: certificateChainPEM).notValidAfter
+            ))
     }
 
     /// The material for the next connection.
-    var current: NIOSSLContext { context.withLock { $0 } }
+    var current: NIOSSLContext { state.withLock { $0.context } }
+
+    /// When the server certificate new connections get expires: for an alert well before.
+    public var notValidAfter: Date { state.withLock { $0.notValidAfter } }
 
     /// From the next connection on, this material; throws (and changes nothing) if it is broken.
     public func replace(certificateChainPEM: String, privateKeyPEM: String, clientCAPEM: String) throws {
         let new = try Self.makeContext(
             certificateChainPEM: certificateChainPEM, privateKeyPEM: privateKeyPEM, clientCAPEM: clientCAPEM)
-        context.withLock { $0 = new }
+        let expiry = try Certificate(pemEncoded: certificateChainPEM).notValidAfter
+        state.withLock { $0 = (new, expiry) }
     }
 }
 

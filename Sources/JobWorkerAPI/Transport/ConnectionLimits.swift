@@ -1,3 +1,4 @@
+import CoreMetrics
 import NIOCore
 import Synchronization
 
@@ -120,8 +121,16 @@ final class HandshakeDeadline: ChannelInboundHandler, RemovableChannelHandler {
         let counters = counters
         deadline = context.eventLoop.scheduleTask(in: TimeAmount(timeout)) {
             counters.handshakeTimeouts.add(1, ordering: .relaxed)
+            HandshakeFailure.count(reason: "timeout")
             loopBound.value.close(promise: nil)
         }
+    }
+
+    /// Before the preface (this handler is gone after it), an error from the TLS handler is a
+    /// failed handshake: counted by its reason.
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        HandshakeFailure.count(reason: HandshakeFailure.reason(of: error))
+        context.fireErrorCaught(error)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -136,6 +145,23 @@ final class HandshakeDeadline: ChannelInboundHandler, RemovableChannelHandler {
         if prefaceBytesSeen >= Self.prefaceLength {
             context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
         }
+    }
+}
+
+/// TLS handshakes that failed, by a reason from a fixed few (a metric label).
+enum HandshakeFailure {
+    static func count(reason: String) {
+        Counter(label: "jobworker_tls_handshake_failures_total", dimensions: [("reason", reason)]).increment()
+    }
+
+    static func reason(of error: any Error) -> String {
+        let text = String(describing: error).uppercased()
+        if text.contains("PEER_DID_NOT_RETURN_A_CERTIFICATE") { return "no_client_certificate" }
+        if text.contains("CERTIFICATE") { return "bad_certificate" }
+        if text.contains("HTTP_REQUEST") || text.contains("WRONG_VERSION_NUMBER") { return "not_tls" }
+        if text.contains("PROTOCOL") || text.contains("VERSION") { return "protocol_version" }
+        if text.contains("UNCLEANSHUTDOWN") || text.contains("EOF") { return "closed" }
+        return "other"
     }
 }
 

@@ -4,6 +4,7 @@ import GRPCCore
 import JobWorker
 import JobWorkerAPI
 import Logging
+import NIOCore
 import ServiceLifecycle
 
 /// `jobworkerd [serve]`: the API server. SIGTERM or SIGINT: stop accepting, finish the calls in
@@ -16,6 +17,12 @@ struct Serve: AsyncParsableCommand {
             "Log format: text, or json (one object a line: time, level, message and fields such as job, method, caller); default json when stdout is not a terminal."
     )
     var logFormat: String?
+
+    @Option(
+        help:
+            "The operations listener (plain HTTP: /healthz, /readyz, /metrics), HOST:PORT (port 0: any free port, printed at startup), or off."
+    )
+    var opsListen = "127.0.0.1:9464"
 
     @Option(help: "Address and port to listen on (port 0: any free port, printed at startup).")
     var listen = "127.0.0.1:50051"
@@ -184,6 +191,9 @@ struct Serve: AsyncParsableCommand {
     var maxStreamsPerIdentity = 128
 
     func validate() throws {
+        if opsListen != "off", HostAndPort(opsListen) == nil {
+            throw ValidationError("--ops-listen: \"\(opsListen)\" is neither HOST:PORT nor off")
+        }
         if let logFormat, !["text", "json"].contains(logFormat) {
             throw ValidationError("--log-format: \"\(logFormat)\" is neither text nor json")
         }
@@ -341,6 +351,8 @@ struct Serve: AsyncParsableCommand {
             json ? JSONLogHandler(label: label) as any LogHandler : StreamLogHandler.standardError(label: label)
         }
         let logger = Logger(label: "jobworkerd")
+        // Before anything makes a metric: the worker and the service make theirs on first use.
+        let registry = MetricsExposition.bootstrap()
         let address = HostAndPort(listen)!
         let pki = try dev ? DevelopmentPKI.ensure(in: stateDir + "/dev-pki") : nil
 
@@ -411,6 +423,7 @@ struct Serve: AsyncParsableCommand {
                 health, reflection.v1, reflection.v1alpha,
             ],
             interceptorPipeline: [
+                .apply(RPCMetricsInterceptor(), to: .all),
                 .apply(AuditInterceptor(logger: logger, resolver: resolver), to: audited),
                 .apply(AuthorizationInterceptor(resolver: resolver), to: jobAPI),
                 .apply(StreamQuotaInterceptor(limit: maxStreamsPerIdentity), to: jobAPI),
@@ -431,6 +444,16 @@ struct Serve: AsyncParsableCommand {
             if let pki { pki.printInstructions(address: listening) }
             fflush(nil)  // scripts read the port: flush now, not at exit
         }
+        var operations: (any Channel)?
+        if let opsAddress = HostAndPort(opsListen) {
+            let channel = try await OperationsListener(
+                host: opsAddress.host, port: opsAddress.port, phase: phase,
+                metrics: MetricsExposition(registry: registry, worker: worker, credentials: transport.credentials)
+            ).start()
+            let port = channel.localAddress?.port ?? opsAddress.port
+            print("jobworkerd operations listening on \(HostAndPort(host: opsAddress.host, port: port))")
+            operations = channel
+        }
         // For `jobworkerd reload`: which process serves this state directory.
         let pidFile = stateDir + "/jobworkerd.pid"
         try Data("\(getpid())\n".utf8).write(to: URL(fileURLWithPath: pidFile), options: .atomic)
@@ -438,6 +461,7 @@ struct Serve: AsyncParsableCommand {
         try await ServiceGroup(
             services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger
         ).run()
+        try? await operations?.close()
     }
 }
 
