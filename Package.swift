@@ -118,6 +118,8 @@ let package = Package(
                 "JobWorker", "JobWorkerAPI", "jobworker-init",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ]),
         // A small C program whose behaviour the tests control (exit codes, signals, output patterns).
         .executableTarget(name: "JobWorkerTestHelper", path: "Tests/JobWorkerTestHelper"),

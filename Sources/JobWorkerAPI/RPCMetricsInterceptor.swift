@@ -46,6 +46,22 @@ public struct RPCMetricsInterceptor: ServerInterceptor {
     }
 }
 
+/// The histogram buckets of the server's timers, for whichever backend the process bootstraps:
+/// from 250 µs (a status call) to 5 s (a start on a loaded host).
+public enum MetricBuckets {
+    public static let durations: [String: [Duration]] = {
+        let buckets: [Duration] = [
+            .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5),
+            .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250),
+            .milliseconds(500), .seconds(1), .seconds(5),
+        ]
+        return [
+            "jobworker_job_start_duration_seconds": buckets, "jobworker_rpc_duration_seconds": buckets,
+            "jobworker_store_write_duration_seconds": buckets,
+        ]
+    }()
+}
+
 /// The counters and timers of each method and code, made once each.
 private final class MetricHandles: Sendable {
     private struct Key: Hashable {

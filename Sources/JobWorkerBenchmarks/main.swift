@@ -58,6 +58,13 @@ case "mixed-load":
     RuntimeTuning.apply()  // as jobworkerd
     try await runMixedLoadBenchmark(Array(CommandLine.arguments.dropFirst(2)))
     exit(0)
+case "metrics-overhead":
+    try await runMetricsOverheadBenchmark(Array(CommandLine.arguments.dropFirst(2)))
+    exit(0)
+case "metrics-side":
+    RuntimeTuning.apply()  // as jobworkerd
+    try await runMetricsSide(Array(CommandLine.arguments.dropFirst(2)))
+    exit(0)
 case "api":
     RuntimeTuning.apply()  // as jobworkerd
     try await runAPIBenchmarks(Array(CommandLine.arguments.dropFirst(2)))

@@ -22,15 +22,7 @@ struct MetricsExposition: Sendable {
     static func bootstrap() -> PrometheusCollectorRegistry {
         let registry = PrometheusCollectorRegistry()
         var factory = PrometheusMetricsFactory(registry: registry)
-        let fast: [Duration] = [
-            .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5),
-            .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250),
-            .milliseconds(500), .seconds(1), .seconds(5),
-        ]
-        factory.durationHistogramBuckets = [
-            "jobworker_job_start_duration_seconds": fast, "jobworker_rpc_duration_seconds": fast,
-            "jobworker_store_write_duration_seconds": fast,
-        ]
+        factory.durationHistogramBuckets = MetricBuckets.durations
         MetricsSystem.bootstrap(factory)
         return registry
     }
