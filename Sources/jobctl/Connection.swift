@@ -7,6 +7,11 @@ import JobWorkerAPI
 struct Connection {
     let address: HostAndPort
     let credentials: ClientCredentials
+    /// The context it came from, if any: the SERVER column of a listing of several.
+    var name: String? = nil
+
+    /// How a listing of several servers names this one.
+    var label: String { name ?? address.description }
 
     typealias Client = Jobworker_V1_JobWorker.Client<HTTP2ClientTransport.Posix>
 
@@ -34,7 +39,7 @@ struct Connection {
                 try await body(Jobworker_V1_JobWorker.Client(wrapping: grpcClient))
             }
         } catch let error as RPCError {
-            throw CommandFailure(describe(error))
+            throw CommandFailure(describe(error), code: error.isServerVerdict ? error.code : nil)
         }
     }
 

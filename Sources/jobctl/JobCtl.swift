@@ -12,12 +12,13 @@ struct JobCtl: AsyncParsableCommand {
         commandName: "jobctl",
         abstract: "Run and watch jobs on a jobworkerd server.",
         discussion: """
-            Connection: --server, --cert, --key and --ca, or JOBCTL_SERVER, JOBCTL_CERT, JOBCTL_KEY and \
-            JOBCTL_CA. Without them jobctl uses 127.0.0.1:50051 and the admin certificate of the development \
+            Connection: --server, --cert, --key and --ca; or a context (jobctl context add, --context, \
+            JOBCTL_CONTEXT); or JOBCTL_SERVER, JOBCTL_CERT, JOBCTL_KEY and JOBCTL_CA; or the context in use. Without them jobctl uses 127.0.0.1:50051 and the admin certificate of the development \
             PKI that `jobworkerd --dev` created (in /var/lib/jobworker/dev-pki, or JOBCTL_DEV_PKI).
             """,
         subcommands: [
             Start.self, Run.self, Logs.self, Stop.self, Status.self, List.self, Watch.self, Wait.self, Signal.self,
+            ContextCommand.self,
         ])
 
     /// The connection flags may also come before the command (`jobctl --server H:P list`);

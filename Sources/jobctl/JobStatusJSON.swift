@@ -46,6 +46,8 @@ struct JobStatusJSON: Encodable {
     var labels: [String: String]
     var timeoutMs: UInt64?
     var deadline: String?
+    /// The context (or address) it came from, when several servers were asked.
+    var server: String?
 
     init(_ status: Jobworker_V1_JobStatus) {
         id = status.id
@@ -82,19 +84,28 @@ struct JobStatusJSON: Encodable {
         outputDroppedBytes = status.outputDroppedBytes
     }
 
-    /// One status as a JSON object.
-    static func encode(_ status: Jobworker_V1_JobStatus) throws -> String {
-        try encode(JobStatusJSON(status))
+    /// One status as a JSON object; with the server it came from, when several were asked.
+    static func encode(_ status: Jobworker_V1_JobStatus, server: String? = nil) throws -> String {
+        var object = JobStatusJSON(status)
+        object.server = server
+        return try encode(object)
     }
 
-    /// Several statuses as a JSON array.
-    static func encode(_ statuses: [Jobworker_V1_JobStatus]) throws -> String {
-        try encode(statuses.map(JobStatusJSON.init))
+    /// Several statuses as a JSON array, each with its server when several were asked.
+    static func encode(_ statuses: [Jobworker_V1_JobStatus], servers: [String?]? = nil) throws -> String {
+        try encode(
+            statuses.enumerated().map { index, status in
+                var object = JobStatusJSON(status)
+                object.server = servers?[index]
+                return object
+            })
     }
 
     /// One status as a JSON object on one line, for a stream of them (JSON lines).
-    static func encodeLine(_ status: Jobworker_V1_JobStatus) throws -> String {
-        try encode(JobStatusJSON(status), pretty: false)
+    static func encodeLine(_ status: Jobworker_V1_JobStatus, server: String? = nil) throws -> String {
+        var object = JobStatusJSON(status)
+        object.server = server
+        return try encode(object, pretty: false)
     }
 
     private static func encode(_ value: some Encodable, pretty: Bool = true) throws -> String {

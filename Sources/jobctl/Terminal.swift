@@ -1,4 +1,5 @@
 import Foundation
+import GRPCCore
 
 #if canImport(Glibc)
     import Glibc
@@ -41,10 +42,16 @@ enum Terminal {
 /// A failure with the one line the user sees.
 struct CommandFailure: Error, CustomStringConvertible {
     let message: String
+    /// The server's status code, when the server refused.
+    var code: RPCError.Code? = nil
 
-    init(_ message: String) {
+    init(_ message: String, code: RPCError.Code? = nil) {
         self.message = message
+        self.code = code
     }
+
+    /// The server has no such job (or none the caller may see).
+    var isNotFound: Bool { code == .notFound }
 
     /// Any error as one line: our own failures as they are, the rest by their description.
     init(_ error: any Error) {

@@ -8,10 +8,10 @@ struct Logs: AsyncParsableCommand {
         abstract: "Print a job's output from the first byte, following it until the job ends.")
 
     @OptionGroup var connection: ConnectionOptions
-    @Argument(help: "The job's id.") var id: String
+    @Argument(help: "The job's id (CONTEXT/ID names its server).") var id: String
 
     func run() async throws {
-        let connection = try connection.connection()
+        let (connection, id) = try connection.connection(forJob: self.id)
         try await connection.withClient { client in
             // A prompt answer first: an unreachable server or an unknown job fails within the
             // deadline, before a stream that has none.
@@ -21,17 +21,47 @@ struct Logs: AsyncParsableCommand {
     }
 }
 
-/// `jobctl status ID`.
+/// `jobctl status ID`: from one server, or (`--context a,b`, `--all-contexts`) from whichever of
+/// several has the job.
 struct Status: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show a job's state, exit code or signal, times, limits and usage.")
 
     @OptionGroup var connection: ConnectionOptions
     @Flag(help: "Print the status as JSON.") var json = false
-    @Argument(help: "The job's id.") var id: String
+    @Argument(help: "The job's id (CONTEXT/ID names its server).") var id: String
 
     func run() async throws {
-        let status = try await connection.connection().withClient { client in
+        if !self.id.contains("/"), try connection.namedContexts().count > 1 {
+            let id = self.id
+            let (servers, _) = try connection.connections()
+            let answers = await askEach(servers) { client in
+                try await client.getJobStatus(.with { $0.id = id }, options: Connection.prompt).status
+            }
+            let found = answers.compactMap { answer -> (Connection, Jobworker_V1_JobStatus)? in
+                guard case .success(let status) = answer.result else { return nil }
+                return (answer.connection, status)
+            }
+            for answer in answers {
+                if case .failure(let failure) = answer.result, !failure.isNotFound {
+                    Terminal.writeError("jobctl: \(answer.connection.label): \(failure.message)\n")
+                }
+            }
+            guard !found.isEmpty else {
+                throw CommandFailure(
+                    "job \(EscapedText.escaped(id)) not found on \(answers.map(\.connection.label).joined(separator: ", "))"
+                )
+            }
+            for (server, status) in found {
+                print(
+                    json
+                        ? try JobStatusJSON.encode(status, server: server.label)
+                        : "Server:   \(server.label)\n" + status.text)
+            }
+            return
+        }
+        let (server, id) = try connection.connection(forJob: self.id)
+        let status = try await server.withClient { client in
             try await client.getJobStatus(.with { $0.id = id }, options: Connection.prompt).status
         }
         print(json ? try JobStatusJSON.encode(status) : status.text)
@@ -49,7 +79,7 @@ struct Stop: AsyncParsableCommand {
         transform: parseGracePeriod)
     var grace: Duration?
     @Flag(help: "Print the final status as JSON.") var json = false
-    @Argument(help: "The job's id.") var id: String
+    @Argument(help: "The job's id (CONTEXT/ID names its server).") var id: String
 
     func run() async throws {
         // The server answers once the job has ended: allow the grace period and some (the
@@ -57,11 +87,12 @@ struct Stop: AsyncParsableCommand {
         var options = Connection.prompt
         options.timeout = (grace ?? .seconds(600)) + Connection.answerTimeout
         let milliseconds = grace.map { max(1, Int64(($0 / .milliseconds(1)).rounded())) }  // 0 would mean "default"
+        let (server, id) = try connection.connection(forJob: self.id)
         let request = Jobworker_V1_StopJobRequest.with {
             $0.id = id
             $0.gracePeriodMs = UInt32(clamping: milliseconds ?? 0)  // 0: the server's default
         }
-        let status = try await connection.connection().withClient { client in
+        let status = try await server.withClient { client in
             try await client.stopJob(request, options: options).status
         }
         print(json ? try JobStatusJSON.encode(status) : status.text)
@@ -85,7 +116,9 @@ struct List: AsyncParsableCommand {
     func run() async throws {
         let filter = try filter.filter()
         let request = Jobworker_V1_ListJobsRequest.with { $0.filter = filter }
-        let jobs = try await connection.connection().withClient { client in
+        let (servers, unusable) = try connection.connections()
+        let limit = limit
+        let answers = await askEach(servers) { client in
             // Page after page until the last (or the limit): the server sends at most 1,000 a page.
             var jobs: [Jobworker_V1_JobStatus] = []
             var page = request
@@ -98,13 +131,32 @@ struct List: AsyncParsableCommand {
             }
             return Array(jobs.prefix(limit ?? .max))
         }
-        if json {
-            print(try JobStatusJSON.encode(jobs))
-            return
+        let several = servers.count > 1 || connection.allContexts || unusable
+        var listed: [(server: String?, job: Jobworker_V1_JobStatus)] = []
+        var failed = unusable
+        for answer in answers {
+            switch answer.result {
+            case .success(let jobs): listed += jobs.map { (several ? answer.connection.label : nil, $0) }
+            case .failure(let failure):
+                // One server that does not answer: said, and the others still listed.
+                guard several else { throw failure }
+                Terminal.writeError("jobctl: \(answer.connection.label): \(failure.message)\n")
+                failed = true
+            }
         }
-        var table = JobRowsText(fitting: jobs)
-        print(table.headerLine())
-        for job in jobs { print(table.row(job)) }
+        if several {
+            // Newest first across the servers, as each lists its own.
+            listed.sort { $0.job.startedAt.date > $1.job.startedAt.date }
+            if let limit { listed = Array(listed.prefix(limit)) }
+        }
+        if json {
+            print(try JobStatusJSON.encode(listed.map(\.job), servers: several ? listed.map(\.server) : nil))
+        } else {
+            var table = JobRowsText(fitting: listed, showsServer: several)
+            print(table.headerLine())
+            for (server, job) in listed { print(table.row(job, server: server)) }
+        }
+        if failed { throw ExitCode(1) }
     }
 }
 

@@ -9,7 +9,7 @@ struct Signal: AsyncParsableCommand {
         abstract: "Send a signal to a running job: HUP, INT, QUIT, USR1, USR2, TERM, KILL, CONT, STOP, WINCH, ALRM.")
 
     @OptionGroup var connection: ConnectionOptions
-    @Argument(help: "The job's id.") var id: String
+    @Argument(help: "The job's id (CONTEXT/ID names its server).") var id: String
     @Argument(help: "The signal, by name (USR1, SIGUSR1) or number.") var signal: String
 
     /// The signals a user may send a job, by name.
@@ -35,7 +35,8 @@ struct Signal: AsyncParsableCommand {
 
     func run() async throws {
         let number = number!
-        _ = try await connection.connection().withClient { client in
+        let (server, id) = try connection.connection(forJob: self.id)
+        _ = try await server.withClient { client in
             try await client.signalJob(
                 .with {
                     $0.id = id

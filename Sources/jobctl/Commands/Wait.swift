@@ -12,7 +12,7 @@ struct Wait: AsyncParsableCommand {
     @Flag(help: "Print the final status as JSON.") var json = false
     @Option(help: "Give up after this long (30s, 5m, 1h): exit 1 and say so (default: wait as long as it takes).")
     var timeout: String?
-    @Argument(help: "The job's id.") var id: String
+    @Argument(help: "The job's id (CONTEXT/ID names its server).") var id: String
 
     func validate() throws {
         if let timeout, Self.duration(timeout) == nil {
@@ -24,7 +24,8 @@ struct Wait: AsyncParsableCommand {
         var options = CallOptions.defaults
         options.timeout = timeout.flatMap(Self.duration)
         let callOptions = options
-        let final = try await connection.connection().withClient { client in
+        let (server, id) = try connection.connection(forJob: self.id)
+        let final = try await server.withClient { client in
             // A prompt answer first: an unreachable server or an unknown job fails at once.
             _ = try await client.getJobStatus(.with { $0.id = id }, options: Connection.prompt)
             return try await client.waitJob(.with { $0.id = id }, options: callOptions).status
