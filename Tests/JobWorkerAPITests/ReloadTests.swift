@@ -82,18 +82,23 @@ struct ReloadTests {
         #expect(output.count == 2 * half)
         #expect(output.bytes.enumerated().allSatisfy { $0.element == UInt8($0.offset % 251) })
     }
+}
 
-    /// Runs `jobworkerd` with `arguments` to its end: its exit status and what it printed.
-    func daemonCommand(_ arguments: String...) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: daemonPath)
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return (process.terminationStatus, output)
-    }
+/// Runs `jobworkerd` with `arguments` (and `environment` added) to its end: its exit status and
+/// what it printed, stdout and stderr together.
+func daemonCommand(_ arguments: String..., environment: [String: String] = [:]) throws -> (
+    status: Int32, output: String
+) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: daemonPath)
+    process.arguments = arguments
+    process.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("JOBWORKERD_") }
+        .merging(environment) { $1 }
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = pipe
+    try process.run()
+    let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    process.waitUntilExit()
+    return (process.terminationStatus, output)
 }

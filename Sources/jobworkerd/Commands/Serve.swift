@@ -14,6 +14,12 @@ struct Serve: AsyncParsableCommand {
 
     @Option(
         help:
+            "A YAML file of settings, one key per flag (max-cpu: 4); flags win over JOBWORKERD_* variables, which win over the file (default: /etc/jobworker/jobworkerd.yaml, if it exists; env JOBWORKERD_CONFIG)."
+    )
+    var config: String?
+
+    @Option(
+        help:
             "Log format: text, or json (one object a line: time, level, message and fields such as job, method, caller); default json when stdout is not a terminal."
     )
     var logFormat: String?
