@@ -362,16 +362,21 @@ public final class Worker: Sendable {
     /// sees them start, not end.
     public func watch(matching filter: JobFilter) -> JobWatch {
         let (entries, subscription) = table.subscribe(filter, backlog: configuration.watchBacklog)
-        // Read outside the table's lock: a running job's status reads its cgroup.
-        let statuses = entries.map { entry in
+        // Read outside the table's lock: a running job's status reads its cgroup. Only a live job
+        // can have ended between the snapshot and this read, and so come again as a change.
+        var current: [JobStatus] = []
+        var endedInSnapshot: Set<JobID> = []
+        for entry in entries {
+            let status: JobStatus
             switch entry {
-            case .recorded(let status): status
-            case .live(let job): job.status
+            case .recorded(let recorded): status = recorded
+            case .live(let job):
+                status = job.status
+                if status.state != .running { endedInSnapshot.insert(status.id) }
             }
+            if filter.matches(status) { current.append(status) }
         }
-        return JobWatch(
-            current: statuses.filter(filter.matches), subscription: subscription,
-            endedInSnapshot: Set(statuses.lazy.filter { $0.state != .running }.map(\.id)))
+        return JobWatch(current: current, subscription: subscription, endedInSnapshot: endedInSnapshot)
     }
 
     /// Every job's status, this run's and the recorded ones of previous runs, newest first.

@@ -151,7 +151,10 @@ public struct JobWorkerService: Jobworker_V1_JobWorker.SimpleServiceProtocol {
             // Another owner's jobs, for a caller who sees only its own: none now, none ever; the
             // call stays open, as a watch does, until the client or the server ends it.
             do {
-                try await untilEnded(context) { try await Task.sleep(for: .seconds(Int64.max)) }
+                try await untilEnded(context) {
+                    try await context.cancellation.cancelled
+                    throw CancellationError()
+                }
             } catch is CancellationError {
                 throw RPCError(code: .cancelled, message: "the watch was cancelled")
             }

@@ -17,8 +17,11 @@ public struct ReflectionService: Sendable {
     private let fileOfSymbol: [String: String]
     /// The services the server offers, fully qualified.
     public let serviceNames: [String]
+    /// When it drains, open reflection streams end with UNAVAILABLE: none holds a shutdown.
+    private let phase: ServerPhase?
 
-    public init() {
+    public init(phase: ServerPhase? = nil) {
+        self.phase = phase
         let data = Data(base64Encoded: EmbeddedDescriptors.fileDescriptorSetBase64, options: .ignoreUnknownCharacters)
         // Generated at build time by protoc: if it does not parse, the build is broken.
         let set = try! Google_Protobuf_FileDescriptorSet(serializedBytes: data!)
@@ -127,12 +130,24 @@ public struct ReflectionService: Sendable {
     func serve<Request: SwiftProtobuf.Message, Response: SwiftProtobuf.Message>(
         _ requests: RPCAsyncSequence<Request, any Error>, _ writer: RPCWriter<Response>
     ) async throws {
-        for try await request in requests {
-            // v1alpha's messages are v1's under another name: the same fields and numbers.
-            let v1 = try Grpc_Reflection_V1_ServerReflectionRequest(
-                serializedBytes: try request.serializedBytes() as [UInt8])
-            let answer = respond(to: v1)
-            try await writer.write(try Response(serializedBytes: try answer.serializedBytes() as [UInt8]))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for try await request in requests {
+                    // v1alpha's messages are v1's under another name: the same fields and numbers.
+                    let v1 = try Grpc_Reflection_V1_ServerReflectionRequest(
+                        serializedBytes: try request.serializedBytes() as [UInt8])
+                    let answer = respond(to: v1)
+                    try await writer.write(try Response(serializedBytes: try answer.serializedBytes() as [UInt8]))
+                }
+            }
+            if let phase {
+                group.addTask {
+                    await phase.waitUntilDraining()
+                    throw RPCError(code: .unavailable, message: "the server is shutting down")
+                }
+            }
+            defer { group.cancelAll() }
+            try await group.next()
         }
     }
 

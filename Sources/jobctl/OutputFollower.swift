@@ -17,6 +17,7 @@ struct OutputFollower {
     /// Follows the output from `offset`; returns the offset after the last byte.
     func follow(from start: UInt64 = 0) async throws -> UInt64 {
         let position = Position(start)
+        var backoff = Backoff()
         while true {
             do {
                 try await client.streamJobOutput(
@@ -37,8 +38,16 @@ struct OutputFollower {
                 return position.offset
             } catch let error as RPCError where error.code == .unavailable {
                 let offset = position.offset
-                Terminal.writeError(
-                    "jobctl: connection to \(connection.address) lost at byte \(offset); reconnecting\n")
+                if error.isServerVerdict {
+                    // The server is shutting down but still answers: wait for the next one.
+                    Terminal.writeError(
+                        "jobctl: \(connection.address) is shutting down at byte \(offset); resuming once it is back\n")
+                    try await backoff.pause()
+                } else {
+                    Terminal.writeError(
+                        "jobctl: connection to \(connection.address) lost at byte \(offset); reconnecting\n")
+                    backoff.reset()
+                }
                 try await waitUntilReachable(offset: offset)
             }
         }

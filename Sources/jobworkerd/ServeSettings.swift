@@ -67,13 +67,16 @@ struct ServeSettings {
             sources[key.name] = .flag
         }
         var added: [String] = []
-        func add(_ key: Key, _ values: [String], from source: Source) {
+        func add(_ key: Key, _ values: [String], from source: Source) throws {
             guard sources[key.name] == nil else { return }
             sources[key.name] = source
             if key.isFlag {
-                if values.first.map({ ["true", "yes", "1", "on"].contains($0.lowercased()) }) == true {
-                    added.append("--" + key.name)
+                let word = values.first?.lowercased() ?? ""
+                guard ["true", "yes", "on", "1", "false", "no", "off", "0"].contains(word) else {
+                    throw ValidationError(
+                        "\(key.name) (\(source)): \"\(values.first ?? "")\" is neither true nor false")
                 }
+                if ["true", "yes", "on", "1"].contains(word) { added.append("--" + key.name) }
             } else {
                 for value in values { added += ["--" + key.name, value] }
             }
@@ -87,10 +90,10 @@ struct ServeSettings {
                 key.isRepeatable
                 ? variables.stringArray(forKey: ConfigKey([key.name])) ?? []
                 : variables.string(forKey: ConfigKey([key.name])).map { [$0] } ?? []
-            add(key, values, from: .environment(variable))
+            try add(key, values, from: .environment(variable))
         }
         if let path = try configPath(arguments, environment: environment) {
-            for (key, values) in try await fileSettings(at: path) { add(key, values, from: .file(path)) }
+            for (key, values) in try await fileSettings(at: path) { try add(key, values, from: .file(path)) }
         }
         return (added + arguments, sources)
     }
@@ -143,9 +146,7 @@ struct ServeSettings {
             let values: [String]? =
                 key.isRepeatable
                 ? reader.stringArray(forKey: configKey) ?? reader.string(forKey: configKey).map { [$0] }
-                : key.isFlag
-                    ? reader.bool(forKey: configKey).map { [$0 ? "true" : "false"] }
-                    : reader.string(forKey: configKey).map { [$0] }
+                : reader.string(forKey: configKey).map { [$0] }
             return values.map { (key, $0) }
         }
     }

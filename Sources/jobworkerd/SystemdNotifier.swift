@@ -1,6 +1,7 @@
 import Foundation
 import JobWorker
 import Logging
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -18,6 +19,8 @@ final class SystemdNotifier: Sendable {
     private let addressLength: socklen_t
     private let descriptor: Int32
     private let logger: Logger
+    /// Whether a failed send was logged: once is enough.
+    private let warned = Atomic(false)
     /// Half of `$WATCHDOG_USEC` when systemd's watchdog is on for this process.
     let watchdogInterval: Duration?
 
@@ -81,10 +84,15 @@ final class SystemdNotifier: Sendable {
     /// Keeps `STATUS=` current: the number of running jobs, after each start and end (a watch of
     /// the worker's jobs, no polling). Returns when the task is cancelled or the worker shuts down.
     func reportStatus(of worker: Worker) async {
+        var reported: Int?
         while !Task.isCancelled {
             do {
+                // Every start and end (the snapshot first): a line only when the count moved.
                 for try await _ in worker.watch(matching: JobFilter()) {
-                    send("STATUS=\(Self.statusLine(worker.runningJobCount))")
+                    let running = worker.runningJobCount
+                    guard running != reported else { continue }
+                    reported = running
+                    send("STATUS=\(Self.statusLine(running))")
                 }
                 return
             } catch let error as JobWorkerError where error.code == .resourceExhausted {
@@ -116,7 +124,7 @@ final class SystemdNotifier: Sendable {
                 sendto(descriptor, bytes, bytes.count, Int32(MSG_DONTWAIT) | Int32(MSG_NOSIGNAL), $0, addressLength)
             }
         }
-        if sent < 0 {
+        if sent < 0, !warned.exchange(true, ordering: .relaxed) {
             logger.warning(
                 "could not notify systemd (\(message.prefix { $0 != "\n" })): \(String(cString: strerror(errno)))")
         }

@@ -60,6 +60,12 @@ struct ConfigFileTests {
             "--dev", "--listen", "127.0.0.1:0", environment: ["JOBWORKERD_MAX_RUNNING_JOBS": "many"])
         #expect(fromVariable.status == 64)
         #expect(fromVariable.output.contains("environment JOBWORKERD_MAX_RUNNING_JOBS"), "\(fromVariable.output)")
+        let badFlag = try Self.file("stop-jobs-on-exit: enabled\n")
+        let refusedFlag = try daemonCommand("--config", badFlag, "--dev", "--listen", "127.0.0.1:0")
+        #expect(refusedFlag.status == 64)
+        #expect(
+            refusedFlag.output.contains("stop-jobs-on-exit (file \(badFlag)): \"enabled\" is neither true nor false"),
+            "\(refusedFlag.output)")
         let missing = try daemonCommand("--config", "/nonexistent/jobworkerd.yaml", "--dev")
         #expect(missing.status == 64 && missing.output.contains("/nonexistent/jobworkerd.yaml cannot be read"))
     }

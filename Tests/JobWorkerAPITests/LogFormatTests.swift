@@ -1,4 +1,5 @@
 import Foundation
+import JobWorkerAPI
 import Testing
 
 @Suite(
@@ -29,6 +30,16 @@ struct LogFormatTests {
         _ = try jobctl("list", daemon: daemon)
         let line = try #require(daemon.log.split(separator: "\n").first { $0.contains("ListJobs") })
         #expect(line.contains("method=jobworker.v1.JobWorker/ListJobs") && line.contains("caller=admin"), "\(line)")
+        // A name with a space and '=' is quoted: it cannot pass for other fields.
+        let authority = try CertificateAuthority(
+            certificatePEM: String(contentsOfFile: daemon.pki + "/ca.pem", encoding: .utf8),
+            privateKeyPEM: String(contentsOfFile: daemon.pki + "/ca-key.pem", encoding: .utf8))
+        try authority.issueClientCertificate(name: "x role=admin", role: "viewer").write(to: daemon.pki, name: "odd")
+        let listed = try jobctl(
+            "--cert", daemon.pki + "/odd.pem", "--key", daemon.pki + "/odd-key.pem", "list", daemon: daemon)
+        #expect(listed.status == 0, "\(listed)")
+        let odd = try #require(daemon.log.split(separator: "\n").last { $0.contains("ListJobs") })
+        #expect(odd.contains(#"caller="x role=admin""#) && odd.contains("role=viewer"), "\(odd)")
         #expect(throws: DaemonDidNotStart.self) { _ = try RunningDaemon(["--log-format", "yaml"]) }
     }
 }

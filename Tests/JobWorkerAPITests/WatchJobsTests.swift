@@ -93,6 +93,21 @@ struct WatchJobsTests {
                 return try await messages.next()?.status.id
             }
             #expect(first == mine.id)
+            // Asking for bob's jobs outright: none, and the watch stays open until the client's
+            // deadline ends it; the server goes on.
+            var short = CallOptions.defaults
+            short.timeout = .milliseconds(300)
+            let bounded = await statusCode {
+                try await client.watchJobs(
+                    .with { $0.filter.owner = "bob" }, metadata: Caller.alice.metadata, options: short
+                ) { response in
+                    for try await message in response.messages {
+                        Issue.record("alice was shown \(message.status.owner)'s job")
+                    }
+                }
+            }
+            #expect(bounded == .deadlineExceeded)
+            #expect(try await client.listJobs(.init(), metadata: Caller.alice.metadata).jobs.map(\.id) == [mine.id])
             let denied = await statusCode {
                 try await client.watchJobs(.init(), metadata: Caller.stranger.metadata) { response in
                     for try await _ in response.messages {}

@@ -177,6 +177,13 @@ final class JobStore: Sendable {
         _ status: JobStatus, sequence: Int64, processStartTime: UInt64?, clientToken: RecordedClientToken? = nil
     ) throws(JobWorkerError) {
         try write("recording job \(status.id)") { db in
+            if let clientToken {
+                // A job retention let go of (its row's delete still to come, or failed) keeps no
+                // claim on the token: the table already gave it up.
+                try db.execute(
+                    sql: "UPDATE job SET client_token = NULL WHERE owner = ? AND client_token = ?",
+                    arguments: [clientToken.key.owner, clientToken.key.token])
+            }
             // Cached: parsing the statement cost as much as running it.
             try db.cachedStatement(
                 sql: """

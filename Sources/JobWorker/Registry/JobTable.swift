@@ -116,6 +116,13 @@ final class JobTable: Sendable {
             case .recorded(let status): status.id
             }
         }
+
+        var owner: String {
+            switch self {
+            case .live(let job): job.owner
+            case .recorded(let status): status.owner
+            }
+        }
     }
 
     let contents = Mutex(Contents())
@@ -328,7 +335,10 @@ final class JobTable: Sendable {
             } else {
                 contents.watchers[subscription.id] = subscription
             }
-            return (contents.entries(), subscription)
+            // Only the owner's, when the filter names one: the snapshot costs what the caller may see.
+            let entries = contents.entries()
+            guard let owner = filter.owner else { return (entries, subscription) }
+            return (entries.filter { $0.owner.utf8.elementsEqual(owner.utf8) }, subscription)
         }
         return (entries, subscription)
     }

@@ -20,10 +20,19 @@ public final class ServerCredentials: Sendable {
         let key = try NIOSSLPrivateKey(bytes: Array(privateKeyPEM.utf8), format: .pem)
         let authorities = try NIOSSLCertificate.fromPEMBytes(Array(clientCAPEM.utf8))
         guard !authorities.isEmpty else { throw CredentialsError("the client CA file holds no certificate") }
-        // The key must be the certificate's: else every handshake would fail.
-        let leaf = try Certificate(pemEncoded: certificateChainPEM)
-        guard try Certificate.PrivateKey(pemEncoded: privateKeyPEM).publicKey == leaf.publicKey else {
+        // The key must be the certificate's, and the certificate valid now: else every
+        // handshake would fail. The leaf is the chain's first; the key its file's key block (a
+        // file may hold an EC PARAMETERS block too).
+        let leaf = try Self.leaf(of: chain)
+        guard try Certificate.PrivateKey(pemEncoded: Self.keyBlock(of: privateKeyPEM)).publicKey == leaf.publicKey
+        else {
             throw CredentialsError("the private key is not the server certificate's")
+        }
+        let now = Date()
+        guard leaf.notValidBefore <= now, now <= leaf.notValidAfter else {
+            throw CredentialsError(
+                "the server certificate is not valid now (valid from \(leaf.notValidBefore) until \(leaf.notValidAfter))"
+            )
         }
         var tls = TLSConfiguration.makeServerConfiguration(
             certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
@@ -34,12 +43,30 @@ public final class ServerCredentials: Sendable {
         return try NIOSSLContext(configuration: tls)
     }
 
+    /// The server's own certificate: the chain's first.
+    private static func leaf(of chain: [NIOSSLCertificate]) throws -> Certificate {
+        guard let first = chain.first else {
+            throw CredentialsError("the server certificate file holds no certificate")
+        }
+        return try Certificate(derEncoded: try first.toDERBytes())
+    }
+
+    /// The file's private key block, without any other block (EC PARAMETERS) around it.
+    private static func keyBlock(of pem: String) throws -> String {
+        guard let begin = pem.range(of: #"-----BEGIN [A-Z ]*PRIVATE KEY-----"#, options: .regularExpression),
+            let end = pem.range(
+                of: #"-----END [A-Z ]*PRIVATE KEY-----"#, options: .regularExpression,
+                range: begin.upperBound..<pem.endIndex)
+        else { throw CredentialsError("the private key file holds no PRIVATE KEY block") }
+        return String(pem[begin.lowerBound..<end.upperBound])
+    }
+
     public init(certificateChainPEM: String, privateKeyPEM: String, clientCAPEM: String) throws {
         state = Mutex(
             (
                 try Self.makeContext(
                     certificateChainPEM: certificateChainPEM, privateKeyPEM: privateKeyPEM, clientCAPEM: clientCAPEM),
-                try Certificate(pemEncoded: certificateChainPEM).notValidAfter
+                try Self.leaf(of: NIOSSLCertificate.fromPEMBytes(Array(certificateChainPEM.utf8))).notValidAfter
             ))
     }
 
@@ -53,7 +80,7 @@ public final class ServerCredentials: Sendable {
     public func replace(certificateChainPEM: String, privateKeyPEM: String, clientCAPEM: String) throws {
         let new = try Self.makeContext(
             certificateChainPEM: certificateChainPEM, privateKeyPEM: privateKeyPEM, clientCAPEM: clientCAPEM)
-        let expiry = try Certificate(pemEncoded: certificateChainPEM).notValidAfter
+        let expiry = try Self.leaf(of: NIOSSLCertificate.fromPEMBytes(Array(certificateChainPEM.utf8))).notValidAfter
         state.withLock { $0 = (new, expiry) }
     }
 }

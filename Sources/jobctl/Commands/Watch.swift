@@ -60,6 +60,7 @@ struct Watch: AsyncParsableCommand {
             // A prompt answer first: an unreachable server or a denied caller fails within the
             // deadline, before a stream that has none.
             _ = try await client.listJobs(.with { $0.pageSize = 1 }, options: Connection.prompt)
+            var backoff = Backoff()
             while true {
                 do {
                     try await client.watchJobs(request) { response in
@@ -77,7 +78,15 @@ struct Watch: AsyncParsableCommand {
                     Terminal.writeError(
                         "jobctl: \(server.label): the server dropped this watch for falling behind; watching again\n")
                 } catch let error as RPCError where error.code == .unavailable {
-                    Terminal.writeError("jobctl: connection to \(server.address) lost; reconnecting\n")
+                    if error.isServerVerdict {
+                        // Shutting down but still answering: wait for the next server.
+                        Terminal.writeError(
+                            "jobctl: \(server.label) is shutting down; watching again once it is back\n")
+                        try await backoff.pause()
+                    } else {
+                        Terminal.writeError("jobctl: connection to \(server.address) lost; reconnecting\n")
+                        backoff.reset()
+                    }
                     var options = CallOptions.defaults
                     options.waitForReady = true
                     options.timeout = Self.reconnectTimeout

@@ -27,13 +27,15 @@ struct ConfigCommand: AsyncParsableCommand {
                     print("# serve would refuse these settings: \(message)")
                 }
             }
-            for key in ServeSettings.keys where key.name != "keep-jobs-on-shutdown" {
+            for key in ServeSettings.keys {
                 let value: String
                 if let source = resolved.sources[key.name] {
                     let given = Self.values(of: key, in: resolved.arguments)
-                    value =
-                        key.isFlag
-                        ? "true" : key.isRepeatable ? "[" + given.joined(separator: ", ") + "]" : given.last ?? ""
+                    if key.isFlag {
+                        value = "\(resolved.arguments.contains("--" + key.name))"
+                    } else {
+                        value = key.isRepeatable ? "[" + given.joined(separator: ", ") + "]" : given.last ?? ""
+                    }
                     print("\(key.name): \(value)    # \(source)")
                 } else {
                     value = key.isFlag ? "false" : key.isRepeatable ? "[]" : defaults[key.name] ?? "~"

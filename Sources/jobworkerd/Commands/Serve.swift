@@ -352,9 +352,11 @@ struct Serve: AsyncParsableCommand {
     }
 
     func run() async throws {
+        // A reload asked for before the server traps SIGHUP must not end it (SIGHUP's default).
+        signal(SIGHUP, SIG_IGN)
         let json = logFormat == "json" || (logFormat == nil && isatty(STDOUT_FILENO) == 0)
         LoggingSystem.bootstrap { label in
-            json ? JSONLogHandler(label: label) as any LogHandler : StreamLogHandler.standardError(label: label)
+            StderrLogHandler(label: label, format: json ? .json : .text)
         }
         let logger = Logger(label: "jobworkerd")
         // Before anything makes a metric: the worker and the service make theirs on first use.
@@ -409,7 +411,7 @@ struct Serve: AsyncParsableCommand {
         let resolver = transport.identityResolver
         let phase = ServerPhase()
         let health = HealthService(phase: phase)
-        let reflection = ReflectionService()
+        let reflection = ReflectionService(phase: phase)
         // Health and reflection are for every client of this CA, whatever its role (they say
         // nothing about jobs); health is not audited call by call (a probe a second would drown
         // the trail), reflection is. Authorization and the call quota are the job API's.
