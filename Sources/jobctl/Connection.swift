@@ -99,4 +99,11 @@ extension RPCError {
     /// Whether the status came from the server's handler (it then has a message for the user)
     /// rather than from the transport.
     var isServerVerdict: Bool { cause == nil && !message.isEmpty }
+
+    /// The server said it is shutting down (it ends long calls so when it drains): a call made
+    /// at once would be refused again, so the caller waits before it tries the next server.
+    var isServerDraining: Bool {
+        code == .unavailable
+            && (message.hasPrefix("the server is shutting down") || message.hasPrefix("the worker is shutting down"))
+    }
 }

@@ -38,7 +38,7 @@ struct OutputFollower {
                 return position.offset
             } catch let error as RPCError where error.code == .unavailable {
                 let offset = position.offset
-                if error.isServerVerdict {
+                if error.isServerDraining {
                     // The server is shutting down but still answers: wait for the next one.
                     Terminal.writeError(
                         "jobctl: \(connection.address) is shutting down at byte \(offset); resuming once it is back\n")

@@ -78,7 +78,7 @@ struct Watch: AsyncParsableCommand {
                     Terminal.writeError(
                         "jobctl: \(server.label): the server dropped this watch for falling behind; watching again\n")
                 } catch let error as RPCError where error.code == .unavailable {
-                    if error.isServerVerdict {
+                    if error.isServerDraining {
                         // Shutting down but still answering: wait for the next server.
                         Terminal.writeError(
                             "jobctl: \(server.label) is shutting down; watching again once it is back\n")
