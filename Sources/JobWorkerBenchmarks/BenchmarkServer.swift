@@ -13,6 +13,8 @@ struct BenchmarkServer: Sendable {
     let worker: Worker
     let directory: String
     let credentials: ClientCredentials
+    /// The blocking-work executor the service and the worker share.
+    let blocking: BlockingWorkExecutor
 }
 
 /// Runs `body` with a `BenchmarkServer` whose state lives in `<root>/jobworker-<name>-<pid>`,
@@ -56,7 +58,8 @@ func withBenchmarkServer(
         defer { server.beginGracefulShutdown() }
         let port = await transport.listeningAddress?.ipv4?.port ?? 0
         try await body(
-            BenchmarkServer(port: port, worker: worker, directory: directory, credentials: credentials))
+            BenchmarkServer(
+                port: port, worker: worker, directory: directory, credentials: credentials, blocking: blocking))
     }
     await worker.shutdown(gracePeriod: .zero)
     await blocking.shutdown()

@@ -105,6 +105,106 @@ func runMetricsSide(_ arguments: [String]) async throws {
     }
 }
 
+/// `JobWorkerBenchmarks metrics-overhead-inprocess [ROUNDS] [STARTS]`: both sides in one process,
+/// alternating round by round: one worker behind two servers, A as before and B with the RPC
+/// metrics interceptor in front, and swift-prometheus behind a switch (`SwitchedMetricsFactory`)
+/// that is off while A is measured and on while B is. Each round: STARTS StartJobs, then one read
+/// of a finished job's 256 MiB output; medians of the rounds' p50s and rates.
+func runInProcessMetricsOverheadBenchmark(_ arguments: [String]) async throws {
+    let rounds = arguments.first.flatMap(Int.init) ?? 20
+    let starts = arguments.dropFirst().first.flatMap(Int.init) ?? 100
+    let registry = PrometheusCollectorRegistry()
+    var prometheus = PrometheusMetricsFactory(registry: registry)
+    prometheus.durationHistogramBuckets = MetricBuckets.durations
+    MetricsSystem.bootstrap(SwitchedMetricsFactory(inner: prometheus))
+    let size = 256 << 20
+    try await withBenchmarkServer(name: "metrics-inprocess") { server in
+        let read = { (name: String) in try String(contentsOfFile: server.directory + "/" + name, encoding: .utf8) }
+        let transport = try TLSServerTransport(
+            host: "127.0.0.1", port: 0, certificateChainPEM: try read("server.pem"),
+            privateKeyPEM: try read("server-key.pem"), clientCAPEM: try read("ca.pem"))
+        let resolver = transport.identityResolver
+        let logger = server.worker.configuration.logger
+        try await withGRPCServer(
+            transport: transport, services: [JobWorkerService(worker: server.worker, blocking: server.blocking)],
+            interceptors: [
+                RPCMetricsInterceptor(), AuditInterceptor(logger: logger, resolver: resolver),
+                AuthorizationInterceptor(resolver: resolver), StreamQuotaInterceptor(),
+            ]
+        ) { metered in
+            defer { metered.beginGracefulShutdown() }
+            let meteredPort = await transport.listeningAddress?.ipv4?.port ?? 0
+            var startP50: [Bool: [Double]] = [false: [], true: []]
+            var rates: [Bool: [Double]] = [false: [], true: []]
+            try await withGRPCClient(
+                transport: try TLSClientTransport.make(
+                    to: HostAndPort(host: "127.0.0.1", port: server.port), credentials: server.credentials)
+            ) { plainClient in
+                try await withGRPCClient(
+                    transport: try TLSClientTransport.make(
+                        to: HostAndPort(host: "127.0.0.1", port: meteredPort), credentials: server.credentials)
+                ) { meteredClient in
+                    let clients = [
+                        false: Jobworker_V1_JobWorker.Client(wrapping: plainClient),
+                        true: Jobworker_V1_JobWorker.Client(wrapping: meteredClient),
+                    ]
+                    for metrics in [false, true] { _ = try await clients[metrics]!.listJobs(.init()) }
+                    let writer = try await clients[false]!.startJob(
+                        .with {
+                            $0.command = "/bin/dd"
+                            $0.args = ["if=/dev/zero", "bs=1M", "count=\(size >> 20)", "status=none"]
+                        }
+                    ).status.id
+                    _ = try await server.worker.waitUntilEnded(JobID(writer)!)
+                    for round in 0..<rounds {
+                        // Which side goes first alternates too.
+                        for metrics in round.isMultiple(of: 2) ? [false, true] : [true, false] {
+                            SwitchedMetricsFactory.switchedOn.store(metrics, ordering: .relaxed)
+                            let jobs = clients[metrics]!
+                            var samples = Samples()
+                            for _ in 0..<starts {
+                                var id = ""
+                                try await samples.measure {
+                                    id = try await jobs.startJob(measuredStartRequest).status.id
+                                }
+                                _ = try await server.worker.waitUntilEnded(JobID(id)!)
+                            }
+                            startP50[metrics]!.append(samples.percentile(0.5))
+                            let began = ContinuousClock.now
+                            let received = try await jobs.streamJobOutput(.with { $0.id = writer }) { response in
+                                var total = 0
+                                for try await message in response.messages { total += message.data.count }
+                                return total
+                            }
+                            guard received == size else { throw BenchmarkFailure("streamed \(received) of \(size)") }
+                            let elapsed = ContinuousClock.now - began
+                            rates[metrics]!.append(
+                                Double(size) / 1e6
+                                    / (Double(elapsed.components.seconds)
+                                        + Double(elapsed.components.attoseconds) / 1e18))
+                        }
+                    }
+                }
+            }
+            SwitchedMetricsFactory.switchedOn.store(true, ordering: .relaxed)
+            let scraped = registry.emitToString()
+            guard scraped.contains("jobworker_rpcs_total") else { throw BenchmarkFailure("metrics did not record") }
+            func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
+            let (offStart, onStart) = (median(startP50[false]!), median(startP50[true]!))
+            let (offRate, onRate) = (median(rates[false]!), median(rates[true]!))
+            print(
+                "\n| one process, \(rounds) alternating rounds of \(starts) StartJobs and a 256 MiB read | metrics off | metrics on | on / off |"
+            )
+            print("|---|---|---|---|")
+            print(String(format: "| StartJob p50 (ms) | %.3f | %.3f | %.3f× |", offStart, onStart, onStart / offStart))
+            print(String(format: "| one reader (MB/s) | %.0f | %.0f | %.3f× |", offRate, onRate, onRate / offRate))
+            let spread = { (values: [Double]) in String(format: "%.0f–%.0f", values.min() ?? 0, values.max() ?? 0) }
+            print("\nRates per round: off \(spread(rates[false]!)) MB/s, on \(spread(rates[true]!)) MB/s")
+            print("Goal: within 3 % (StartJob p50 ≤ 1.03×, streaming ≥ 0.97×).")
+        }
+    }
+}
+
 /// A measurement that could not be made, and why.
 struct BenchmarkFailure: Error, CustomStringConvertible {
     let description: String

@@ -61,6 +61,10 @@ case "mixed-load":
 case "metrics-overhead":
     try await runMetricsOverheadBenchmark(Array(CommandLine.arguments.dropFirst(2)))
     exit(0)
+case "metrics-overhead-inprocess":
+    RuntimeTuning.apply()  // as jobworkerd
+    try await runInProcessMetricsOverheadBenchmark(Array(CommandLine.arguments.dropFirst(2)))
+    exit(0)
 case "metrics-side":
     RuntimeTuning.apply()  // as jobworkerd
     try await runMetricsSide(Array(CommandLine.arguments.dropFirst(2)))
