@@ -40,33 +40,20 @@ public struct HealthService: Grpc_Health_V1_Health.SimpleServiceProtocol {
         guard Self.services.contains(request.service) else {
             // As the protocol asks: say so, and keep the stream open (the client may wait for it).
             try await response.write(.with { $0.status = .serviceUnknown })
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { try await context.cancellation.cancelled }
-                group.addTask {
-                    await self.phase.waitUntilDraining()
-                    throw RPCError(code: .unavailable, message: "the server is shutting down")
-                }
-                defer { group.cancelAll() }
-                try await group.next()
-            }
-            return
-        }
-        // A client that went away is known by the context's cancellation, not by this task's.
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask {
-                for await phase in self.phase.updates() {
-                    try await response.write(.with { $0.status = Self.status(phase) })
-                    if phase == .draining {
-                        throw RPCError(code: .unavailable, message: "the server is shutting down")
-                    }
-                }
-            }
-            group.addTask {
+            try await phase.bound(context) {
                 try await context.cancellation.cancelled
                 throw CancellationError()
             }
-            defer { group.cancelAll() }
-            try await group.next()
+            return
+        }
+        // Not ended by the drain itself: the watcher is told NOT_SERVING first, then the end.
+        try await phase.bound(context, endingAtDrain: false) {
+            for await phase in self.phase.updates() {
+                try await response.write(.with { $0.status = Self.status(phase) })
+                if phase == .draining {
+                    throw RPCError(code: .unavailable, message: "the server is shutting down")
+                }
+            }
         }
     }
 

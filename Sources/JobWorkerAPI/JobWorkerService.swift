@@ -89,7 +89,7 @@ public struct JobWorkerService: Jobworker_V1_JobWorker.SimpleServiceProtocol {
         let job = try await visibleJob(request.id, context)
         let output = try worker.output(of: job.id, from: request.offset)
         let start = request.offset
-        try await untilEnded(context) {
+        try await phase.bound(context) {
             var offset = start
             var reader = output.makeAsyncIterator()
             while let count = try await reader.waitForBytes(atMost: OutputChunk.maximumDataBytes) {
@@ -114,7 +114,7 @@ public struct JobWorkerService: Jobworker_V1_JobWorker.SimpleServiceProtocol {
         let job = try await visibleJob(request.id, context)
         let final: JobStatus
         do {
-            final = try await untilEnded(context) { try await worker.waitUntilEnded(job.id) }
+            final = try await phase.bound(context) { try await worker.waitUntilEnded(job.id) }
         } catch is CancellationError {
             throw RPCError(code: .cancelled, message: "the wait was cancelled")
         }
@@ -151,7 +151,7 @@ public struct JobWorkerService: Jobworker_V1_JobWorker.SimpleServiceProtocol {
             // Another owner's jobs, for a caller who sees only its own: none now, none ever; the
             // call stays open, as a watch does, until the client or the server ends it.
             do {
-                try await untilEnded(context) {
+                try await phase.bound(context) {
                     try await context.cancellation.cancelled
                     throw CancellationError()
                 }
@@ -163,39 +163,13 @@ public struct JobWorkerService: Jobworker_V1_JobWorker.SimpleServiceProtocol {
         // The snapshot reads the running jobs' cgroups.
         let watch = try await blocking.run { worker.watch(matching: filter) }
         do {
-            try await untilEnded(context) {
+            try await phase.bound(context) {
                 for try await status in watch {
                     try await response.write(.with { $0.status = Jobworker_V1_JobStatus(status) })
                 }
             }
         } catch is CancellationError {
             throw RPCError(code: .cancelled, message: "the watch was cancelled")
-        }
-    }
-
-    /// Runs a long call's `body` until it returns, the client goes away (`CancellationError`) or
-    /// the server drains (UNAVAILABLE). gRPC reports a client that went away (a reset stream, a
-    /// dropped connection, a passed deadline) through the context's cancellation handle, not by
-    /// cancelling the handler's task: a call waiting for a job's next byte or its end would
-    /// otherwise keep its task and descriptor until the job ended.
-    private func untilEnded<Result: Sendable>(
-        _ context: ServerContext, _ body: @escaping @Sendable () async throws -> Result
-    ) async throws -> Result {
-        try await withThrowingTaskGroup(of: Result?.self) { group in
-            group.addTask { try await body() }
-            group.addTask {
-                try await context.cancellation.cancelled
-                throw CancellationError()
-            }
-            group.addTask {
-                await phase.waitUntilDraining()
-                throw RPCError(
-                    code: .unavailable,
-                    message: "the server is shutting down: call again (output: from the next offset)")
-            }
-            defer { group.cancelAll() }
-            guard let result = try await group.next() ?? nil else { throw CancellationError() }
-            return result
         }
     }
 

@@ -1,5 +1,5 @@
-import CoreMetrics
 import GRPCCore
+import Metrics
 import Synchronization
 
 /// Counts every call by method and status code, and times it (a stream: until its last message),
@@ -95,7 +95,6 @@ private final class MetricHandles: Sendable {
             timers[method] = timer
             return timer
         }
-        let (seconds, attoseconds) = elapsed.components
-        timer.recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+        timer.record(duration: elapsed)
     }
 }

@@ -18,9 +18,9 @@ public struct ReflectionService: Sendable {
     /// The services the server offers, fully qualified.
     public let serviceNames: [String]
     /// When it drains, open reflection streams end with UNAVAILABLE: none holds a shutdown.
-    private let phase: ServerPhase?
+    private let phase: ServerPhase
 
-    public init(phase: ServerPhase? = nil) {
+    public init(phase: ServerPhase = ServerPhase()) {
         self.phase = phase
         let data = Data(base64Encoded: EmbeddedDescriptors.fileDescriptorSetBase64, options: .ignoreUnknownCharacters)
         // Generated at build time by protoc: if it does not parse, the build is broken.
@@ -128,26 +128,16 @@ public struct ReflectionService: Sendable {
 
     /// Answers each request of the stream in turn; `convert` maps a version's messages to v1's.
     func serve<Request: SwiftProtobuf.Message, Response: SwiftProtobuf.Message>(
-        _ requests: RPCAsyncSequence<Request, any Error>, _ writer: RPCWriter<Response>
+        _ requests: RPCAsyncSequence<Request, any Error>, _ writer: RPCWriter<Response>, context: ServerContext
     ) async throws {
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask {
-                for try await request in requests {
-                    // v1alpha's messages are v1's under another name: the same fields and numbers.
-                    let v1 = try Grpc_Reflection_V1_ServerReflectionRequest(
-                        serializedBytes: try request.serializedBytes() as [UInt8])
-                    let answer = respond(to: v1)
-                    try await writer.write(try Response(serializedBytes: try answer.serializedBytes() as [UInt8]))
-                }
+        try await phase.bound(context) {
+            for try await request in requests {
+                // v1alpha's messages are v1's under another name: the same fields and numbers.
+                let v1 = try Grpc_Reflection_V1_ServerReflectionRequest(
+                    serializedBytes: try request.serializedBytes() as [UInt8])
+                let answer = respond(to: v1)
+                try await writer.write(try Response(serializedBytes: try answer.serializedBytes() as [UInt8]))
             }
-            if let phase {
-                group.addTask {
-                    await phase.waitUntilDraining()
-                    throw RPCError(code: .unavailable, message: "the server is shutting down")
-                }
-            }
-            defer { group.cancelAll() }
-            try await group.next()
         }
     }
 
@@ -166,7 +156,7 @@ private struct ReflectionV1: Grpc_Reflection_V1_ServerReflection.SimpleServicePr
         request: RPCAsyncSequence<Grpc_Reflection_V1_ServerReflectionRequest, any Error>,
         response: RPCWriter<Grpc_Reflection_V1_ServerReflectionResponse>, context: ServerContext
     ) async throws {
-        try await core.serve(request, response)
+        try await core.serve(request, response, context: context)
     }
 }
 
@@ -177,6 +167,6 @@ private struct ReflectionV1alpha: Grpc_Reflection_V1alpha_ServerReflection.Simpl
         request: RPCAsyncSequence<Grpc_Reflection_V1alpha_ServerReflectionRequest, any Error>,
         response: RPCWriter<Grpc_Reflection_V1alpha_ServerReflectionResponse>, context: ServerContext
     ) async throws {
-        try await core.serve(request, response)
+        try await core.serve(request, response, context: context)
     }
 }

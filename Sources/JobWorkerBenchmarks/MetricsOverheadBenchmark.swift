@@ -86,17 +86,7 @@ func runMetricsSide(_ arguments: [String]) async throws {
             // Three reads of it; the median.
             var rates: [Double] = []
             for _ in 0..<3 {
-                let began = ContinuousClock.now
-                let received = try await jobs.streamJobOutput(.with { $0.id = writer }) { response in
-                    var total = 0
-                    for try await message in response.messages { total += message.data.count }
-                    return total
-                }
-                guard received == size else { throw BenchmarkFailure("streamed \(received) of \(size) bytes") }
-                let elapsed = ContinuousClock.now - began
-                rates.append(
-                    Double(size) / 1e6
-                        / (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18))
+                rates.append(try await readRate(of: writer, size: size, with: jobs))
             }
             megabytesPerSecond = rates.sorted()[1]
         }
@@ -170,18 +160,7 @@ func runInProcessMetricsOverheadBenchmark(_ arguments: [String]) async throws {
                                 _ = try await server.worker.waitUntilEnded(JobID(id)!)
                             }
                             startP50[metrics]!.append(samples.percentile(0.5))
-                            let began = ContinuousClock.now
-                            let received = try await jobs.streamJobOutput(.with { $0.id = writer }) { response in
-                                var total = 0
-                                for try await message in response.messages { total += message.data.count }
-                                return total
-                            }
-                            guard received == size else { throw BenchmarkFailure("streamed \(received) of \(size)") }
-                            let elapsed = ContinuousClock.now - began
-                            rates[metrics]!.append(
-                                Double(size) / 1e6
-                                    / (Double(elapsed.components.seconds)
-                                        + Double(elapsed.components.attoseconds) / 1e18))
+                            rates[metrics]!.append(try await readRate(of: writer, size: size, with: jobs))
                         }
                     }
                 }
@@ -203,6 +182,20 @@ func runInProcessMetricsOverheadBenchmark(_ arguments: [String]) async throws {
             print("Goal: within 3 % (StartJob p50 ≤ 1.03×, streaming ≥ 0.97×).")
         }
     }
+}
+
+/// One read of a finished job's whole output, `size` bytes, through `jobs`: MB/s.
+private func readRate(
+    of id: String, size: Int, with jobs: Jobworker_V1_JobWorker.Client<some ClientTransport>
+) async throws -> Double {
+    let began = ContinuousClock.now
+    let received = try await jobs.streamJobOutput(.with { $0.id = id }) { response in
+        var total = 0
+        for try await message in response.messages { total += message.data.count }
+        return total
+    }
+    guard received == size else { throw BenchmarkFailure("streamed \(received) of \(size) bytes") }
+    return Double(size) / 1e6 / (ContinuousClock.now - began).seconds
 }
 
 /// A measurement that could not be made, and why.

@@ -2,6 +2,15 @@ import Foundation
 import JobWorkerAPI
 import Testing
 
+/// Stops a test that needs `what`, which `.ci/run` installs: a skip with the reason elsewhere,
+/// a failure under CI (where it must be there).
+func requireInstalled(_ available: Bool, _ what: String) throws {
+    if !available && ProcessInfo.processInfo.environment["CI"] == "true" {
+        Issue.record("\(what) is missing: .ci/run installs it")
+    }
+    try #require(available, "needs \(what)")
+}
+
 /// Python's official gRPC stack (grpcio and grpcio-health-checking, installed by `.ci/run`).
 enum PythonGRPC {
     static let scripts = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
@@ -54,11 +63,8 @@ enum PythonGRPC {
     .timeLimit(.minutes(2)))
 struct HealthTests {
     init() throws {
-        let available = PythonGRPC.available("grpc", "grpc_health.v1.health_pb2")
-        if !available && ProcessInfo.processInfo.environment["CI"] == "true" {
-            Issue.record("python3 lacks grpcio or grpcio-health-checking: .ci/run installs them")
-        }
-        try #require(available, "needs python3 with grpcio and grpcio-health-checking (pip install them)")
+        try requireInstalled(
+            PythonGRPC.available("grpc", "grpc_health.v1.health_pb2"), "python3 with grpcio and grpcio-health-checking")
     }
 
     @Test("Check and Watch: SERVING for the server and the job API, for any role; NOT_SERVING while draining")

@@ -19,11 +19,9 @@ struct MetricsTests {
     static let promtool = "/usr/bin/promtool"
 
     init() throws {
-        let installed = [Self.prometheus, Self.promtool].allSatisfy(FileManager.default.isExecutableFile(atPath:))
-        if !installed && ProcessInfo.processInfo.environment["CI"] == "true" {
-            Issue.record("prometheus and promtool are missing: .ci/run installs Debian's prometheus package")
-        }
-        try #require(installed, "needs Debian's prometheus package (prometheus, promtool)")
+        try requireInstalled(
+            [Self.prometheus, Self.promtool].allSatisfy(FileManager.default.isExecutableFile(atPath:)),
+            "Debian's prometheus package (prometheus, promtool)")
     }
 
     /// A GET of the operations listener: status and body.

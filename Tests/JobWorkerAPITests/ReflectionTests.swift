@@ -7,11 +7,9 @@ import Testing
     .timeLimit(.minutes(2)))
 struct ReflectionTests {
     init() throws {
-        let available = PythonGRPC.available("grpc", "grpc_reflection.v1alpha.proto_reflection_descriptor_database")
-        if !available && ProcessInfo.processInfo.environment["CI"] == "true" {
-            Issue.record("python3 lacks grpcio or grpcio-reflection: .ci/run installs them")
-        }
-        try #require(available, "needs python3 with grpcio and grpcio-reflection (pip install them)")
+        try requireInstalled(
+            PythonGRPC.available("grpc", "grpc_reflection.v1alpha.proto_reflection_descriptor_database"),
+            "python3 with grpcio and grpcio-reflection")
     }
 
     @Test("v1 and v1alpha list every service; the descriptors they return build a StartJob that runs a job")

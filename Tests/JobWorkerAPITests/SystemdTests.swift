@@ -18,13 +18,8 @@ struct SystemdTests {
     @Test("systemd-analyze verify accepts packaging/jobworkerd.service without a warning")
     func unitVerifies() throws {
         let analyzer = "/usr/bin/systemd-analyze"
-        guard FileManager.default.isExecutableFile(atPath: analyzer) else {
-            if ProcessInfo.processInfo.environment["CI"] == "true" {
-                Issue.record("systemd-analyze is missing: .ci/run installs Debian's systemd package")
-            }
-            print("skipped: needs systemd-analyze (Debian's systemd package)")
-            return
-        }
+        try requireInstalled(
+            FileManager.default.isExecutableFile(atPath: analyzer), "systemd-analyze (Debian's systemd package)")
         // verify checks that ExecStart's program exists: the unit as installed, pointing at this build.
         let text = try String(contentsOf: Self.unit, encoding: .utf8)
         #expect(text.contains("ExecStart=/usr/local/bin/jobworkerd serve"))

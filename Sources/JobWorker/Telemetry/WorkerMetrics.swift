@@ -1,5 +1,5 @@
-import CoreMetrics
 import Foundation
+import Metrics
 
 /// What the worker reports through swift-metrics: whatever backend the process bootstrapped
 /// (jobworkerd: Prometheus), nothing at all without one. Labels are bounded sets (results, states,
@@ -12,7 +12,7 @@ enum WorkerMetrics {
     static func jobStarted(_ result: JobWorkerError.Code?, after duration: Duration) {
         guard let result else {
             startedOK.increment()
-            startDuration.recordNanoseconds(duration.nanoseconds)
+            startDuration.record(duration: duration)
             return
         }
         Counter(label: "jobworker_jobs_started_total", dimensions: [("result", result.metricValue)]).increment()
@@ -25,7 +25,7 @@ enum WorkerMetrics {
 
     /// One write to the job database (a start, an end, a stop, a deletion).
     static func storeWrite(took duration: Duration) {
-        storeWriteDuration.recordNanoseconds(duration.nanoseconds)
+        storeWriteDuration.record(duration: duration)
     }
 
     private static let startedOK = Counter(label: "jobworker_jobs_started_total", dimensions: [("result", "ok")])
@@ -33,33 +33,21 @@ enum WorkerMetrics {
     private static let storeWriteDuration = Timer(label: "jobworker_store_write_duration_seconds")
 }
 
-extension Duration {
-    var nanoseconds: Int64 {
-        let (seconds, attoseconds) = components
-        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
-    }
-}
-
 extension JobWorkerError.Code {
     /// The kind as a metric label value: snake case, one of a fixed few.
-    var metricValue: String {
-        description.reduce(into: "") { text, character in
-            if character.isUppercase { text += "_" + character.lowercased() } else { text.append(character) }
-        }
-    }
+    var metricValue: String { description.snakeCased }
 }
 
 extension JobState {
-    /// The state as a metric label value, as the API spells it in lowercase.
-    var metricValue: String {
-        switch self {
-        case .running: "running"
-        case .exited: "exited"
-        case .stopped: "stopped"
-        case .killed: "killed"
-        case .oomKilled: "oom_killed"
-        case .timedOut: "timed_out"
-        case .lost: "lost"
+    /// The state as a metric label value: snake case, as the API spells it in lowercase.
+    var metricValue: String { rawValue.snakeCased }
+}
+
+extension String {
+    /// "oomKilled" as "oom_killed".
+    fileprivate var snakeCased: String {
+        reduce(into: "") { text, character in
+            if character.isUppercase { text += "_" + character.lowercased() } else { text.append(character) }
         }
     }
 }
