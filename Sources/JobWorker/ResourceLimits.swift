@@ -143,7 +143,7 @@ public struct ResourcePolicy: Sendable, Hashable {
     }
 
     /// Refuses a policy whose default lies above its ceiling: every job would be refused or clamped.
-    func validate() throws(JobWorkerError) {
+    public func validate() throws(JobWorkerError) {
         for (fallback, ceiling) in zip(defaults.named, ceilings.named)
         where ceiling.value != 0 && fallback.value > ceiling.value {
             throw JobWorkerError(

@@ -30,7 +30,11 @@ public final class Worker: Sendable {
     private let monitor: EventMonitor
     private let launcher: JobLauncher
     private let retention: Retention
-    private let retentionTimer: Task<Void, Never>?
+    /// The sweep due when the oldest finished job reaches the age limit, made again when the
+    /// policy changes; nil once shut down.
+    private let retentionTimer: Mutex<Task<Void, Never>?>
+    /// The policy now: `configuration.policy`, then what `update(_:)` gave.
+    private let currentPolicy: CurrentPolicy
     /// Holds the state directory's lock until `shutdown`.
     private let stateLock: ExclusiveLockFile
     /// Every job's stdin; closed by `shutdown`.
@@ -68,7 +72,8 @@ public final class Worker: Sendable {
     public init(configuration: WorkerConfiguration) async throws(JobWorkerError) {
         self.configuration = configuration
         let logger = configuration.logger
-        try configuration.resourcePolicy.validate()
+        try configuration.policy.resourcePolicy.validate()
+        let currentPolicy = CurrentPolicy(configuration.policy)
         stateDirectory = StateDirectory(root: configuration.stateDirectory)
         try stateDirectory.prepare()
         let initPath = configuration.isolation == .namespaces ? try Self.locateInit(configuration.initPath) : nil
@@ -113,7 +118,7 @@ public final class Worker: Sendable {
             throw error
         }
         logger.info("resource control: \(cgroups?.summary ?? "disabled: jobs run without cgroups or limits")")
-        if cgroups != nil { logger.info("job limits: \(configuration.resourcePolicy.summary)") }
+        if cgroups != nil { logger.info("job limits: \(configuration.policy.resourcePolicy.summary)") }
         switch configuration.jobUsers {
         case .pool(let range):
             logger.info("job users: one per running job, uids \(range.lowerBound)-\(range.upperBound)")
@@ -135,9 +140,11 @@ public final class Worker: Sendable {
             inits = try initPath.map { path throws(JobWorkerError) in
                 try InitPool(
                     initPath: path, capacity: configuration.prestartedInits,
-                    presetLimits: cgroups == nil
-                        ? ResourceLimits()
-                        : (try? configuration.resourcePolicy.apply(ResourceLimits())) ?? ResourceLimits(),
+                    presetLimits: { [hasCgroups = cgroups != nil] in
+                        hasCgroups
+                            ? (try? currentPolicy.value.resourcePolicy.apply(ResourceLimits())) ?? ResourceLimits()
+                            : ResourceLimits()
+                    },
                     devNull: devNull.rawValue, cgroups: cgroups, sandbox: sandbox, logger: logger)
             }
         } catch {
@@ -149,25 +156,45 @@ public final class Worker: Sendable {
         (self.monitor, self.cgroups, self.inits, self.store, self.stateLock) = (
             monitor, cgroups, inits, store, stateLock
         )
-        table = JobTable(
-            maximumRunningJobs: configuration.maximumRunningJobs,
-            maximumRunningJobsPerOwner: configuration.maximumRunningJobsPerOwner,
-            startRatePerOwner: configuration.startRatePerOwner)
+        self.currentPolicy = currentPolicy
+        table = JobTable(policy: currentPolicy)
         table.restore(recovery, stateDirectory: stateDirectory)
         retention = Retention(
-            policy: configuration.retention, table: table, store: store, stateDirectory: stateDirectory,
+            policy: currentPolicy, table: table, store: store, stateDirectory: stateDirectory,
             logger: logger, executor: configuration.backgroundExecutor)
         let end = JobEnd(
             table: table, store: store, stateDirectory: stateDirectory, cgroups: cgroups, retention: retention,
             monitor: monitor, scratch: sandbox.scratch, users: users, logger: logger,
             executor: configuration.backgroundExecutor)
         launcher = JobLauncher(
-            configuration: configuration, inits: inits, commandLine: commandLine, end: end, devNull: devNull.rawValue,
+            configuration: configuration, policy: currentPolicy, inits: inits, commandLine: commandLine, end: end,
+            devNull: devNull.rawValue,
             sandbox: sandbox, users: users)
         self.devNull = Mutex(devNull)
         for (record, process) in recovery.adoptable { launcher.adopt(record, process: process) }
         retention.apply()
-        retentionTimer = retention.startTimer()
+        retentionTimer = Mutex(retention.startTimer())
+    }
+
+    /// The policy starts get now: `configuration.policy`, or what `update(_:)` last gave.
+    public var policy: WorkerPolicy { currentPolicy.value }
+
+    /// Replaces the policy without a restart (a server's reload): starts from now on get the new
+    /// limits, ceilings, quotas and time limits; running jobs keep what they started with (a
+    /// lower running-job limit refuses starts until enough jobs have ended, and stops none), and
+    /// retention applies its new bounds before this returns (it deletes files: call it where
+    /// blocking is fine). A resource policy that does not hold together is `invalidArgument`,
+    /// and the current one stays.
+    public func update(_ policy: WorkerPolicy) throws(JobWorkerError) {
+        try policy.resourcePolicy.validate()
+        let isRunning = retentionTimer.withLock { timer in
+            guard let running = timer else { return false }  // shut down
+            running.cancel()
+            currentPolicy.value = policy
+            timer = retention.startTimer()
+            return true
+        }
+        if isRunning { retention.apply() }
     }
 
     /// Starts `command` with `arguments` (verbatim, never through a shell) on behalf of `owner`,
@@ -239,7 +266,7 @@ public final class Worker: Sendable {
         case .recorded(let status):
             return status
         case .live(let job):
-            beginStop(job, gracePeriod: gracePeriod ?? configuration.defaultGracePeriod)
+            beginStop(job, gracePeriod: gracePeriod ?? currentPolicy.value.defaultGracePeriod)
             return await job.waitUntilEnded()
         }
     }
@@ -399,10 +426,13 @@ public final class Worker: Sendable {
     /// end is recorded as the stop it is).
     public func shutdown(gracePeriod: Duration? = nil, leavingJobsRunning: Bool = false) async {
         guard let jobs = await table.beginShutdown() else { return }
-        retentionTimer?.cancel()
+        retentionTimer.withLock { timer in
+            timer?.cancel()
+            timer = nil
+        }
         // Left running, a job's timeout is the next worker's to keep; stopped, its stop is under way.
         launcher.timeouts.cancelAll()
-        let grace = gracePeriod ?? configuration.defaultGracePeriod
+        let grace = gracePeriod ?? currentPolicy.value.defaultGracePeriod
         await withTaskGroup(of: Void.self) { group in
             for job in jobs where !(leavingJobsRunning && job.isProcessAlive && !job.isStopping) {
                 group.addTask {

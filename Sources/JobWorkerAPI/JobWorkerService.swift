@@ -12,7 +12,8 @@ import JobWorker
 /// Everything that blocks (starts, stops, cgroup reads, store writes) runs on `blocking`, never on
 /// the event loop that called.
 public struct JobWorkerService: Jobworker_V1_JobWorker.SimpleServiceProtocol {
-    public let worker: Worker
+    /// Empty while the server starts: every call is UNAVAILABLE until the worker is made.
+    public let workers: WorkerSlot
     /// The largest request of each method.
     public let requestLimits: RequestLimits
     /// Where blocking work runs.
@@ -30,10 +31,23 @@ public struct JobWorkerService: Jobworker_V1_JobWorker.SimpleServiceProtocol {
         worker: Worker, requestLimits: RequestLimits = RequestLimits(),
         blocking: BlockingWorkExecutor = .shared, phase: ServerPhase = ServerPhase()
     ) {
-        self.worker = worker
+        self.init(workers: WorkerSlot(worker), requestLimits: requestLimits, blocking: blocking, phase: phase)
+    }
+
+    /// A service of the worker `workers` will hold once the server has made it.
+    public init(
+        workers: WorkerSlot, requestLimits: RequestLimits = RequestLimits(),
+        blocking: BlockingWorkExecutor = .shared, phase: ServerPhase = ServerPhase()
+    ) {
+        self.workers = workers
         self.requestLimits = requestLimits
         self.blocking = blocking
         self.phase = phase
+    }
+
+    /// The worker, or UNAVAILABLE while the server starts.
+    private var worker: Worker {
+        get throws(RPCError) { try workers.required() }
     }
 
     public func startJob(request: Jobworker_V1_StartJobRequest, context: ServerContext) async throws
@@ -161,6 +175,7 @@ public struct JobWorkerService: Jobworker_V1_JobWorker.SimpleServiceProtocol {
             return
         }
         // The snapshot reads the running jobs' cgroups.
+        let worker = try self.worker
         let watch = try await blocking.run { worker.watch(matching: filter) }
         do {
             try await phase.bound(context) {
@@ -194,6 +209,7 @@ public struct JobWorkerService: Jobworker_V1_JobWorker.SimpleServiceProtocol {
                 code: .invalidArgument, message: "malformed job id \(EscapedText.quoted(text)): expected a UUID")
         }
         // A running job's status reads its cgroup.
+        let worker = try self.worker
         let status = try await blocking.run { try? worker.status(of: id) }
         guard let status, grant.mayAccess(jobOwnedBy: status.owner) else {
             throw JobWorkerError(.jobNotFound, "job \(id) not found")

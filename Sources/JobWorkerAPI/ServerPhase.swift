@@ -55,6 +55,13 @@ public final class ServerPhase: Sendable {
         return stream
     }
 
+    /// Returns the phase after starting (serving, or draining: a shutdown during the start), or
+    /// `starting` if the task is cancelled first.
+    public func waitUntilStarted() async -> Phase {
+        for await phase in updates() where phase != .starting { return phase }
+        return .starting
+    }
+
     /// Returns once draining has begun, or the task is cancelled.
     public func waitUntilDraining() async {
         for await phase in updates() where phase == .draining { return }

@@ -8,12 +8,19 @@ import Synchronization
 /// other identities are served as before. Put it after `AuthorizationInterceptor`: a refused
 /// call holds nothing.
 public struct StreamQuotaInterceptor: ServerInterceptor {
-    /// RPCs one identity may have open at once.
-    public let limit: Int
-    private let open = OpenCalls()
+    private let open: OpenCalls
 
     public init(limit: Int = 128) {
-        self.limit = limit
+        open = OpenCalls(limit: limit)
+    }
+
+    /// RPCs one identity may have open at once.
+    public var limit: Int { open.limit.load(ordering: .relaxed) }
+
+    /// Changes the cap (a reload): calls open past a lower one go on; new ones are refused until
+    /// the identity is below it.
+    public func setLimit(_ limit: Int) {
+        open.limit.store(limit, ordering: .relaxed)
     }
 
     /// How many calls were refused at the cap, since the server started.
@@ -24,6 +31,7 @@ public struct StreamQuotaInterceptor: ServerInterceptor {
         next: @Sendable (StreamingServerRequest<Input>, ServerContext) async throws -> StreamingServerResponse<Output>
     ) async throws -> StreamingServerResponse<Output> {
         let name = try context.grant.identity.name
+        let limit = limit
         guard let permit = open.take(for: name, limit: limit) else {
             throw RPCError(
                 code: .resourceExhausted,
@@ -56,6 +64,11 @@ public struct StreamQuotaInterceptor: ServerInterceptor {
 private final class OpenCalls: Sendable {
     private let counts = Mutex<[String: Int]>([:])
     let refused = Atomic<Int>(0)
+    let limit: Atomic<Int>
+
+    init(limit: Int) {
+        self.limit = Atomic(limit)
+    }
 
     func take(for name: String, limit: Int) -> Permit? {
         let taken = counts.withLock { counts -> Bool in

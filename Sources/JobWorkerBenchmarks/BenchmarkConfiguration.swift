@@ -4,7 +4,7 @@ import JobWorker
 /// per-owner bounds (which exist to stop exactly that) are lifted; everything else is the default.
 func benchmarkConfiguration(stateDirectory: String) -> WorkerConfiguration {
     var configuration = WorkerConfiguration(stateDirectory: stateDirectory)
-    configuration.maximumRunningJobsPerOwner = nil
-    configuration.startRatePerOwner = nil
+    configuration.policy.maximumRunningJobsPerOwner = nil
+    configuration.policy.startRatePerOwner = nil
     return configuration
 }

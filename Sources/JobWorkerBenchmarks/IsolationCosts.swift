@@ -18,14 +18,14 @@ func measureIsolationCosts(_ arguments: [String]) async throws {
         ("without the system-call filter", { $0.systemCallFilter = .off }),
         ("with the host's filesystem", { $0.jobFilesystem.isPrivate = false }),
         ("as one fixed user", { $0.jobUsers = .fixed(.nobody) }),
-        ("without the output cap", { $0.maximumOutputBytes = nil }),
+        ("without the output cap", { $0.policy.maximumOutputBytes = nil }),
         (
             "none of these",
             {
                 $0.systemCallFilter = .off
                 $0.jobFilesystem.isPrivate = false
                 $0.jobUsers = .fixed(.nobody)
-                $0.maximumOutputBytes = nil
+                $0.policy.maximumOutputBytes = nil
             }
         ),
     ]

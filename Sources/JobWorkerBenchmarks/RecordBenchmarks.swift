@@ -21,7 +21,7 @@ func benchmarkRecords(
         var configuration = benchmarkConfiguration(stateDirectory: directory + "/" + name)
         configuration.resourceControl = .disabled
         configuration.isolation = .none
-        configuration.maximumRunningJobs = 1000
+        configuration.policy.maximumRunningJobs = 1000
         return configuration
     }
     func startMany(_ worker: Worker, count: Int, command: String = "/bin/true", arguments: [String] = [])

@@ -22,7 +22,7 @@ func runStreamingBenchmark(_ arguments: [String]) async throws {
     let bytes = UInt64(mebibytes) << 20
     let root = arguments.firstIndex(of: "--state-dir").map { arguments[$0 + 1] } ?? "/dev/shm"
     // Output uncapped: the job writes MIB MiB whatever the server's default cap.
-    let uncapped: (inout WorkerConfiguration) -> Void = { $0.maximumOutputBytes = nil }
+    let uncapped: (inout WorkerConfiguration) -> Void = { $0.policy.maximumOutputBytes = nil }
     try await withBenchmarkServer(name: "streaming", root: root, configure: uncapped) { server in
         let (port, worker, directory) = (server.port, server.worker, server.directory)
         let writer = ["-c", "\(bytes)", "/dev/zero"]

@@ -106,4 +106,7 @@ extension RPCError {
         code == .unavailable
             && (message.hasPrefix("the server is shutting down") || message.hasPrefix("the worker is shutting down"))
     }
+
+    /// The server said it is starting (it answers while it adopts the jobs of its previous run).
+    var isServerStarting: Bool { code == .unavailable && message.hasPrefix("the server is starting") }
 }

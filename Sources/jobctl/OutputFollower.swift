@@ -11,9 +11,6 @@ struct OutputFollower {
     let connection: Connection
     let jobID: String
 
-    /// How long a lost connection may take to come back before jobctl gives up.
-    static let reconnectTimeout = Duration.seconds(30)
-
     /// Follows the output from `offset`; returns the offset after the last byte.
     func follow(from start: UInt64 = 0) async throws -> UInt64 {
         let position = Position(start)
@@ -38,10 +35,11 @@ struct OutputFollower {
                 return position.offset
             } catch let error as RPCError where error.code == .unavailable {
                 let offset = position.offset
-                if error.isServerDraining {
-                    // The server is shutting down but still answers: wait for the next one.
+                if error.isServerDraining || error.isServerStarting {
+                    // The server answers but does not serve yet, or any more: wait for it.
+                    let what = error.isServerStarting ? "is starting" : "is shutting down"
                     Terminal.writeError(
-                        "jobctl: \(connection.address) is shutting down at byte \(offset); resuming once it is back\n")
+                        "jobctl: \(connection.address) \(what) at byte \(offset); resuming once it serves\n")
                     try await backoff.pause()
                 } else {
                     Terminal.writeError(
@@ -61,13 +59,12 @@ struct OutputFollower {
         func advance(by count: Int) { value.withLock { $0 += UInt64(count) } }
     }
 
-    /// Waits, up to `reconnectTimeout`, for a status call to get through again.
+    /// Waits, up to `Backoff.reconnectTimeout`, for a status call to get through again.
     private func waitUntilReachable(offset: UInt64) async throws {
-        var options = CallOptions.defaults
-        options.waitForReady = true
-        options.timeout = Self.reconnectTimeout
         do {
-            _ = try await client.getJobStatus(.with { $0.id = jobID }, options: options)
+            _ = try await Backoff.untilAnswered { options in
+                try await client.getJobStatus(.with { $0.id = jobID }, options: options)
+            }
         } catch let failure as RPCError {
             throw CommandFailure(
                 "\(connection.describe(failure)); output was complete up to byte \(offset)")

@@ -6,9 +6,12 @@ import Logging
 import ServiceLifecycle
 import UnixSignals
 
-/// Serves until a graceful shutdown, then leaves the running jobs to the next server (or stops
-/// them), in the order an upgrade needs:
+/// Listens, makes the worker (which adopts the jobs of a previous run), serves until a graceful
+/// shutdown, then leaves the running jobs to the next server (or stops them), in the order an
+/// upgrade needs:
 ///
+/// 0. Listening, NOT_SERVING in health, the job API UNAVAILABLE ("starting") while the worker is
+///    made; then SERVING, and `READY=1` to systemd.
 /// 1. SIGTERM: NOT_SERVING in health and `STOPPING=1` to systemd; output streams, waits and
 ///    watches end with UNAVAILABLE (clients resume, output by offset); unary calls are still
 ///    answered for `shutdownDelay`, time for load balancers to see NOT_SERVING.
@@ -18,13 +21,13 @@ import UnixSignals
 ///    next server on the state directory to adopt; or, with `--stop-jobs-on-exit`, are stopped.
 struct APIServerService: Service {
     let server: GRPCServer<TLSServerTransport>
-    let worker: Worker
+    /// Filled once `makeWorker` returns.
+    let workers: WorkerSlot
+    let makeWorker: @Sendable () async throws -> Worker
     /// Shut down once the worker is.
     let blocking: BlockingWorkExecutor
     let phase: ServerPhase
     let notifier: SystemdNotifier?
-    /// The jobs' grace period, for `--stop-jobs-on-exit` (and for jobs being stopped).
-    let jobGrace: Duration
     let shutdownGrace: Duration
     let shutdownDelay: Duration
     let leavesJobsRunning: Bool
@@ -32,7 +35,13 @@ struct APIServerService: Service {
     /// Where the TLS material is read again at SIGHUP, and what it replaces.
     let tlsFiles: TLSFiles
     let credentials: ServerCredentials
-    let onListening: @Sendable () async -> Void
+    /// The settings read again at SIGHUP, and the call cap they may change.
+    let settings: SettingsReload
+    let streamQuota: StreamQuotaInterceptor
+    /// Holds this process's id while it serves, for `jobworkerd reload`.
+    let pidFile: String
+    /// Says where the server listens; false if it could not.
+    let onListening: @Sendable () async -> Bool
 
     func run() async throws {
         try await withGracefulShutdownHandler {
@@ -47,55 +56,97 @@ struct APIServerService: Service {
                     try await server.serve()
                     return true
                 }
-                await onListening()
-                // The jobs of a previous run were adopted when the worker was made: ready now.
-                phase.beginServing()
-                if let notifier {
-                    notifier.ready(runningJobs: worker.runningJobCount)
-                    group.addTask {
-                        await notifier.reportStatus(of: worker)
-                        return false
-                    }
-                    if let interval = notifier.watchdogInterval {
-                        group.addTask {
-                            await notifier.keepWatchdogFed(every: interval)
-                            return false
-                        }
-                    }
-                }
                 group.addTask {
                     await closeListener()
                     return true
                 }
-
                 defer { group.cancelAll() }
+                if await onListening() {
+                    try await startServing(group: &group)
+                }
                 while let decisive = try await group.next(), !decisive {}
             }
         } onGracefulShutdown: {
             phase.beginDraining()
             notifier?.stopping()
         }
+        defer { try? FileManager.default.removeItem(atPath: pidFile) }
+        guard let worker = workers.filled else {
+            await blocking.shutdown()
+            return
+        }
         let running = worker.runningJobCount
         if leavesJobsRunning, running > 0 {
             logger.info("leaving \(running) running jobs to the next jobworkerd on this state directory")
         }
-        await worker.shutdown(gracePeriod: jobGrace, leavingJobsRunning: leavesJobsRunning)
+        // With `--stop-jobs-on-exit`, each job gets the grace period in force (`--grace-period`).
+        await worker.shutdown(leavingJobsRunning: leavesJobsRunning)
         await blocking.shutdown()
     }
 
-    /// SIGHUP (`systemctl reload`, `jobworkerd reload`): the server's certificate, key and client
-    /// CA are read again; new connections get them, open ones and running jobs are untouched. A
-    /// reload that fails keeps the old material and says why.
-    private func reloadOnHangUp() async {
-        for await _ in await UnixSignalsSequence(trapping: .sighup) {
-            notifier?.reloading()
-            do {
-                try tlsFiles.reload(into: credentials)
-                logger.notice("reloaded the TLS certificate, key and client CA: new connections use them")
-            } catch {
-                logger.error("reload failed, keeping the current TLS material: \(error)")
+    /// Makes the worker while the server listens, NOT_SERVING; then serves, and tells systemd.
+    private func startServing(group: inout ThrowingTaskGroup<Bool, any Error>) async throws {
+        notifier?.starting()
+        let worker: Worker
+        do {
+            worker = try await makeWorker()
+        } catch {
+            server.beginGracefulShutdown()
+            throw error
+        }
+        workers.fill(worker)
+        try Data("\(getpid())\n".utf8).write(to: URL(fileURLWithPath: pidFile), options: .atomic)
+        phase.beginServing()
+        // A shutdown during the start: systemd already had STOPPING=1.
+        guard phase.current == .serving, let notifier else { return }
+        notifier.ready(runningJobs: worker.runningJobCount)
+        group.addTask {
+            await notifier.reportStatus(of: worker)
+            return false
+        }
+        if let interval = notifier.watchdogInterval {
+            group.addTask {
+                await notifier.keepWatchdogFed(every: interval)
+                return false
             }
-            notifier?.ready(runningJobs: worker.runningJobCount)
+        }
+    }
+
+    /// SIGHUP (`systemctl reload`, `jobworkerd reload`): the server's certificate, key and client
+    /// CA, and the settings (the file and the variables under the flags), are read again and
+    /// checked; then new connections get the new TLS material, and starts the new limits,
+    /// ceilings, quotas and time limits. Open connections and running jobs are untouched. A
+    /// reload that fails in any part changes nothing and says why.
+    private func reloadOnHangUp() async {
+        var settings = settings
+        for await _ in await UnixSignalsSequence(trapping: .sighup) {
+            // One sent while the worker is made waits for it: the worker starts with the
+            // settings read at startup, and this one then applies what changed since.
+            guard await phase.waitUntilStarted() == .serving else { continue }
+            notifier?.reloading()
+            var candidate = settings
+            do {
+                let reloaded = try await candidate.read()
+                try tlsFiles.reload(into: credentials)
+                // The policy was checked as the worker checks it: this does not fail. Retention
+                // may delete files under its new bounds: off the event loops.
+                if let worker = workers.filled {
+                    try await blocking.run { try worker.update(reloaded.policy) }
+                }
+                streamQuota.setLimit(reloaded.maximumStreamsPerIdentity)
+                settings = candidate
+                logger.notice(
+                    "reloaded: TLS certificate, key and client CA for new connections; job limits: \(reloaded.policy.resourcePolicy.summary); \(reloaded.policy.maximumRunningJobs) running jobs, \(reloaded.policy.maximumRunningJobsPerOwner.map(String.init) ?? "no limit") per owner; \(reloaded.maximumStreamsPerIdentity) calls per identity"
+                )
+                if !reloaded.needingRestart.isEmpty {
+                    logger.warning(
+                        "changed, but taking effect only at the next start: \(reloaded.needingRestart.joined(separator: ", "))"
+                    )
+                }
+            } catch {
+                logger.error("reload failed, keeping the current TLS material and settings: \(error)")
+            }
+            notifier?.ready(runningJobs: workers.filled?.runningJobCount ?? 0)
         }
     }
 

@@ -15,14 +15,12 @@ struct JobWorkerDaemon: AsyncParsableCommand {
         RuntimeTuning.apply()  // before any task starts
         var arguments = Array(CommandLine.arguments.dropFirst())
         var sources: [String: ServeSettings.Source] = [:]
-        let otherCommands = ["certs", "reload", "config", "help", "--help", "-h"]
-        if arguments.first.map({ !otherCommands.contains($0) }) ?? true {
+        if let serveArguments = ServeSettings.serveArguments(of: arguments) {
             // serve, named or not: its settings from the environment and the file too.
-            let serve = arguments.first == "serve"
             do {
                 let resolved = try await ServeSettings.resolve(
-                    Array(arguments.dropFirst(serve ? 1 : 0)), environment: ProcessInfo.processInfo.environment)
-                arguments = (serve ? ["serve"] : []) + resolved.arguments
+                    serveArguments, environment: ProcessInfo.processInfo.environment)
+                arguments = (arguments.first == "serve" ? ["serve"] : []) + resolved.arguments
                 sources = resolved.sources
             } catch {
                 exit(withError: error)

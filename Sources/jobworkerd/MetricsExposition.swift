@@ -14,7 +14,8 @@ import Prometheus
 /// in Prometheus's text format, each with its HELP and TYPE.
 struct MetricsExposition: Sendable {
     let registry: PrometheusCollectorRegistry
-    let worker: Worker
+    /// Empty while the server starts: the worker's gauges appear once it is made.
+    let workers: WorkerSlot
     let credentials: ServerCredentials
 
     /// Makes swift-metrics record into `registry`: call before anything makes a metric (the
@@ -44,13 +45,15 @@ struct MetricsExposition: Sendable {
         func sample(_ name: String, _ type: String, _ help: String, _ value: Double) {
             text += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n\(name) \(Self.format(value))\n"
         }
-        sample("jobworker_jobs_running", "gauge", "Jobs that have not ended yet.", Double(worker.runningJobCount))
-        sample(
-            "jobworker_output_streams_open", "gauge", "Output streams open now, every job together.",
-            Double(worker.openOutputReaders))
-        sample(
-            "jobworker_inits_parked", "gauge", "Job inits started ahead, ready for a start.", Double(worker.parkedInits)
-        )
+        if let worker = workers.filled {
+            sample("jobworker_jobs_running", "gauge", "Jobs that have not ended yet.", Double(worker.runningJobCount))
+            sample(
+                "jobworker_output_streams_open", "gauge", "Output streams open now, every job together.",
+                Double(worker.openOutputReaders))
+            sample(
+                "jobworker_inits_parked", "gauge", "Job inits started ahead, ready for a start.",
+                Double(worker.parkedInits))
+        }
         sample(
             "jobworker_server_certificate_expiry_timestamp_seconds", "gauge",
             "When the server certificate new connections get expires (Unix time).",

@@ -98,6 +98,32 @@ struct ServeSettings {
         return (added + arguments, sources)
     }
 
+    /// serve's own arguments in jobworkerd's (`serve` named or not), or nil for another command.
+    static func serveArguments(of arguments: [String]) -> [String]? {
+        let otherCommands = ["certs", "reload", "config", "help", "--help", "-h"]
+        guard arguments.first.map({ !otherCommands.contains($0) }) ?? true else { return nil }
+        return Array(arguments.dropFirst(arguments.first == "serve" ? 1 : 0))
+    }
+
+    /// The values the setting `name` has in serve's arguments (`--name value`, `--name=value`;
+    /// a flag's is `--name` itself), in order.
+    static func values(of name: String, in arguments: [String]) -> [String] {
+        let isFlag = keys.first { $0.name == name }?.isFlag ?? false
+        var values: [String] = []
+        for (index, argument) in arguments.enumerated() {
+            if argument == "--" + name {
+                if isFlag {
+                    values.append(argument)
+                } else if index + 1 < arguments.count {
+                    values.append(arguments[index + 1])
+                }
+            } else if argument.hasPrefix("--\(name)=") {
+                values.append(String(argument.dropFirst(name.count + 3)))
+            }
+        }
+        return values
+    }
+
     /// The file `--config` or `$JOBWORKERD_CONFIG` names (which must exist), else the default
     /// one if it exists.
     private static func configPath(_ arguments: [String], environment: [String: String]) throws -> String? {

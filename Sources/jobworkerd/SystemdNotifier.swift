@@ -63,6 +63,11 @@ final class SystemdNotifier: Sendable {
 
     deinit { close(descriptor) }
 
+    /// The listener is up and the worker is being made (`systemctl status` shows it meanwhile).
+    func starting() {
+        send("STATUS=starting: adopting the jobs of the previous run")
+    }
+
     /// Adoption is done and the listener is up.
     func ready(runningJobs: Int) {
         send("READY=1\nSTATUS=\(Self.statusLine(runningJobs))\nMAINPID=\(getpid())")

@@ -147,7 +147,7 @@ func statusCode(of body: () async throws -> Void) async -> RPCError.Code? {
 extension WorkerConfiguration {
     /// For tests that start hundreds of jobs of one owner at once: no per-owner bound.
     mutating func liftOwnerQuotas() {
-        maximumRunningJobsPerOwner = nil
-        startRatePerOwner = nil
+        policy.maximumRunningJobsPerOwner = nil
+        policy.startRatePerOwner = nil
     }
 }

@@ -183,7 +183,7 @@ struct JobSpecTests {
     @Test("timeout_ms stops a sleeping job, which ends TIMED_OUT with its deadline; over --max-timeout is refused")
     func timeout() async throws {
         try await withAPI(
-            configure: { $0.maximumTimeout = .seconds(60) },
+            configure: { $0.policy.maximumTimeout = .seconds(60) },
             { client in
                 let job = try await client.startJob(
                     .with {

@@ -8,7 +8,7 @@ import Testing
 #endif
 
 @Suite(
-    "Reloading TLS material", .serialized,
+    "Reloading TLS material and settings", .serialized,
     .enabled(if: canUseCgroups, "runs jobworkerd as root, with cgroups and namespaces (always under CI=true)"),
     .timeLimit(.minutes(2)))
 struct ReloadTests {
@@ -81,6 +81,47 @@ struct ReloadTests {
         try await stream.value
         #expect(output.count == 2 * half)
         #expect(output.bytes.enumerated().allSatisfy { $0.element == UInt8($0.offset % 251) })
+    }
+
+    @Test(
+        "SIGHUP applies the file's new quotas and ceilings to new starts, names a changed setting that takes a restart, and a bad file changes nothing"
+    )
+    func reloadsSettings() throws {
+        let socket = try NotifySocket()
+        let path = try ConfigFileTests.file("max-running-jobs-per-owner: 1\nmax-memory: 2Gi\n")
+        let daemon = try RunningDaemon(["--config", path], environment: ["NOTIFY_SOCKET": socket.path])
+        _ = try socket.next(containing: "READY=1")
+        func start(_ arguments: String...) throws -> JobctlResult {
+            try jobctl(["start"] + arguments + ["--", helperPath, "sleep"], daemon: daemon)
+        }
+        func reload(_ text: String) throws {
+            try text.write(toFile: path, atomically: true, encoding: .utf8)
+            kill(daemon.process.processIdentifier, SIGHUP)
+            _ = try socket.next(containing: "RELOADING=1")
+            _ = try socket.next(containing: "READY=1")
+        }
+        let big = try start("--memory", "1536Mi")
+        #expect(big.status == 0, "\(big)")
+        let second = try start()
+        #expect(
+            second.status == 1 && second.error.contains("admin has 1 jobs running, the limit per owner"), "\(second)")
+
+        try reload("max-running-jobs-per-owner: 2\nmax-memory: 1Gi\nidle-timeout: 1m\n")
+        let aboveCeiling = try start("--memory", "1536Mi")
+        #expect(
+            aboveCeiling.status == 1 && aboveCeiling.error.contains("exceeds the server ceiling"), "\(aboveCeiling)")
+        #expect(try start().status == 0, "a second job for the owner, under the new quota")
+        let third = try start()
+        #expect(third.status == 1 && third.error.contains("admin has 2 jobs running, the limit per owner"), "\(third)")
+        #expect(
+            daemon.log.contains("taking effect only at the next start: idle-timeout"), "\(daemon.log.suffix(1500))")
+
+        // A file serve would refuse: the reload says why, and the settings in force stay.
+        try reload("max-running-jobs-per-owner: 3\nbogus-key: 1\n")
+        #expect(daemon.log.contains("reload failed"), "\(daemon.log.suffix(1500))")
+        #expect(daemon.log.contains("unknown key \\\"bogus-key\\\""), "\(daemon.log.suffix(1500))")
+        let stillTwo = try start()
+        #expect(stillTwo.status == 1 && stillTwo.error.contains("admin has 2 jobs running"), "\(stillTwo)")
     }
 }
 

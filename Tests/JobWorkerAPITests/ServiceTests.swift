@@ -93,7 +93,7 @@ struct ServiceTests {
         .enabled(if: canUseCgroups, "limits need cgroups: requires root (runs always under CI=true)"))
     func ceiling() async throws {
         try await withAPI {
-            $0.resourcePolicy.ceilings.memoryBytes = 8 << 30
+            $0.policy.resourcePolicy.ceilings.memoryBytes = 8 << 30
         } _: { client in
             do {
                 _ = try await client.startJob(
@@ -112,7 +112,7 @@ struct ServiceTests {
     @Test("the running-job limit is RESOURCE_EXHAUSTED")
     func runningJobLimit() async throws {
         try await withAPI {
-            $0.maximumRunningJobs = 2
+            $0.policy.maximumRunningJobs = 2
         } _: { client in
             _ = try await client.startHelper("sleep", as: .alice)
             _ = try await client.startHelper("sleep", as: .alice)

@@ -101,6 +101,12 @@ final class NotifySocket {
         }
     }
 
+    /// Whether a datagram has arrived and is waiting to be read (none is waited for).
+    var hasWaitingDatagram: Bool {
+        var byte: UInt8 = 0
+        return recv(descriptor, &byte, 1, Int32(MSG_PEEK) | Int32(MSG_DONTWAIT)) >= 0
+    }
+
     deinit {
         close(descriptor)
         unlink(path)

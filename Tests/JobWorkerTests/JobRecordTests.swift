@@ -76,7 +76,7 @@ struct JobRecordTests {
         let directory = try makeStateDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         var configuration = configuration(directory, parent: "jobworker-test-\(JobID().shortDescription)")
-        configuration.retention = RetentionPolicy(maximumAge: nil, maximumOutputBytes: 250_000)
+        configuration.policy.retention = RetentionPolicy(maximumAge: nil, maximumOutputBytes: 250_000)
         let first = try await Worker(configuration: configuration)
         let big = try await first.start(
             command: "/bin/sh", arguments: ["-c", "head -c 300000 /dev/zero; echo; exec \(helperPath) sleep"],
@@ -135,7 +135,7 @@ struct JobRecordTests {
         let directory = try makeStateDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         var configuration = configuration(directory, parent: "jobworker-test-\(JobID().shortDescription)")
-        configuration.retention = RetentionPolicy(maximumAge: nil, maximumOutputBytes: nil)
+        configuration.policy.retention = RetentionPolicy(maximumAge: nil, maximumOutputBytes: nil)
         let first = try await Worker(configuration: configuration)
         let old = try await first.startHelper("exit", "0")
         _ = try await first.waitUntilEnded(old.id)
@@ -143,7 +143,7 @@ struct JobRecordTests {
         await first.shutdown(leavingJobsRunning: true)
 
         // A restart with a one-millisecond limit: the finished job ended longer ago than that.
-        configuration.retention = RetentionPolicy(maximumAge: .milliseconds(1), maximumOutputBytes: nil)
+        configuration.policy.retention = RetentionPolicy(maximumAge: .milliseconds(1), maximumOutputBytes: nil)
         let second = try await Worker(configuration: configuration)
         #expect(second.list().map(\.id) == [running.id])
         #expect(!FileManager.default.fileExists(atPath: directory + "/output/\(old.id).log"))

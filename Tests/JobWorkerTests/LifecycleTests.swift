@@ -249,7 +249,7 @@ struct LifecycleTests {
     @Test("starts beyond the running-job limit are refused, atomically, until a job ends")
     func runningJobLimit() async throws {
         try await withWorker {
-            $0.maximumRunningJobs = 3
+            $0.policy.maximumRunningJobs = 3
         } _: { worker in
             // 10 concurrent starts of jobs that keep running: exactly 3 may succeed.
             let results = await withTaskGroup(of: Result<JobStatus, JobWorkerError>.self) { group in

@@ -20,7 +20,7 @@ struct OutputCapTests {
     func capped() async throws {
         let cap = 1 << 20
         try await withWorker {
-            $0.maximumOutputBytes = UInt64(cap)
+            $0.policy.maximumOutputBytes = UInt64(cap)
         } _: { worker in
             let job = try await worker.startHelper("pattern", "\(3 * cap)")
             let ended = try await worker.waitUntilEnded(job.id)
@@ -43,7 +43,7 @@ struct OutputCapTests {
     @Test("under the cap nothing is dropped, and a live reader sees every byte")
     func underCap() async throws {
         try await withWorker {
-            $0.maximumOutputBytes = 1 << 20
+            $0.policy.maximumOutputBytes = 1 << 20
         } _: { worker in
             let job = try await worker.startHelper("pattern", "\(1 << 19)")
             let streamed = try await worker.collectOutput(of: job.id)
@@ -55,6 +55,6 @@ struct OutputCapTests {
 
     @Test("the default cap is 1 GiB")
     func defaultCap() {
-        #expect(WorkerConfiguration(stateDirectory: "/x").maximumOutputBytes == 1 << 30)
+        #expect(WorkerConfiguration(stateDirectory: "/x").policy.maximumOutputBytes == 1 << 30)
     }
 }

@@ -9,7 +9,7 @@ struct OwnerQuotaTests {
     @Test("the owner's limit refuses its next start, while another owner's goes through")
     func runningJobsPerOwner() async throws {
         try await withWorker {
-            $0.maximumRunningJobsPerOwner = 2
+            $0.policy.maximumRunningJobsPerOwner = 2
         } _: { worker in
             let first = try await worker.startHelper("sleep", owner: "alice")
             let second = try await worker.startHelper("sleep", owner: "alice")
@@ -33,7 +33,7 @@ struct OwnerQuotaTests {
     @Test("a failed start gives the owner's slot back")
     func failedStartFreesTheSlot() async throws {
         try await withWorker {
-            $0.maximumRunningJobsPerOwner = 1
+            $0.policy.maximumRunningJobsPerOwner = 1
         } _: { worker in
             for _ in 0..<3 {
                 await #expect(throws: JobWorkerError.self) {
@@ -48,7 +48,9 @@ struct OwnerQuotaTests {
     @Test("the start rate: a burst, then a start per 1/rate seconds, per owner")
     func startRate() throws {
         let rate = StartRate(perSecond: 10, burst: 3)
-        let table = JobTable(maximumRunningJobs: 100, startRatePerOwner: rate)
+        var policy = WorkerPolicy()
+        (policy.maximumRunningJobs, policy.startRatePerOwner) = (100, rate)
+        let table = JobTable(policy: CurrentPolicy(policy))
         let start = ContinuousClock.now
         for _ in 0..<3 { try table.reserveStart(for: "alice", now: start) }
         #expect(throws: JobWorkerError.self) { try table.reserveStart(for: "alice", now: start) }

@@ -164,7 +164,7 @@ struct ResourceControlTests {
     @Test("limits above a ceiling are refused before anything is created")
     func ceilingRefused() async throws {
         try await withWorker { configuration in
-            configuration.resourcePolicy.ceilings.memoryBytes = 1 << 30
+            configuration.policy.resourcePolicy.ceilings.memoryBytes = 1 << 30
         } _: { worker in
             await #expect(throws: JobWorkerError(.invalidArgument, "memory limit 2Gi exceeds the server ceiling 1Gi")) {
                 try await worker.startHelper("exit", "0", limits: ResourceLimits(memoryBytes: 2 << 30))

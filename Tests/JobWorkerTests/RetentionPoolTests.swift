@@ -9,7 +9,7 @@ struct RetentionPoolTests {
     @Test("a sparse 11 GiB log evicts nothing, and one owner's output evicts only its own jobs")
     func perOwnerPools() async throws {
         try await withWorker {
-            $0.retention = RetentionPolicy(maximumAge: nil, maximumOutputBytes: 1 << 20)
+            $0.policy.retention = RetentionPolicy(maximumAge: nil, maximumOutputBytes: 1 << 20)
             // Without an init the job's stdout is the log itself, which it can truncate (with
             // one, stdout is a pipe: see below).
             $0.isolation = .none

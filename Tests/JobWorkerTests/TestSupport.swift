@@ -178,8 +178,8 @@ func recordMigration(_ identifier: String, inDatabaseAt path: String) throws {
 extension WorkerConfiguration {
     /// For tests that start hundreds of jobs of one owner at once: no per-owner bound.
     mutating func liftOwnerQuotas() {
-        maximumRunningJobsPerOwner = nil
-        startRatePerOwner = nil
+        policy.maximumRunningJobsPerOwner = nil
+        policy.startRatePerOwner = nil
     }
 }
 

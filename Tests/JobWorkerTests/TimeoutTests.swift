@@ -11,7 +11,7 @@ struct TimeoutTests {
         configuration.isolation = Privileges.canUseCgroups ? .namespaces : .none
         configuration.cgroupParentName = "jobworker-timeout-\(JobID().shortDescription)"
         if geteuid() != 0 { configuration.jobUsers = .worker }
-        configuration.defaultGracePeriod = .seconds(5)
+        configuration.policy.defaultGracePeriod = .seconds(5)
         return configuration
     }
 
@@ -20,7 +20,7 @@ struct TimeoutTests {
         let directory = try makeStateDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         var configuration = configuration(directory)
-        configuration.maximumTimeout = .seconds(60)
+        configuration.policy.maximumTimeout = .seconds(60)
         let worker = try await Worker(configuration: configuration)
         let job = try await worker.start(
             JobSpec(command: helperPath, arguments: ["sleep"], timeout: .milliseconds(300)), owner: "tester")

@@ -28,7 +28,7 @@ final class InitPool: Sendable {
 
     private let initPath: String
     private let capacity: Int
-    private let presetLimits: ResourceLimits
+    private let presetLimits: @Sendable () -> ResourceLimits
     private let cgroups: JobCgroups?
     /// The filesystem, filter and executable every init is started with.
     private let sandbox: JobSandbox
@@ -42,10 +42,11 @@ final class InitPool: Sendable {
     /// Signalled whenever an init is parked.
     private let parkedChanged = ChangeSignal()
 
-    /// - Parameter presetLimits: the limits every parked init's cgroup gets in advance: the
-    ///   worker's defaults, which most jobs run with.
+    /// - Parameter presetLimits: the limits a parked init's cgroup gets in advance: the worker's
+    ///   defaults at the time, which most jobs run with (a start writes only what differs).
     init(
-        initPath: String, capacity: Int, presetLimits: ResourceLimits, devNull: Int32, cgroups: JobCgroups?,
+        initPath: String, capacity: Int, presetLimits: @escaping @Sendable () -> ResourceLimits, devNull: Int32,
+        cgroups: JobCgroups?,
         sandbox: JobSandbox, logger: Logger
     ) throws(JobWorkerError) {
         let wake = try FileDescriptor("eventfd") { eventfd(0, Int32(EFD_CLOEXEC)) }
@@ -145,10 +146,11 @@ final class InitPool: Sendable {
     /// in new namespaces, its filesystem prepared; the init waits on its control socket.
     func startInit() throws(JobWorkerError) -> ParkedInit {
         let id = JobID()
-        let cgroup = try cgroups?.create(named: id.description, limits: presetLimits)
+        let limits = presetLimits()
+        let cgroup = try cgroups?.create(named: id.description, limits: limits)
         do {
             _ = try sandbox.scratch?.create(for: id)
-            return try startInit(id: id, cgroup: cgroup, limits: presetLimits)
+            return try startInit(id: id, cgroup: cgroup, limits: limits)
         } catch {
             sandbox.scratch?.remove(id)
             if let cgroup { cgroups?.removeNow(cgroup) }

@@ -9,6 +9,8 @@ import Logging
 /// through the same watch steps.
 struct JobLauncher: Sendable {
     let configuration: WorkerConfiguration
+    /// The limits, quotas and time limits now: each start reads them once.
+    let policy: CurrentPolicy
     let inits: InitPool?
     let commandLine: CommandLineValidation
     /// Where a job's end goes; it also holds the parts a start shares with it (the table, the
@@ -56,13 +58,14 @@ struct JobLauncher: Sendable {
         job: Job, isShuttingDown: Bool
     ) {
         let spec = request.spec
+        let policy = policy.value
         try JobSpecValidation.name(spec.name)
         try JobSpecValidation.labels(spec.labels)
         try JobSpecValidation.stopSignal(spec.stopSignal)
-        let timeout = spec.timeout ?? configuration.defaultTimeout
+        let timeout = spec.timeout ?? policy.defaultTimeout
         if let timeout {
             guard timeout > .zero else { throw JobWorkerError(.invalidArgument, "timeout must be positive") }
-            if let maximum = configuration.maximumTimeout, timeout > maximum {
+            if let maximum = policy.maximumTimeout, timeout > maximum {
                 throw JobWorkerError(
                     .invalidArgument, "timeout \(timeout) is over the server's maximum of \(maximum)")
             }
@@ -82,8 +85,8 @@ struct JobLauncher: Sendable {
             stdinDescriptor = opened.rawValue
             standardInput = consume opened
         }
-        let limits = try applyLimits(spec.limits)
-        if let floor = configuration.minimumFreeDisk { try stateDirectory.checkFreeSpace(floor) }
+        let limits = try applyLimits(spec.limits, policy.resourcePolicy)
+        if let floor = policy.minimumFreeDisk { try stateDirectory.checkFreeSpace(floor) }
         // With isolation, the job's init — and with it the job's id and cgroup — is ready.
         let parked = try inits?.take()
         defer { inits?.refill() }
@@ -131,7 +134,7 @@ struct JobLauncher: Sendable {
             let exitRecord = try stateDirectory.createExitRecord(for: id)
             rollback.push { [stateDirectory] in stateDirectory.removeExitRecord(for: id) }
             let dropRecord = try stateDirectory.createDropRecord(for: id)
-            let limit = configuration.maximumOutputBytes
+            let limit = policy.maximumOutputBytes
             var supervising = parked
             if try !launcher.launch(in: parked, exitRecord: exitRecord, dropRecord: dropRecord, outputLimit: limit) {
                 // The parked init was killed from outside: one more try, with a fresh init in the
@@ -168,7 +171,7 @@ struct JobLauncher: Sendable {
             executablePath: executablePath, process: process, startedAt: startedAt,
             outputPath: stateDirectory.outputPath(id), outputChanged: outputChanged, limits: limits, cgroup: cgroup,
             user: user, dropRecordPath: parked == nil ? nil : stateDirectory.dropRecordPath(id),
-            outputLimit: configuration.maximumOutputBytes)
+            outputLimit: policy.maximumOutputBytes)
         let sequence = table.assignSequence(to: id)
         rollback.push { [table] in table.withdraw(id) }
         // Recorded before anyone can see it: unrecorded, the job would be lost on a restart
@@ -188,7 +191,7 @@ struct JobLauncher: Sendable {
     private func armTimeout(_ job: Job) {
         guard let deadline = job.deadline else { return }
         let (store, grace, logger, timeouts, id) = (
-            store, configuration.defaultGracePeriod, configuration.logger, timeouts, job.id
+            store, policy.value.defaultGracePeriod, configuration.logger, timeouts, job.id
         )
         let timer = Task(executorPreference: configuration.backgroundExecutor) { [weak job] in
             let wait = deadline.timeIntervalSince(.now)
@@ -222,7 +225,7 @@ struct JobLauncher: Sendable {
             executablePath: recorded.executablePath, process: process, startedAt: recorded.startedAt,
             outputPath: stateDirectory.outputPath(id), outputChanged: outputChanged, limits: recorded.limits,
             cgroup: cgroups?.backend.existingCgroup(named: id.description), user: recorded.user,
-            dropRecordPath: stateDirectory.dropRecordPath(id), outputLimit: configuration.maximumOutputBytes)
+            dropRecordPath: stateDirectory.dropRecordPath(id), outputLimit: policy.value.maximumOutputBytes)
         users?.markInUse(recorded.user)
         table.registerAdopted(job)
         do {
@@ -256,7 +259,9 @@ struct JobLauncher: Sendable {
         }
     }
 
-    private func applyLimits(_ requested: ResourceLimits) throws(JobWorkerError) -> ResourceLimits {
+    private func applyLimits(_ requested: ResourceLimits, _ policy: ResourcePolicy) throws(JobWorkerError)
+        -> ResourceLimits
+    {
         guard cgroups != nil else {
             guard requested == ResourceLimits() else {
                 throw JobWorkerError(
@@ -264,6 +269,6 @@ struct JobLauncher: Sendable {
             }
             return ResourceLimits()
         }
-        return try configuration.resourcePolicy.apply(requested)
+        return try policy.apply(requested)
     }
 }

@@ -126,18 +126,15 @@ final class JobTable: Sendable {
     }
 
     let contents = Mutex(Contents())
-    private let maximumRunningJobs: Int
-    private let maximumRunningJobsPerOwner: Int?
-    private let startRatePerOwner: StartRate?
+    /// The running-job limits and the start rate, read at each start.
+    private let policy: CurrentPolicy
     /// Signalled when a job ends (retention has something new to consider).
     let jobEnded = ChangeSignal()
     /// Signalled when a start under way has been published or given up.
     private let startsChanged = ChangeSignal()
 
-    init(maximumRunningJobs: Int, maximumRunningJobsPerOwner: Int? = nil, startRatePerOwner: StartRate? = nil) {
-        self.maximumRunningJobs = maximumRunningJobs
-        self.maximumRunningJobsPerOwner = maximumRunningJobsPerOwner
-        self.startRatePerOwner = startRatePerOwner
+    init(policy: CurrentPolicy) {
+        self.policy = policy
     }
 
     /// Takes in what `Recovery` found of previous runs.
@@ -200,9 +197,10 @@ final class JobTable: Sendable {
     /// Reserves a running slot for `owner`'s start, or refuses it: past the server's limit, the
     /// owner's limit, or the owner's start rate. Checked and reserved in one step.
     func reserveStart(for owner: String, now: ContinuousClock.Instant = .now) throws(JobWorkerError) {
-        let limit = maximumRunningJobs
-        let ownerLimit = maximumRunningJobsPerOwner
-        let rate = startRatePerOwner
+        let policy = policy.value
+        let (limit, ownerLimit, rate) = (
+            policy.maximumRunningJobs, policy.maximumRunningJobsPerOwner, policy.startRatePerOwner
+        )
         try contents.withLock { contents throws(JobWorkerError) in
             guard !contents.isShuttingDown else {
                 throw JobWorkerError(.shuttingDown, "the worker is shutting down")

@@ -1,11 +1,12 @@
 import Foundation
 import Logging
 
-/// Deleting finished jobs as `WorkerConfiguration.retention` says: at startup, whenever a job
-/// ends, and when the oldest finished job reaches the age limit (a timer set for that moment;
-/// nothing polls).
+/// Deleting finished jobs as the worker's `WorkerPolicy.retention` says: at startup, whenever a
+/// job ends, when the oldest finished job reaches the age limit (a timer set for that moment;
+/// nothing polls), and when the policy changes.
 struct Retention: Sendable {
-    let policy: RetentionPolicy
+    /// Read at each sweep.
+    let policy: CurrentPolicy
     let table: JobTable
     let store: JobStore
     let stateDirectory: StateDirectory
@@ -19,6 +20,7 @@ struct Retention: Sendable {
     /// one owner's output never evicts another owner's jobs. Returns how many were deleted.
     @discardableResult
     func apply(now: WallClockTime = .now) -> Int {
+        let policy = policy.value.retention
         let cutoff = policy.maximumAge.map { now.advanced(by: .zero - $0) }
         let doomed = table.contents.withLock { contents -> [JobID] in
             // Usually nothing to do, known in O(1): a job ends on every call.
@@ -65,10 +67,12 @@ struct Retention: Sendable {
     }
 
     /// Sleeps until the oldest finished job reaches the age limit (or, with none, until a job
-    /// ends), applies the policy, and again; until cancelled.
-    func startTimer() -> Task<Void, Never>? {
-        guard let age = policy.maximumAge else { return nil }
+    /// ends), applies the policy, and again; until cancelled. Without an age limit it has nothing
+    /// to wait for and ends at once.
+    func startTimer() -> Task<Void, Never> {
+        let age = policy.value.retention.maximumAge
         return Task(executorPreference: executor) {
+            guard let age else { return }
             while !Task.isCancelled {
                 let jobEnded = table.jobEnded
                 let snapshot = jobEnded.snapshot

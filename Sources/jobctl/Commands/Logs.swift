@@ -15,7 +15,7 @@ struct Logs: AsyncParsableCommand {
         try await connection.withClient { client in
             // A prompt answer first: an unreachable server or an unknown job fails within the
             // deadline, before a stream that has none.
-            _ = try await client.getJobStatus(.with { $0.id = id }, options: Connection.prompt)
+            _ = try await connection.promptly { try await client.getJobStatus(.with { $0.id = id }, options: $0) }
             _ = try await OutputFollower(client: client, connection: connection, jobID: id).follow()
         }
     }

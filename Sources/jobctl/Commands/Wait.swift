@@ -27,7 +27,7 @@ struct Wait: AsyncParsableCommand {
         let (server, id) = try connection.connection(forJob: self.id)
         let final = try await server.withClient { client in
             // A prompt answer first: an unreachable server or an unknown job fails at once.
-            _ = try await client.getJobStatus(.with { $0.id = id }, options: Connection.prompt)
+            _ = try await server.promptly { try await client.getJobStatus(.with { $0.id = id }, options: $0) }
             return try await client.waitJob(.with { $0.id = id }, options: callOptions).status
         }
         if json { print(try JobStatusJSON.encode(final)) }

@@ -19,9 +19,6 @@ struct Watch: AsyncParsableCommand {
     /// Columns as wide as most jobs need (ids are 36 characters); a wider cell widens its column.
     static let columnWidths = [36, 12, 16, 4]
 
-    /// How long a lost connection may take to come back before jobctl gives up.
-    static let reconnectTimeout = Duration.seconds(30)
-
     func run() async throws {
         let filter = try filter.filter()
         let request = Jobworker_V1_WatchJobsRequest.with { $0.filter = filter }
@@ -59,7 +56,7 @@ struct Watch: AsyncParsableCommand {
         try await server.withClient { client in
             // A prompt answer first: an unreachable server or a denied caller fails within the
             // deadline, before a stream that has none.
-            _ = try await client.listJobs(.with { $0.pageSize = 1 }, options: Connection.prompt)
+            _ = try await server.promptly { try await client.listJobs(.with { $0.pageSize = 1 }, options: $0) }
             var backoff = Backoff()
             while true {
                 do {
@@ -78,19 +75,18 @@ struct Watch: AsyncParsableCommand {
                     Terminal.writeError(
                         "jobctl: \(server.label): the server dropped this watch for falling behind; watching again\n")
                 } catch let error as RPCError where error.code == .unavailable {
-                    if error.isServerDraining {
-                        // Shutting down but still answering: wait for the next server.
-                        Terminal.writeError(
-                            "jobctl: \(server.label) is shutting down; watching again once it is back\n")
+                    if error.isServerDraining || error.isServerStarting {
+                        // Answering but not serving yet, or any more: wait for it.
+                        let what = error.isServerStarting ? "is starting" : "is shutting down"
+                        Terminal.writeError("jobctl: \(server.label) \(what); watching again once it serves\n")
                         try await backoff.pause()
                     } else {
                         Terminal.writeError("jobctl: connection to \(server.address) lost; reconnecting\n")
                         backoff.reset()
                     }
-                    var options = CallOptions.defaults
-                    options.waitForReady = true
-                    options.timeout = Self.reconnectTimeout
-                    _ = try await client.listJobs(.with { $0.pageSize = 1 }, options: options)
+                    _ = try await Backoff.untilAnswered { options in
+                        try await client.listJobs(.with { $0.pageSize = 1 }, options: options)
+                    }
                 }
             }
         }

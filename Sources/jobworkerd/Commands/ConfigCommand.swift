@@ -30,7 +30,7 @@ struct ConfigCommand: AsyncParsableCommand {
             for key in ServeSettings.keys {
                 let value: String
                 if let source = resolved.sources[key.name] {
-                    let given = Self.values(of: key, in: resolved.arguments)
+                    let given = ServeSettings.values(of: key.name, in: resolved.arguments)
                     if key.isFlag {
                         value = "\(resolved.arguments.contains("--" + key.name))"
                     } else {
@@ -42,19 +42,6 @@ struct ConfigCommand: AsyncParsableCommand {
                     print("\(key.name): \(value)    # default")
                 }
             }
-        }
-
-        /// The values given for `key` in serve's arguments (`--key value` or `--key=value`).
-        private static func values(of key: ServeSettings.Key, in arguments: [String]) -> [String] {
-            var values: [String] = []
-            for (index, argument) in arguments.enumerated() {
-                if argument == "--" + key.name, !key.isFlag, index + 1 < arguments.count {
-                    values.append(arguments[index + 1])
-                } else if argument.hasPrefix("--\(key.name)=") {
-                    values.append(String(argument.dropFirst(key.name.count + 3)))
-                }
-            }
-            return values
         }
 
         /// Each option's default, as serve's help states it (an option's entry may span lines).

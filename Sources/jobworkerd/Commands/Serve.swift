@@ -196,6 +196,10 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Calls one identity may have open at once, over all its connections; beyond, RESOURCE_EXHAUSTED.")
     var maxStreamsPerIdentity = 128
 
+    /// Tests: once listening, wait until a writer opens this FIFO before the worker is made and
+    /// adopts the previous run's jobs, so that a test can watch the starting phase.
+    @Option(help: .hidden) var testHoldAdoption: String?
+
     func validate() throws {
         if opsListen != "off", HostAndPort(opsListen) == nil {
             throw ValidationError("--ops-listen: \"\(opsListen)\" is neither HOST:PORT nor off")
@@ -289,6 +293,28 @@ struct Serve: AsyncParsableCommand {
         return policy
     }
 
+    /// The worker's limits, ceilings, quotas and time limits, as the flags give them: at
+    /// startup, and again at each reload (`SettingsReload`).
+    func workerPolicy(host: HostCapacity) throws -> WorkerPolicy {
+        var policy = WorkerPolicy()
+        policy.defaultGracePeriod = .seconds(gracePeriod)
+        policy.defaultTimeout = try Self.duration(defaultTimeout, flag: "--default-timeout")
+        policy.maximumTimeout = try Self.duration(maxTimeout, flag: "--max-timeout")
+        policy.maximumRunningJobs = maxRunningJobs
+        policy.maximumRunningJobsPerOwner = maxRunningJobsPerOwner <= 0 ? nil : maxRunningJobsPerOwner
+        policy.startRatePerOwner =
+            startRatePerOwner <= 0 ? nil : StartRate(perSecond: startRatePerOwner, burst: max(1, startBurstPerOwner))
+        let retainedOutput = Quantity.bytes(retainOutput)!
+        policy.retention = RetentionPolicy(
+            maximumAge: try Self.retentionAge(retainFor), maximumOutputBytes: retainedOutput == 0 ? nil : retainedOutput
+        )
+        policy.minimumFreeDisk = try Self.diskSpaceFloor(minFreeDisk)
+        let outputCap = Quantity.bytes(maxOutputBytes)!
+        policy.maximumOutputBytes = outputCap == 0 ? nil : outputCap
+        policy.resourcePolicy = resourcePolicy(host: host)
+        return policy
+    }
+
     /// The connection flags.
     func connectionLimits() throws -> ConnectionLimits {
         var limits = ConnectionLimits()
@@ -323,6 +349,13 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("\(flag): \"\(text)\" is not a duration (500ms, 10s, 5m, 2h, 1d, 0)")
         }
         return .seconds(total)
+    }
+
+    /// Blocks until a writer opens the FIFO at `path` (`--test-hold-adoption`).
+    static func waitForWriter(of path: String) throws {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw ValidationError("--test-hold-adoption: cannot open \(path)") }
+        close(descriptor)
     }
 
     /// `--job-uids FIRST-LAST`.
@@ -366,38 +399,32 @@ struct Serve: AsyncParsableCommand {
 
         var configuration = WorkerConfiguration(stateDirectory: stateDir)
         configuration.logger = logger
-        configuration.defaultGracePeriod = .seconds(gracePeriod)
-        configuration.defaultTimeout = try Self.duration(defaultTimeout, flag: "--default-timeout")
-        configuration.maximumTimeout = try Self.duration(maxTimeout, flag: "--max-timeout")
-        configuration.maximumRunningJobs = maxRunningJobs
-        configuration.maximumRunningJobsPerOwner = maxRunningJobsPerOwner <= 0 ? nil : maxRunningJobsPerOwner
-        configuration.startRatePerOwner =
-            startRatePerOwner <= 0 ? nil : StartRate(perSecond: startRatePerOwner, burst: max(1, startBurstPerOwner))
+        configuration.policy = try workerPolicy(host: HostCapacity.measure())
         configuration.cgroupParentName = cgroupParent
         configuration.jobUsers = try jobUser.map { .fixed(try JobUser.parse($0)) } ?? .pool(Self.uidRange(jobUids))
-        let retainedOutput = Quantity.bytes(retainOutput)!
-        configuration.retention = RetentionPolicy(
-            maximumAge: try Self.retentionAge(retainFor), maximumOutputBytes: retainedOutput == 0 ? nil : retainedOutput
-        )
         configuration.ioDevices = ioDevices.isEmpty ? nil : ioDevices
-        configuration.minimumFreeDisk = try Self.diskSpaceFloor(minFreeDisk)
         configuration.systemCallFilter =
             seccomp == "off" ? .off : allowIoUring ? .standardAllowingIOUring : .standard
         configuration.jobFilesystem.isPrivate = jobFilesystem == "private"
         configuration.jobFilesystem.temporaryBytes = Quantity.bytes(jobTmpfsSize)!
-        let outputCap = Quantity.bytes(maxOutputBytes)!
-        configuration.maximumOutputBytes = outputCap == 0 ? nil : outputCap
         configuration.jobFilesystem.scratchDirectory = jobScratchDir
         configuration.jobFilesystem.hiddenPaths = jobHide
         configuration.jobFilesystem.binds = jobBind.compactMap(JobBind.init(parsing:))
         // The server's keys and certificates: no job sees them, wherever the operator keeps them.
         configuration.serverPaths = [tlsKey, tlsCert, clientCa].compactMap { $0 }
-        configuration.resourcePolicy = resourcePolicy(host: HostCapacity.measure())
         // One pool of blocking-capable threads for the service's starts, stops and status reads
         // and for the worker's own background work: the event loops only move bytes.
         let blocking = BlockingWorkExecutor()
         configuration.backgroundExecutor = blocking
-        let worker = try await Worker(configuration: configuration)
+        // The worker is made (and adopts the jobs of the previous run) once the server listens,
+        // so that health checks see it starting and the job API answers UNAVAILABLE meanwhile.
+        let workers = WorkerSlot()
+        let workerConfiguration = configuration
+        let adoptionHold = testHoldAdoption
+        let makeWorker: @Sendable () async throws -> Worker = {
+            if let adoptionHold { try await blocking.run { try Self.waitForWriter(of: adoptionHold) } }
+            return try await Worker(configuration: workerConfiguration)
+        }
 
         let limits = try connectionLimits()
         logger.info(
@@ -422,11 +449,12 @@ struct Serve: AsyncParsableCommand {
                 Jobworker_V1_JobWorker.descriptor, Grpc_Reflection_V1_ServerReflection.descriptor,
                 Grpc_Reflection_V1alpha_ServerReflection.descriptor,
             ], methods: [])
+        let streamQuota = StreamQuotaInterceptor(limit: maxStreamsPerIdentity)
         let server = GRPCServer(
             transport: transport,
             services: [
                 JobWorkerService(
-                    worker: worker, requestLimits: RequestLimits(startJobBytes: limits.maximumRequestBytes),
+                    workers: workers, requestLimits: RequestLimits(startJobBytes: limits.maximumRequestBytes),
                     blocking: blocking, phase: phase),
                 health, reflection.v1, reflection.v1alpha,
             ],
@@ -434,70 +462,42 @@ struct Serve: AsyncParsableCommand {
                 .apply(RPCMetricsInterceptor(), to: .all),
                 .apply(AuditInterceptor(logger: logger, resolver: resolver), to: audited),
                 .apply(AuthorizationInterceptor(resolver: resolver), to: jobAPI),
-                .apply(StreamQuotaInterceptor(limit: maxStreamsPerIdentity), to: jobAPI),
+                .apply(streamQuota, to: jobAPI),
             ])
         let notifier = SystemdNotifier.fromEnvironment(logger: logger)
         let service = APIServerService(
-            server: server, worker: worker, blocking: blocking, phase: phase, notifier: notifier,
-            jobGrace: .seconds(gracePeriod),
+            server: server, workers: workers, makeWorker: makeWorker, blocking: blocking, phase: phase,
+            notifier: notifier,
             shutdownGrace: try Self.duration(shutdownGrace, flag: "--shutdown-grace") ?? .zero,
             shutdownDelay: try Self.duration(shutdownDelay, flag: "--shutdown-delay") ?? .zero,
             leavesJobsRunning: !stopJobsOnExit, logger: logger, tlsFiles: tlsFiles,
-            credentials: transport.credentials
+            credentials: transport.credentials, settings: try await SettingsReload.start(),
+            streamQuota: streamQuota,
+            // For `jobworkerd reload`: which process serves this state directory.
+            pidFile: stateDir + "/jobworkerd.pid"
         ) {
-            let bound = await transport.listeningAddress
-            let port = bound?.ipv4?.port ?? bound?.ipv6?.port ?? address.port
+            // nil: serve() could not bind, and says why.
+            guard let bound = await transport.listeningAddress else { return false }
+            let port = bound.ipv4?.port ?? bound.ipv6?.port ?? address.port
             let listening = HostAndPort(host: address.host, port: port)
             print("jobworkerd listening on \(listening)")
             if let pki { pki.printInstructions(address: listening) }
             fflush(nil)  // scripts read the port: flush now, not at exit
+            return true
         }
         var operations: (any Channel)?
         if let opsAddress = HostAndPort(opsListen) {
             let channel = try await OperationsListener(
                 host: opsAddress.host, port: opsAddress.port, phase: phase,
-                metrics: MetricsExposition(registry: registry, worker: worker, credentials: transport.credentials)
+                metrics: MetricsExposition(registry: registry, workers: workers, credentials: transport.credentials)
             ).start()
             let port = channel.localAddress?.port ?? opsAddress.port
             print("jobworkerd operations listening on \(HostAndPort(host: opsAddress.host, port: port))")
             operations = channel
         }
-        // For `jobworkerd reload`: which process serves this state directory.
-        let pidFile = stateDir + "/jobworkerd.pid"
-        try Data("\(getpid())\n".utf8).write(to: URL(fileURLWithPath: pidFile), options: .atomic)
-        defer { try? FileManager.default.removeItem(atPath: pidFile) }
         try await ServiceGroup(
             services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger
         ).run()
         try? await operations?.close()
-    }
-}
-
-/// Where the server's TLS material is read from, at startup and at each reload.
-struct TLSFiles: Sendable {
-    let certificateChain: String
-    let privateKey: String
-    let clientCA: String
-
-    func load() throws -> ServerCredentials {
-        let (chain, key, authority) = try read()
-        return try ServerCredentials(certificateChainPEM: chain, privateKeyPEM: key, clientCAPEM: authority)
-    }
-
-    /// Reads the files again; the old material stays if any of them is missing or broken.
-    func reload(into credentials: ServerCredentials) throws {
-        let (chain, key, authority) = try read()
-        try credentials.replace(certificateChainPEM: chain, privateKeyPEM: key, clientCAPEM: authority)
-    }
-
-    private func read() throws -> (String, String, String) {
-        func contents(_ path: String) throws -> String {
-            do {
-                return try String(contentsOfFile: path, encoding: .utf8)
-            } catch {
-                throw CredentialsError(path: path, "cannot be read as text")
-            }
-        }
-        return (try contents(certificateChain), try contents(privateKey), try contents(clientCA))
     }
 }
