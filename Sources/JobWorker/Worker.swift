@@ -157,7 +157,7 @@ public final class Worker: Sendable {
             monitor, cgroups, inits, store, stateLock
         )
         self.currentPolicy = currentPolicy
-        table = JobTable(policy: currentPolicy)
+        table = JobTable()
         table.restore(recovery, stateDirectory: stateDirectory)
         retention = Retention(
             policy: currentPolicy, table: table, store: store, stateDirectory: stateDirectory,
@@ -184,17 +184,16 @@ public final class Worker: Sendable {
     /// lower running-job limit refuses starts until enough jobs have ended, and stops none), and
     /// retention applies its new bounds before this returns (it deletes files: call it where
     /// blocking is fine). A resource policy that does not hold together is `invalidArgument`,
-    /// and the current one stays.
+    /// and the current one stays; a worker shutting down is `shuttingDown`.
     public func update(_ policy: WorkerPolicy) throws(JobWorkerError) {
         try policy.resourcePolicy.validate()
-        let isRunning = retentionTimer.withLock { timer in
-            guard let running = timer else { return false }  // shut down
+        try retentionTimer.withLock { timer throws(JobWorkerError) in
+            guard let running = timer else { throw JobWorkerError(.shuttingDown, "the worker is shutting down") }
             running.cancel()
             currentPolicy.value = policy
             timer = retention.startTimer()
-            return true
         }
-        if isRunning { retention.apply() }
+        retention.apply()
     }
 
     /// Starts `command` with `arguments` (verbatim, never through a shell) on behalf of `owner`,
@@ -425,11 +424,12 @@ public final class Worker: Sendable {
     /// stop completes within `gracePeriod` (its SIGKILL would not survive the worker, and their
     /// end is recorded as the stop it is).
     public func shutdown(gracePeriod: Duration? = nil, leavingJobsRunning: Bool = false) async {
-        guard let jobs = await table.beginShutdown() else { return }
+        // First: from here on `update` changes nothing.
         retentionTimer.withLock { timer in
             timer?.cancel()
             timer = nil
         }
+        guard let jobs = await table.beginShutdown() else { return }
         // Left running, a job's timeout is the next worker's to keep; stopped, its stop is under way.
         launcher.timeouts.cancelAll()
         let grace = gracePeriod ?? currentPolicy.value.defaultGracePeriod

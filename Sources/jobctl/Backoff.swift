@@ -51,6 +51,8 @@ extension Connection {
         } catch let error as RPCError where error.isServerStarting || error.isServerDraining {
             let what = error.isServerStarting ? "is starting" : "is shutting down"
             Terminal.writeError("jobctl: \(label) \(what); waiting until it serves\n")
+            var backoff = Backoff()
+            try await backoff.pause()
             return try await Backoff.untilAnswered(call)
         }
     }

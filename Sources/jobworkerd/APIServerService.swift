@@ -44,6 +44,8 @@ struct APIServerService: Service {
     let onListening: @Sendable () async -> Bool
 
     func run() async throws {
+        // A worker made means this server holds the state directory, and wrote the pid file.
+        defer { if workers.filled != nil { try? FileManager.default.removeItem(atPath: pidFile) } }
         try await withGracefulShutdownHandler {
             // Each task says whether its end ends the serving: serve() returning (every call
             // done) or the grace for calls in flight passing does; the status reports do not.
@@ -70,7 +72,6 @@ struct APIServerService: Service {
             phase.beginDraining()
             notifier?.stopping()
         }
-        defer { try? FileManager.default.removeItem(atPath: pidFile) }
         guard let worker = workers.filled else {
             await blocking.shutdown()
             return
@@ -96,10 +97,11 @@ struct APIServerService: Service {
         }
         workers.fill(worker)
         try Data("\(getpid())\n".utf8).write(to: URL(fileURLWithPath: pidFile), options: .atomic)
+        // READY=1 before the phase moves, so that a reload (which waits for serving) follows it;
+        // none after a shutdown began during the start (systemd had STOPPING=1).
+        if phase.current != .draining { notifier?.ready(runningJobs: worker.runningJobCount) }
         phase.beginServing()
-        // A shutdown during the start: systemd already had STOPPING=1.
         guard phase.current == .serving, let notifier else { return }
-        notifier.ready(runningJobs: worker.runningJobCount)
         group.addTask {
             await notifier.reportStatus(of: worker)
             return false
@@ -124,14 +126,15 @@ struct APIServerService: Service {
             // settings read at startup, and this one then applies what changed since.
             guard await phase.waitUntilStarted() == .serving else { continue }
             notifier?.reloading()
-            var candidate = settings
             do {
-                let reloaded = try await candidate.read()
-                try tlsFiles.reload(into: credentials)
-                // The policy was checked as the worker checks it: this does not fail. Retention
-                // may delete files under its new bounds: off the event loops.
-                if let worker = workers.filled {
-                    try await blocking.run { try worker.update(reloaded.policy) }
+                // On the blocking threads: files, the YAML, user lookups, retention's deletions.
+                let (reloaded, candidate) = try await blocking.run { [settings] in
+                    var candidate = settings
+                    let reloaded = try await candidate.read()
+                    try tlsFiles.reload(into: credentials)
+                    // The policy was checked as the worker checks it: this does not fail.
+                    try workers.filled?.update(reloaded.policy)
+                    return (reloaded, candidate)
                 }
                 streamQuota.setLimit(reloaded.maximumStreamsPerIdentity)
                 settings = candidate
@@ -146,7 +149,8 @@ struct APIServerService: Service {
             } catch {
                 logger.error("reload failed, keeping the current TLS material and settings: \(error)")
             }
-            notifier?.ready(runningJobs: workers.filled?.runningJobCount ?? 0)
+            // Not once a shutdown has begun: systemd had STOPPING=1.
+            if phase.current == .serving { notifier?.ready(runningJobs: workers.filled?.runningJobCount ?? 0) }
         }
     }
 

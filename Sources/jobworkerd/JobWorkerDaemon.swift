@@ -22,6 +22,7 @@ struct JobWorkerDaemon: AsyncParsableCommand {
                     serveArguments, environment: ProcessInfo.processInfo.environment)
                 arguments = (arguments.first == "serve" ? ["serve"] : []) + resolved.arguments
                 sources = resolved.sources
+                ServeSettings.startupArguments.withLock { $0 = resolved.arguments }
             } catch {
                 exit(withError: error)
             }

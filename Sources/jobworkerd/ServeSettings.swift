@@ -1,6 +1,7 @@
 import ArgumentParser
 import Configuration
 import Foundation
+import Synchronization
 import SystemPackage
 import Yams
 
@@ -37,6 +38,10 @@ struct ServeSettings {
     }
 
     static let defaultPath = "/etc/jobworker/jobworkerd.yaml"
+
+    /// The settings serve was parsed from (`resolve`'s arguments at startup): what a reload
+    /// compares its own reading with.
+    static let startupArguments = Mutex<[String]?>(nil)
 
     /// Serve's settings, read off its declaration: each option's and flag's property, by the
     /// name its help gives it (a repeatable option is named in the singular: `--io-device`).

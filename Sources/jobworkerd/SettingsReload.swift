@@ -2,9 +2,9 @@ import ArgumentParser
 import Foundation
 import JobWorker
 
-/// What a reload (SIGHUP) reads again besides the TLS material: the configuration file and the
-/// `JOBWORKERD_…` variables under the command line's flags, exactly as at startup, checked as
-/// serve checks them. The limits, ceilings, quotas and time limits take effect at once; any
+/// What a reload (SIGHUP) reads again besides the TLS material: the configuration file, under the
+/// command line's flags and the `JOBWORKERD_…` variables (both as the process got them: a
+/// variable changes only with a restart), resolved and checked exactly as at startup. The limits, ceilings, quotas and time limits take effect at once; any
 /// other setting that changed is named as waiting for a restart (a listener, the state directory
 /// or the jobs' isolation cannot change under running jobs).
 struct SettingsReload: Sendable {
@@ -29,9 +29,12 @@ struct SettingsReload: Sendable {
         var needingRestart: [String]
     }
 
-    /// The settings serve started with (read once more: the file as it is now).
+    /// The settings serve started with.
     static func start() async throws -> SettingsReload {
         let commandLine = ServeSettings.serveArguments(of: Array(CommandLine.arguments.dropFirst())) ?? []
+        if let arguments = ServeSettings.startupArguments.withLock({ $0 }) {
+            return SettingsReload(commandLine: commandLine, arguments: arguments)
+        }
         let resolved = try await ServeSettings.resolve(commandLine, environment: ProcessInfo.processInfo.environment)
         return SettingsReload(commandLine: commandLine, arguments: resolved.arguments)
     }

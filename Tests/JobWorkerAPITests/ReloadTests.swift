@@ -116,7 +116,12 @@ struct ReloadTests {
         #expect(
             daemon.log.contains("taking effect only at the next start: idle-timeout"), "\(daemon.log.suffix(1500))")
 
-        // A file serve would refuse: the reload says why, and the settings in force stay.
+        // Files serve would refuse: the reload says why, and the settings in force stay. A value
+        // that parses but does not hold together (the default memory above the new ceiling):
+        try reload("max-running-jobs-per-owner: 3\nmax-memory: 512Mi\n")
+        #expect(daemon.log.contains("exceeds its ceiling"), "\(daemon.log.suffix(1500))")
+        #expect(try start().error.contains("admin has 2 jobs running"))
+        // A key that is none:
         try reload("max-running-jobs-per-owner: 3\nbogus-key: 1\n")
         #expect(daemon.log.contains("reload failed"), "\(daemon.log.suffix(1500))")
         #expect(daemon.log.contains("unknown key \\\"bogus-key\\\""), "\(daemon.log.suffix(1500))")

@@ -50,12 +50,12 @@ struct OwnerQuotaTests {
         let rate = StartRate(perSecond: 10, burst: 3)
         var policy = WorkerPolicy()
         (policy.maximumRunningJobs, policy.startRatePerOwner) = (100, rate)
-        let table = JobTable(policy: CurrentPolicy(policy))
+        let table = JobTable()
         let start = ContinuousClock.now
-        for _ in 0..<3 { try table.reserveStart(for: "alice", now: start) }
-        #expect(throws: JobWorkerError.self) { try table.reserveStart(for: "alice", now: start) }
+        for _ in 0..<3 { try table.reserveStart(for: "alice", policy: policy, now: start) }
+        #expect(throws: JobWorkerError.self) { try table.reserveStart(for: "alice", policy: policy, now: start) }
         do {
-            try table.reserveStart(for: "alice", now: start + .milliseconds(50))
+            try table.reserveStart(for: "alice", policy: policy, now: start + .milliseconds(50))
             Issue.record("a start half a token after the burst was admitted")
         } catch {
             #expect(error.code == .resourceExhausted)
@@ -63,12 +63,14 @@ struct OwnerQuotaTests {
             #expect(error.message.hasSuffix("try again in 0.05 s"), "\(error.message)")
         }
         // Another owner has a bucket of its own.
-        try table.reserveStart(for: "bob", now: start)
+        try table.reserveStart(for: "bob", policy: policy, now: start)
         // One token back after 1/rate.
-        try table.reserveStart(for: "alice", now: start + .milliseconds(101))
-        #expect(throws: JobWorkerError.self) { try table.reserveStart(for: "alice", now: start + .milliseconds(102)) }
+        try table.reserveStart(for: "alice", policy: policy, now: start + .milliseconds(101))
+        #expect(throws: JobWorkerError.self) {
+            try table.reserveStart(for: "alice", policy: policy, now: start + .milliseconds(102))
+        }
         // A full bucket again after burst/rate, and forgotten.
-        try table.reserveStart(for: "carol", now: start + .seconds(10))
+        try table.reserveStart(for: "carol", policy: policy, now: start + .seconds(10))
         #expect(table.contents.withLock { $0.startTokens.keys.sorted() } == ["carol"])
     }
 }

@@ -42,11 +42,13 @@ struct JobLauncher: Sendable {
     /// Starts the job; returns it once its program has exec'd inside its cgroup, recorded and
     /// watched. `isShuttingDown` tells that the worker began shutting down meanwhile.
     func start(_ request: Request) async throws(JobWorkerError) -> (job: Job, isShuttingDown: Bool) {
-        try table.reserveStart(for: request.owner)
+        // One reading of the policy for the whole start, admission included.
+        let policy = policy.value
+        try table.reserveStart(for: request.owner, policy: policy)
         var rollback = RollbackStack()
         rollback.push { [table] in table.cancelReservation(for: request.owner) }
         do {
-            let started = try await launch(request, rollback: &rollback)
+            let started = try await launch(request, policy: policy, rollback: &rollback)
             return started
         } catch {
             await rollback.unwind()
@@ -54,11 +56,12 @@ struct JobLauncher: Sendable {
         }
     }
 
-    private func launch(_ request: Request, rollback: inout RollbackStack) async throws(JobWorkerError) -> (
-        job: Job, isShuttingDown: Bool
-    ) {
+    private func launch(_ request: Request, policy: WorkerPolicy, rollback: inout RollbackStack)
+        async throws(JobWorkerError) -> (
+            job: Job, isShuttingDown: Bool
+        )
+    {
         let spec = request.spec
-        let policy = policy.value
         try JobSpecValidation.name(spec.name)
         try JobSpecValidation.labels(spec.labels)
         try JobSpecValidation.stopSignal(spec.stopSignal)

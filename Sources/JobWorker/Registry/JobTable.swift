@@ -126,16 +126,12 @@ final class JobTable: Sendable {
     }
 
     let contents = Mutex(Contents())
-    /// The running-job limits and the start rate, read at each start.
-    private let policy: CurrentPolicy
     /// Signalled when a job ends (retention has something new to consider).
     let jobEnded = ChangeSignal()
     /// Signalled when a start under way has been published or given up.
     private let startsChanged = ChangeSignal()
 
-    init(policy: CurrentPolicy) {
-        self.policy = policy
-    }
+    init() {}
 
     /// Takes in what `Recovery` found of previous runs.
     func restore(_ recovery: Recovery, stateDirectory: StateDirectory) {
@@ -195,9 +191,11 @@ final class JobTable: Sendable {
     }
 
     /// Reserves a running slot for `owner`'s start, or refuses it: past the server's limit, the
-    /// owner's limit, or the owner's start rate. Checked and reserved in one step.
-    func reserveStart(for owner: String, now: ContinuousClock.Instant = .now) throws(JobWorkerError) {
-        let policy = policy.value
+    /// owner's limit, or the owner's start rate, as the start's `policy` sets them. Checked and
+    /// reserved in one step.
+    func reserveStart(for owner: String, policy: WorkerPolicy, now: ContinuousClock.Instant = .now)
+        throws(JobWorkerError)
+    {
         let (limit, ownerLimit, rate) = (
             policy.maximumRunningJobs, policy.maximumRunningJobsPerOwner, policy.startRatePerOwner
         )

@@ -6,10 +6,13 @@ import Foundation
 #endif
 
 /// `jobworkerd reload`: asks the server of a state directory to read its TLS certificate, key and
-/// client CA again (SIGHUP), as `systemctl reload` does. The server logs whether it took them.
+/// client CA, and its configuration file, again (SIGHUP), as `systemctl reload` does. The server
+/// logs whether it took them.
 struct Reload: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Make the running server read its TLS certificate, key and client CA again (SIGHUP).")
+        abstract:
+            "Make the running server read its TLS certificate, key and client CA and its configuration file again (SIGHUP): new limits, ceilings and quotas apply to new starts."
+    )
 
     @Option(help: "The state directory of the server to reload.")
     var stateDir = "/var/lib/jobworker"

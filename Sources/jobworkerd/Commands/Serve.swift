@@ -421,9 +421,12 @@ struct Serve: AsyncParsableCommand {
         let workers = WorkerSlot()
         let workerConfiguration = configuration
         let adoptionHold = testHoldAdoption
+        // On the blocking threads: the event loops go on answering (health, UNAVAILABLE) meanwhile.
         let makeWorker: @Sendable () async throws -> Worker = {
-            if let adoptionHold { try await blocking.run { try Self.waitForWriter(of: adoptionHold) } }
-            return try await Worker(configuration: workerConfiguration)
+            try await blocking.run {
+                if let adoptionHold { try Self.waitForWriter(of: adoptionHold) }
+                return try await Worker(configuration: workerConfiguration)
+            }
         }
 
         let limits = try connectionLimits()
