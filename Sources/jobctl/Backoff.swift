@@ -33,7 +33,7 @@ extension Backoff {
             do {
                 return try await call(options)
             } catch let error as RPCError
-                where (error.isServerStarting || error.isServerDraining) && .now + backoff.next < deadline
+                where error.serverNotServing != nil && .now + backoff.next < deadline
             {
                 try await backoff.pause()
             }
@@ -48,8 +48,8 @@ extension Connection {
     func promptly<Result>(_ call: (CallOptions) async throws -> Result) async throws -> Result {
         do {
             return try await call(Connection.prompt)
-        } catch let error as RPCError where error.isServerStarting || error.isServerDraining {
-            let what = error.isServerStarting ? "is starting" : "is shutting down"
+        } catch let error as RPCError {
+            guard let what = error.serverNotServing else { throw error }
             Terminal.writeError("jobctl: \(label) \(what); waiting until it serves\n")
             var backoff = Backoff()
             try await backoff.pause()

@@ -109,4 +109,11 @@ extension RPCError {
 
     /// The server said it is starting (it answers while it adopts the jobs of its previous run).
     var isServerStarting: Bool { code == .unavailable && message.hasPrefix("the server is starting") }
+
+    /// "is starting" or "is shutting down" when the server answered that it does not serve (yet,
+    /// or any more): a call made at once would be refused again, so the caller waits and asks
+    /// again. nil for any other failure.
+    var serverNotServing: String? {
+        isServerStarting ? "is starting" : isServerDraining ? "is shutting down" : nil
+    }
 }

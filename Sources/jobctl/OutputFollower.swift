@@ -35,9 +35,8 @@ struct OutputFollower {
                 return position.offset
             } catch let error as RPCError where error.code == .unavailable {
                 let offset = position.offset
-                if error.isServerDraining || error.isServerStarting {
+                if let what = error.serverNotServing {
                     // The server answers but does not serve yet, or any more: wait for it.
-                    let what = error.isServerStarting ? "is starting" : "is shutting down"
                     Terminal.writeError(
                         "jobctl: \(connection.address) \(what) at byte \(offset); resuming once it serves\n")
                     try await backoff.pause()

@@ -72,16 +72,14 @@ struct APIServerService: Service {
             phase.beginDraining()
             notifier?.stopping()
         }
-        guard let worker = workers.filled else {
-            await blocking.shutdown()
-            return
+        if let worker = workers.filled {
+            let running = worker.runningJobCount
+            if leavesJobsRunning, running > 0 {
+                logger.info("leaving \(running) running jobs to the next jobworkerd on this state directory")
+            }
+            // With `--stop-jobs-on-exit`, each job gets the grace period in force (`--grace-period`).
+            await worker.shutdown(leavingJobsRunning: leavesJobsRunning)
         }
-        let running = worker.runningJobCount
-        if leavesJobsRunning, running > 0 {
-            logger.info("leaving \(running) running jobs to the next jobworkerd on this state directory")
-        }
-        // With `--stop-jobs-on-exit`, each job gets the grace period in force (`--grace-period`).
-        await worker.shutdown(leavingJobsRunning: leavesJobsRunning)
         await blocking.shutdown()
     }
 

@@ -4,9 +4,10 @@ import JobWorker
 
 /// What a reload (SIGHUP) reads again besides the TLS material: the configuration file, under the
 /// command line's flags and the `JOBWORKERD_…` variables (both as the process got them: a
-/// variable changes only with a restart), resolved and checked exactly as at startup. The limits, ceilings, quotas and time limits take effect at once; any
-/// other setting that changed is named as waiting for a restart (a listener, the state directory
-/// or the jobs' isolation cannot change under running jobs).
+/// variable changes only with a restart), resolved and checked exactly as at startup. The
+/// limits, ceilings, quotas and time limits take effect at once; any other setting that changed
+/// is named as waiting for a restart (a listener, the state directory or the jobs' isolation
+/// cannot change under running jobs).
 struct SettingsReload: Sendable {
     /// The keys a reload applies: `WorkerPolicy` and the per-identity call cap.
     static let reloadable: Set<String> = [
@@ -29,14 +30,11 @@ struct SettingsReload: Sendable {
         var needingRestart: [String]
     }
 
-    /// The settings serve started with.
-    static func start() async throws -> SettingsReload {
+    /// The settings serve started with, as `JobWorkerDaemon` resolved them.
+    static func start() -> SettingsReload {
         let commandLine = ServeSettings.serveArguments(of: Array(CommandLine.arguments.dropFirst())) ?? []
-        if let arguments = ServeSettings.startupArguments.withLock({ $0 }) {
-            return SettingsReload(commandLine: commandLine, arguments: arguments)
-        }
-        let resolved = try await ServeSettings.resolve(commandLine, environment: ProcessInfo.processInfo.environment)
-        return SettingsReload(commandLine: commandLine, arguments: resolved.arguments)
+        return SettingsReload(
+            commandLine: commandLine, arguments: ServeSettings.startupArguments.withLock { $0 } ?? commandLine)
     }
 
     /// Reads the settings again; throws, saying which setting and where, if serve would refuse

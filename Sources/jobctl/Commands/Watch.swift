@@ -75,9 +75,8 @@ struct Watch: AsyncParsableCommand {
                     Terminal.writeError(
                         "jobctl: \(server.label): the server dropped this watch for falling behind; watching again\n")
                 } catch let error as RPCError where error.code == .unavailable {
-                    if error.isServerDraining || error.isServerStarting {
+                    if let what = error.serverNotServing {
                         // Answering but not serving yet, or any more: wait for it.
-                        let what = error.isServerStarting ? "is starting" : "is shutting down"
                         Terminal.writeError("jobctl: \(server.label) \(what); watching again once it serves\n")
                         try await backoff.pause()
                     } else {

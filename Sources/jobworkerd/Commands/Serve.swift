@@ -474,7 +474,7 @@ struct Serve: AsyncParsableCommand {
             shutdownGrace: try Self.duration(shutdownGrace, flag: "--shutdown-grace") ?? .zero,
             shutdownDelay: try Self.duration(shutdownDelay, flag: "--shutdown-delay") ?? .zero,
             leavesJobsRunning: !stopJobsOnExit, logger: logger, tlsFiles: tlsFiles,
-            credentials: transport.credentials, settings: try await SettingsReload.start(),
+            credentials: transport.credentials, settings: SettingsReload.start(),
             streamQuota: streamQuota,
             // For `jobworkerd reload`: which process serves this state directory.
             pidFile: stateDir + "/jobworkerd.pid"
