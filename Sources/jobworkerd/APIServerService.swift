@@ -99,6 +99,9 @@ struct APIServerService: Service {
         // none after a shutdown began during the start (systemd had STOPPING=1).
         if phase.current != .draining { notifier?.ready(runningJobs: worker.runningJobCount) }
         phase.beginServing()
+        // For scripts, as READY=1 is for systemd: from this line on the job API answers.
+        print("jobworkerd serving, \(worker.runningJobCount) running jobs adopted")
+        fflush(nil)
         guard phase.current == .serving, let notifier else { return }
         group.addTask {
             await notifier.reportStatus(of: worker)

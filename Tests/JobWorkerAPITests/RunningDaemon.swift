@@ -26,8 +26,9 @@ final class RunningDaemon {
     var pki: String { state + "/dev-pki" }
     var address: String { "127.0.0.1:\(port)" }
 
-    /// Starts `jobworkerd --dev` with `arguments` added, and waits for the line that says where
-    /// it listens (the read returns at EOF if the daemon died first).
+    /// Starts `jobworkerd --dev` with `arguments` added, and waits for the line that says it
+    /// serves (the job API answers from then on), or, when a test holds its adoption, the line
+    /// that says where it listens (the read returns at EOF if the daemon died first).
     ///
     /// `restarting` a daemon uses its state directory and cgroup parent (and leaves the directory
     /// to it). A test daemon stops its jobs when it exits (`--stop-jobs-on-exit`), so that none
@@ -51,15 +52,19 @@ final class RunningDaemon {
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         try process.run()
+        let awaited = arguments.contains("--test-hold-adoption") ? "jobworkerd listening on " : "jobworkerd serving"
         var text = ""
         var port: Int?
-        while port == nil {
+        while !text.split(separator: "\n").contains(where: { $0.hasPrefix(awaited) }) {
             let data = output.fileHandleForReading.availableData
             if data.isEmpty { break }
             text += String(decoding: data, as: UTF8.self)
-            if let line = text.split(separator: "\n").first(where: { $0.hasPrefix("jobworkerd listening on ") }) {
-                port = line.split(separator: ":").last.flatMap { Int($0) }
-            }
+        }
+        let lines = text.split(separator: "\n")
+        if lines.contains(where: { $0.hasPrefix(awaited) }),
+            let line = lines.first(where: { $0.hasPrefix("jobworkerd listening on ") })
+        {
+            port = line.split(separator: ":").last.flatMap { Int($0) }
         }
         guard let port else {
             process.terminate()
